@@ -1,0 +1,164 @@
+"""The only place that runs `docker compose`: resolve the project, start new containers.
+
+Compose semantics (files, overrides, profiles, env files, interpolation) stay compose's:
+we ask the real CLI and read what it prints.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from .errors import ComposeFailed, ComposeUnavailable
+from .models import Project, PublishedPort, ServiceDefinition
+from .options import ComposeOptions
+
+log = logging.getLogger(__name__)
+
+_STOP_GRACE_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+class Compose:
+    """`docker compose` with the user's global options, one method per subcommand we use."""
+
+    def __init__(self, options: ComposeOptions, docker: str = "docker") -> None:
+        self.options = options
+        self.docker = docker
+
+    def check_version(self) -> str:
+        result = self._run(["version", "--short"])
+        version = result.stdout.strip().lstrip("v")
+        if result.returncode != 0 or not version or version.split(".")[0] == "1":
+            raise ComposeUnavailable(
+                "docker compose v2 is not installed (`docker compose version` failed).",
+                hint="Install the compose plugin: https://docs.docker.com/compose/install/linux/",
+            )
+        return version
+
+    def load_project(self) -> Project:
+        # YAML, not JSON: compose's JSON output drops services' x-* extensions.
+        result = self._run(["config", "--format", "yaml"])
+        if result.returncode != 0:
+            self.check_version()  # a missing compose deserves its own message
+            raise ComposeUnavailable(
+                f"docker compose cannot load the project: {_last_line(result.stderr)}"
+            )
+        return _project_from_config(yaml.safe_load(result.stdout))
+
+    def scale_up(self, service: str, replicas: int) -> None:
+        """Start containers until `service` has `replicas`, leaving the running ones alone."""
+        result = self._run(
+            ["up", "--detach", "--no-deps", "--no-recreate", "--scale", f"{service}={replicas}",
+             service],
+        )
+        if result.returncode != 0:
+            raise ComposeFailed(
+                f"docker compose up could not start a new {service} container: "
+                f"{_last_line(result.stderr)}"
+            )
+
+    def _run(self, args: Sequence[str]) -> CommandResult:
+        argv = (self.docker, "compose", "--ansi", "never", *self.options.argv(), *args)
+        log.debug("running %s", " ".join(argv))
+        try:
+            # Own session: a Ctrl-C meant for docker-swap must not reach compose directly;
+            # we stop it ourselves and then roll back.
+            process = subprocess.Popen(
+                argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                start_new_session=True,
+            )
+        except FileNotFoundError as exc:
+            raise ComposeUnavailable(f"the docker CLI ({self.docker}) is not installed.") from exc
+        try:
+            stdout, stderr = process.communicate()
+        except BaseException:
+            _stop(process)
+            raise
+        return CommandResult(argv, process.returncode, stdout, stderr)
+
+
+def _stop(process: subprocess.Popen[str]) -> None:
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(_STOP_GRACE_SECONDS)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "no error output"
+
+
+def _project_from_config(config: Mapping[str, object]) -> Project:
+    services = config.get("services") or {}
+    assert isinstance(services, dict)
+    return Project(
+        name=str(config["name"]),
+        services={name: _service(name, spec) for name, spec in services.items()},
+    )
+
+
+def _service(name: str, spec: Mapping[str, object]) -> ServiceDefinition:
+    ports = spec.get("ports") or []
+    assert isinstance(ports, list)
+    published = tuple(
+        PublishedPort(str(port["published"]), int(port["target"]))
+        for port in ports
+        if isinstance(port, dict) and port.get("published") not in (None, "", "0")
+    )
+    x_swap = spec.get("x-swap") or {}
+    return ServiceDefinition(
+        name=name,
+        container_name=_optional_str(spec.get("container_name")),
+        published_ports=published,
+        network_mode=_optional_str(spec.get("network_mode")),
+        x_swap=x_swap if isinstance(x_swap, dict) else {"": x_swap},
+    )
+
+
+def _optional_str(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def locate(files: Sequence[str], service: str, key: str) -> tuple[str, int] | None:
+    """Where `services.<service>.<key>` is written: the last file defining it, and its line.
+
+    Used only to point the user at a line; what the setting means is compose's business.
+    """
+    found: tuple[str, int] | None = None
+    for file in files:
+        try:
+            root = yaml.compose(Path(file).read_text())
+        except (OSError, yaml.YAMLError):
+            continue
+        node = _child(_child(root, "services"), service)
+        value = _child(node, key)
+        if value is not None:
+            found = (os.path.relpath(file), value.start_mark.line + 1)
+    return found
+
+
+def _child(node: yaml.Node | None, key: str) -> yaml.Node | None:
+    if not isinstance(node, yaml.MappingNode):
+        return None
+    for key_node, value_node in node.value:
+        if isinstance(key_node, yaml.ScalarNode) and key_node.value == key:
+            return value_node if isinstance(value_node, yaml.Node) else None
+    return None

@@ -1,0 +1,138 @@
+"""Everything docker-swap raises, and what each means for the user.
+
+    SwapError                     base; ``str(err)`` is one sentence, ``err.hint`` what to do
+    ├── Refused                   refused before anything changed            (exit code 2)
+    │   ├── EngineUnreachable     no Docker engine answers
+    │   ├── ComposeUnavailable    `docker compose` v2 is missing or rejects the project
+    │   ├── ServiceNotFound       the service is not in the project, or has no running container
+    │   ├── NotSwappable          the service cannot run twice (container_name, fixed host port…)
+    │   ├── ProxyNotReady         the proxy is not configured for the service, or not running
+    │   ├── DeployInProgress      another deploy of the same service holds the lock
+    │   ├── UnfinishedDeploy      an earlier deploy was interrupted; `docker-swap recover` first
+    │   └── InvalidSettings       a flag or an `x-swap` key has a value we cannot use
+    ├── StepFailed                one step of a swap failed; the swap rolls back
+    │   ├── ComposeFailed         `docker compose up` did not start the new container
+    │   ├── NotReady              the new container did not become ready within the timeout
+    │   ├── ContainerExited       the new container exited while we waited for it
+    │   ├── ContainerUnhealthy    Docker reported the new container unhealthy
+    │   ├── ProxyConfigInvalid    the proxy rejected the configuration we generated
+    │   ├── SwitchNotConfirmed    the proxy did not show the new configuration live in time
+    │   ├── EngineFailed          an Engine API call failed unexpectedly
+    │   └── Interrupted           Ctrl-C or SIGTERM arrived before the switch completed
+    ├── DeployFailed              a swap failed and was rolled back: the old version serves  (1)
+    └── NeedsAttention            a rollback or a retire could not finish; state is kept for
+                                  `docker-swap recover`                                      (3)
+
+Lower-level errors (docker SDK, subprocess) are translated at the adapters' edge with
+``raise ... from exc`` and never leak secrets such as environment values.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_ROLLED_BACK = 1
+EXIT_REFUSED = 2
+EXIT_NEEDS_ATTENTION = 3
+
+
+class SwapError(Exception):
+    """Base of every error docker-swap raises on purpose."""
+
+    exit_code = EXIT_ROLLED_BACK
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+class Refused(SwapError):
+    """Raised before anything changed: the engine, project and proxy are as they were."""
+
+    exit_code = EXIT_REFUSED
+
+
+class EngineUnreachable(Refused):
+    """Raised when no Docker engine answers at the configured address."""
+
+
+class ComposeUnavailable(Refused):
+    """Raised when `docker compose` v2 is missing or cannot load the project."""
+
+
+class ServiceNotFound(Refused):
+    """Raised when the service is not in the project or has no running container."""
+
+
+class NotSwappable(Refused):
+    """Raised when the service's definition prevents two containers from running at once."""
+
+
+class ProxyNotReady(Refused):
+    """Raised when the proxy is not set up for the service or is not running."""
+
+
+class DeployInProgress(Refused):
+    """Raised when another deploy of the same service holds the lock."""
+
+
+class UnfinishedDeploy(Refused):
+    """Raised when an earlier deploy of the service was interrupted and needs `recover`."""
+
+
+class InvalidSettings(Refused):
+    """Raised when a flag or an `x-swap` key has a value docker-swap cannot use."""
+
+
+class StepFailed(SwapError):
+    """Raised by one step of the swap; the sequence answers it by rolling back."""
+
+
+class ComposeFailed(StepFailed):
+    """Raised when `docker compose up` fails to start the new container."""
+
+
+class NotReady(StepFailed):
+    """Raised when the new container is not ready before the readiness timeout."""
+
+
+class ContainerExited(StepFailed):
+    """Raised when the new container exits while docker-swap waits for it."""
+
+
+class ContainerUnhealthy(StepFailed):
+    """Raised when Docker reports the new container unhealthy."""
+
+
+class ProxyConfigInvalid(StepFailed):
+    """Raised when the proxy rejects the configuration docker-swap generated."""
+
+
+class SwitchNotConfirmed(StepFailed):
+    """Raised when the proxy does not show the new configuration live within the timeout."""
+
+
+class EngineFailed(StepFailed):
+    """Raised when an Engine API call fails in a way docker-swap did not expect."""
+
+
+class Interrupted(StepFailed):
+    """Raised when Ctrl-C or SIGTERM arrives before the switch has completed."""
+
+
+class DeployFailed(SwapError):
+    """Raised after a failed swap was rolled back; the old containers still serve."""
+
+    exit_code = EXIT_ROLLED_BACK
+
+    def __init__(self, cause: StepFailed, *, logs: str = "", container: str = "") -> None:
+        super().__init__(cause.message, hint=cause.hint)
+        self.cause = cause
+        self.logs = logs
+        self.container = container
+
+
+class NeedsAttention(SwapError):
+    """Raised when a rollback or retire could not finish; `docker-swap recover` resumes it."""
+
+    exit_code = EXIT_NEEDS_ATTENTION

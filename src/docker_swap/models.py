@@ -1,0 +1,78 @@
+"""Typed views of what compose and the engine report; built by the adapters, read by the rest."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class PublishedPort:
+    """A `ports:` entry that binds a port on the host."""
+
+    published: str
+    target: int
+
+
+@dataclass(frozen=True)
+class ServiceDefinition:
+    """One service as `docker compose config` resolved it (files, overrides, env merged)."""
+
+    name: str
+    container_name: str | None = None
+    published_ports: tuple[PublishedPort, ...] = ()
+    network_mode: str | None = None
+    x_swap: Mapping[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Project:
+    """A compose project: its name and its services."""
+
+    name: str
+    services: Mapping[str, ServiceDefinition]
+
+
+@dataclass(frozen=True)
+class Container:
+    """One container as the engine inspects it."""
+
+    id: str
+    name: str
+    project: str
+    service: str
+    number: int
+    status: str
+    health: str | None = None
+    image_id: str = ""
+    networks: Mapping[str, str] = field(default_factory=dict)
+    """Network name to this container's IPv4 address on it."""
+    exposed_ports: tuple[int, ...] = ()
+    has_healthcheck: bool = False
+    config_files: tuple[str, ...] = ()
+    pid: int = 0
+    """Host pid of the container's main process (0 when it does not run)."""
+    mounts: tuple[str, ...] = ()
+    """Paths inside the container where a volume or a host directory is mounted."""
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:12]
+
+    @property
+    def running(self) -> bool:
+        return self.status == "running"
+
+
+@dataclass(frozen=True)
+class Backend:
+    """Where a proxy sends a service's traffic: one container's name, address and port."""
+
+    container_id: str
+    name: str
+    address: str
+    port: int
+
+    @property
+    def short_id(self) -> str:
+        return self.container_id[:12]

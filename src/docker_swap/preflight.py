@@ -1,0 +1,191 @@
+"""Everything a swap needs, resolved and checked before anything changes.
+
+Each check either passes or raises a `Refused` error that says, in one sentence, what is wrong
+and how to fix it. Nothing here starts, stops or writes anything (except taking the lock).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from .compose import Compose, locate
+from .engine import Engine
+from .errors import (
+    InvalidSettings,
+    NotSwappable,
+    ProxyNotReady,
+    ServiceNotFound,
+    UnfinishedDeploy,
+)
+from .journal import Journal
+from .models import Container, Project, ServiceDefinition
+from .options import DeployOptions, resolve_settings
+from .proxy import ProxyDriver, open_proxy
+
+
+@dataclass
+class Plan:
+    """A checked deploy: what to replace, how to judge the new one, which proxy to switch."""
+
+    project: Project
+    options: DeployOptions
+    old: list[Container]
+    port: int
+    network: str
+    proxy: ProxyDriver
+    journal: Journal
+    notes: list[str] = field(default_factory=list)
+
+
+def prepare(
+    engine: Engine, compose: Compose, service: str, flags: Mapping[str, object | None]
+) -> Plan:
+    """Run every preflight check, take the service's lock, and return the plan."""
+    project, options = load(compose, service, flags)
+    old = running_containers(engine, project, project.services[service])
+    refuse_unswappable(project.services[service], old)
+    proxy, network = connect_proxy(engine, project, options, old[0])
+    notes = proxy.check()
+    port = choose_port(options, old[0])
+    journal = Journal(engine.engine_id(), project.name, service)
+    journal.lock()
+    try:
+        refuse_unfinished(journal, service)
+    except BaseException:
+        journal.unlock()
+        raise
+    return Plan(project, options, old, port, network, proxy, journal, notes)
+
+
+def load(
+    compose: Compose, service: str, flags: Mapping[str, object | None]
+) -> tuple[Project, DeployOptions]:
+    """The project as compose resolves it, and the service's settings (x-swap, then flags)."""
+    project = compose.load_project()
+    definition = _service(project, service)
+    return project, resolve_settings(service, definition.x_swap, flags)
+
+
+def proxy_containers(engine: Engine, project: Project, options: DeployOptions) -> list[Container]:
+    """Every container of the service's proxy, running or not."""
+    if options.proxy is None:
+        raise ProxyNotReady(
+            f"no proxy is configured for service {options.service!r}.",
+            hint=f"Add `x-swap: {{proxy: nginx:SERVICE}}` to {options.service} in the compose "
+            "file, or pass --proxy nginx:SERVICE.",
+        )
+    if options.proxy.service not in project.services:
+        raise ProxyNotReady(
+            f"the proxy service {options.proxy.service!r} is not in project {project.name!r}.",
+            hint="Set x-swap.proxy (or --proxy) to DRIVER:SERVICE, e.g. nginx:proxy.",
+        )
+    return engine.service_containers(project.name, options.proxy.service)
+
+
+def connect_proxy(
+    engine: Engine, project: Project, options: DeployOptions, sample: Container
+) -> tuple[ProxyDriver, str]:
+    """The service's proxy driver, and the network the proxy reaches `sample` on."""
+    containers = [c for c in proxy_containers(engine, project, options) if c.running]
+    assert options.proxy is not None
+    if not containers:
+        raise ProxyNotReady(
+            f"the proxy service {options.proxy.service!r} has no running container.",
+            hint=f"Start it with `docker compose up -d {options.proxy.service}`.",
+        )
+    driver = open_proxy(
+        options.proxy, engine, containers, options.upstream_name, options.switch_timeout
+    )
+    return driver, shared_network(containers, sample)
+
+
+def shared_network(proxies: Sequence[Container], sample: Container) -> str:
+    """The network on which the proxy reaches the service's containers."""
+    shared = set(sample.networks).intersection(*(set(c.networks) for c in proxies))
+    if not shared:
+        raise ProxyNotReady(
+            f"the proxy ({proxies[0].service}) and {sample.name} share no network.",
+            hint="Put both services on the same compose network.",
+        )
+    return sorted(shared)[0]
+
+
+def refuse_unfinished(journal: Journal, service: str) -> None:
+    entry = journal.read()
+    if entry is not None:
+        raise UnfinishedDeploy(
+            f"a deploy of {service} started at {entry.started_at} was interrupted "
+            f"(phase {entry.phase}).",
+            hint=f"Run `docker-swap recover {service}` to finish or undo it.",
+        )
+
+
+def _service(project: Project, service: str) -> ServiceDefinition:
+    if service not in project.services:
+        known = ", ".join(sorted(project.services)) or "none"
+        raise ServiceNotFound(
+            f"project {project.name!r} has no service {service!r} (services: {known})."
+        )
+    return project.services[service]
+
+
+def running_containers(
+    engine: Engine, project: Project, definition: ServiceDefinition
+) -> list[Container]:
+    containers = engine.service_containers(project.name, definition.name)
+    running = [c for c in containers if c.running]
+    stopped = [c for c in containers if not c.running]
+    if not running:
+        raise ServiceNotFound(
+            f"service {definition.name!r} has no running container to replace.",
+            hint=f"Start it first: `docker compose up -d {definition.name}`.",
+        )
+    if stopped:
+        names = ", ".join(c.name for c in stopped)
+        raise NotSwappable(
+            f"service {definition.name!r} has stopped containers ({names}) that compose would "
+            "restart instead of starting the new version.",
+            hint=f"Remove them first: `docker rm {' '.join(c.name for c in stopped)}`.",
+        )
+    return running
+
+
+def refuse_unswappable(definition: ServiceDefinition, old: Sequence[Container]) -> None:
+    files = old[0].config_files
+    name = definition.name
+    if definition.container_name:
+        raise NotSwappable(
+            f"service {name!r} sets container_name{_at(files, name, 'container_name')}, so a "
+            "second container cannot start beside the first; remove that line.",
+        )
+    if definition.published_ports:
+        port = definition.published_ports[0]
+        raise NotSwappable(
+            f"service {name!r} publishes host port {port.published}{_at(files, name, 'ports')}, "
+            "which two containers cannot bind at once; publish the port on the proxy instead "
+            f"and use `expose: [\"{port.target}\"]` here.",
+        )
+    mode = definition.network_mode or ""
+    if mode == "host" or mode.startswith(("container:", "service:")):
+        raise NotSwappable(
+            f"service {name!r} uses network_mode {mode}{_at(files, name, 'network_mode')}, so "
+            "the proxy cannot address two of its containers; give it a compose network.",
+        )
+
+
+def _at(files: Sequence[str], service: str, key: str) -> str:
+    where = locate(files, service, key)
+    return f" ({where[0]} line {where[1]})" if where else ""
+
+
+def choose_port(options: DeployOptions, container: Container) -> int:
+    if options.port:
+        return options.port
+    if len(container.exposed_ports) == 1:
+        return container.exposed_ports[0]
+    found = ", ".join(map(str, container.exposed_ports)) or "none"
+    raise InvalidSettings(
+        f"cannot tell which port of {options.service} the proxy should use (exposed: {found}).",
+        hint=f"Set x-swap.port on {options.service}, or pass --port.",
+    )

@@ -1,0 +1,48 @@
+"""Proxy drivers: one per proxy, behind one small protocol the swap sequence uses.
+
+A driver answers three questions: is the proxy set up for this service (`check`), send every
+new request to these backends and prove it is live (`switch`), and wait until nothing the proxy
+sent to the previous backends is still in flight (`drain`). Rolling back is a `switch` to the
+old backends, so there is one way to change a proxy, and it is always confirmed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ..engine import Engine
+from ..errors import ProxyNotReady
+from ..models import Backend, Container
+from ..options import ProxyRef
+from .base import Drained, ProxyDriver
+from .nginx import NginxDriver, seed
+
+__all__ = ["Drained", "ProxyDriver", "open_proxy", "seed_proxy"]
+
+
+def open_proxy(
+    ref: ProxyRef,
+    engine: Engine,
+    containers: Sequence[Container],
+    upstream: str,
+    switch_timeout: float,
+) -> ProxyDriver:
+    """The driver for `ref`, working on the proxy's running containers."""
+    if ref.driver == "nginx":
+        return NginxDriver(engine, containers, upstream, switch_timeout)
+    raise ProxyNotReady(f"docker-swap has no {ref.driver} driver.")
+
+
+def seed_proxy(
+    ref: ProxyRef,
+    engine: Engine,
+    stopped: Sequence[Container],
+    upstream: str,
+    backends: Sequence[Backend],
+    timeout: float,
+) -> None:
+    """Start proxy containers that are not running, giving them the upstream first."""
+    if ref.driver == "nginx":
+        seed(engine, stopped, upstream, backends, timeout)
+        return
+    raise ProxyNotReady(f"docker-swap has no {ref.driver} driver.")

@@ -1,0 +1,40 @@
+"""The protocol every proxy driver implements, and what a drain reports."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from ..models import Backend
+
+
+@dataclass(frozen=True)
+class Drained:
+    """How the drain ended: `complete` is False when the drain timeout cut it short."""
+
+    seconds: float
+    complete: bool
+    detail: str
+
+
+class ProxyDriver(Protocol):
+    description: str
+    """Names the proxy in messages, e.g. `nginx (demo-proxy-1)`."""
+
+    def check(self) -> list[str]:
+        """Raise ProxyNotReady unless the proxy can be switched; return notes for the user."""
+        ...
+
+    def switch(self, backends: Sequence[Backend]) -> str:
+        """Send every new request to `backends` and return once that is live.
+
+        Raises ProxyConfigInvalid when nothing live changed (the proxy rejected the new
+        configuration), and any other StepFailed when the proxy may have changed.
+        Returns one line saying what changed.
+        """
+        ...
+
+    def drain(self, timeout: float) -> Drained:
+        """Wait until requests sent before the last switch have finished, at most `timeout`."""
+        ...

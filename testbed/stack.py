@@ -1,0 +1,186 @@
+"""A compose project made for one test: an app behind nginx, written to a folder, run for real."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from . import images
+
+NGINX_HTTP = """\
+worker_processes 2;
+error_log stderr notice;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    include /etc/nginx/docker-swap/*.conf;
+    server {
+        listen 80;
+        location / {
+            proxy_pass http://app;
+        }
+    }
+}
+"""
+
+NGINX_FASTCGI = """\
+worker_processes 2;
+error_log stderr notice;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    include /etc/nginx/docker-swap/*.conf;
+    server {
+        listen 80;
+        location / {
+            include fastcgi_params;
+            fastcgi_param SCRIPT_FILENAME /app/index.php;
+            fastcgi_pass app;
+        }
+    }
+}
+"""
+
+
+def http_compose(nginx: str = "1.30", **x_swap: object) -> dict[str, Any]:
+    """The app behind nginx: health command, 1 s before listening, 2 s of warm-up (503s)."""
+    return {
+        "services": {
+            "app": {
+                "image": images.APP,
+                "environment": {
+                    "VERSION": "${APP_VERSION:-v1}",
+                    "LISTEN_DELAY": "${LISTEN_DELAY:-1}",
+                    "WARMUP": "${WARMUP:-2}",
+                    "EXIT_AFTER": "${EXIT_AFTER:-}",
+                    "NEVER_READY": "${NEVER_READY:-}",
+                },
+                "x-swap": {"proxy": "nginx:proxy", "health-cmd": "./healthcheck", **x_swap},
+            },
+            "proxy": {
+                "image": images.NGINX[nginx],
+                "depends_on": ["app"],
+                "ports": ["127.0.0.1::80"],
+                "volumes": ["./nginx.conf:/etc/nginx/nginx.conf:ro", "swap:/etc/nginx/docker-swap"],
+            },
+        },
+        "volumes": {"swap": {}},
+    }
+
+
+def fastcgi_compose(nginx: str = "1.30") -> dict[str, Any]:
+    compose = http_compose(nginx)
+    compose["services"]["app"] = {
+        "image": images.PHP,
+        "environment": {"VERSION": "${APP_VERSION:-v1}"},
+        "x-swap": {"proxy": "nginx:proxy"},
+    }
+    return compose
+
+
+@dataclass
+class Stack:
+    """One compose project in its own folder; `down()` removes everything it made."""
+
+    folder: Path
+    compose_file: dict[str, Any]
+    nginx_conf: str = NGINX_HTTP
+    name: str = field(default_factory=lambda: f"swaptest{uuid.uuid4().hex[:8]}")
+    env: dict[str, str] = field(default_factory=dict)
+
+    def write(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        (self.folder / "compose.yaml").write_text(yaml.safe_dump(self.compose_file))
+        (self.folder / "nginx.conf").write_text(self.nginx_conf)
+
+    def up(self, *services: str) -> None:
+        self.write()
+        self.compose("up", "-d", *services)
+
+    def compose(
+        self, *args: str, env: Mapping[str, str] | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["docker", "compose", "-p", self.name, *args], cwd=self.folder, text=True,
+            capture_output=True, check=check, env=self._env(env),
+        )
+
+    def swap(
+        self, *args: str, env: Mapping[str, str] | None = None, timeout: float = 180
+    ) -> subprocess.CompletedProcess[str]:
+        """Run the real CLI, as a user would, in the project folder."""
+        return subprocess.run(
+            [sys.executable, "-m", "docker_swap", "-p", self.name, *args], cwd=self.folder,
+            text=True, capture_output=True, env=self._env(env), timeout=timeout,
+        )
+
+    def swap_json(self, *args: str, env: Mapping[str, str] | None = None) -> dict[str, Any]:
+        result = self.swap(*args, "--json", env=env)
+        try:
+            data: dict[str, Any] = json.loads(result.stdout)
+        except json.JSONDecodeError:
+            raise AssertionError(f"no JSON from docker-swap: {result}") from None
+        data["exit_code"] = result.returncode
+        return data
+
+    def url(self) -> str:
+        address = self.compose("port", "proxy", "80").stdout.strip()
+        return f"http://{address}"
+
+    def get(self, path: str = "/") -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(self.url() + path, timeout=10) as answer:
+                return answer.status, answer.read().decode().strip()
+        except urllib.error.HTTPError as error:
+            return error.code, ""
+
+    def wait_serving(self, text: str, seconds: float = 30) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            try:
+                if self.get() == (200, text):
+                    return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise AssertionError(f"the stack did not serve {text!r} within {seconds} s")
+
+    def containers(self, service: str, *, all: bool = True) -> list[dict[str, Any]]:
+        argv = ["docker", "ps", "--no-trunc", "--format", "{{json .}}",
+                "--filter", f"label=com.docker.compose.project={self.name}",
+                "--filter", f"label=com.docker.compose.service={service}"]
+        output = subprocess.run([*argv, "-a"] if all else argv, capture_output=True, text=True,
+                                check=True).stdout
+        return [json.loads(line) for line in output.splitlines()]
+
+    def container_ids(self, service: str) -> list[str]:
+        return sorted(c["ID"] for c in self.containers(service))
+
+    def down(self) -> None:
+        self.compose("down", "--volumes", "--remove-orphans", "--timeout", "0", check=False)
+
+    def _env(self, extra: Mapping[str, str] | None) -> dict[str, str]:
+        return {**os.environ, **self.env, **(extra or {})}
+
+
+def without(mapping: Mapping[str, Any], *keys: str) -> dict[str, Any]:
+    return {k: v for k, v in mapping.items() if k not in keys}
+
+
+def docker(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["docker", *args], capture_output=True, text=True, check=check)
+
+
+def names(containers: Sequence[Mapping[str, Any]]) -> list[str]:
+    return sorted(str(c["Names"]) for c in containers)

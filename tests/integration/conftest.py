@@ -1,0 +1,58 @@
+"""Real parts only: a Docker engine, the compose v2 CLI, nginx 1.22 and 1.30, the test app.
+
+Without an engine these tests skip with the reason; with DOCKER_SWAP_REQUIRE_ENGINE=1 (set by
+scripts/test and CI) a missing engine fails them instead, so CI cannot pass by skipping.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from testbed import images
+from testbed.stack import NGINX_HTTP, Stack
+
+StackFactory = Callable[..., Stack]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "integration" in str(item.path):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def engine() -> None:
+    answered = subprocess.run(["docker", "info"], capture_output=True, check=False).returncode == 0
+    if not answered:
+        reason = "no Docker engine answers: run scripts/prepare-machine (or scripts/test)"
+        if os.environ.get("DOCKER_SWAP_REQUIRE_ENGINE"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    images.build_all()
+
+
+@pytest.fixture
+def make_stack(engine: None, tmp_path: Path) -> Iterator[StackFactory]:
+    """Builds stacks that are brought up at once and torn down after the test, whatever happens."""
+    made: list[Stack] = []
+
+    def make(compose: dict[str, Any], nginx_conf: str = NGINX_HTTP, *, sync: bool = True,
+             **env: str) -> Stack:
+        stack = Stack(tmp_path / f"stack{len(made)}", compose, nginx_conf)
+        stack.env = {"DOCKER_SWAP_STATE_DIR": str(tmp_path / "state"), **env}
+        made.append(stack)
+        stack.up()
+        if sync:
+            result = stack.swap("sync", "app")
+            assert result.returncode == 0, result.stderr
+        return stack
+
+    yield make
+    for stack in made:
+        stack.down()
