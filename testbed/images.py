@@ -28,7 +28,9 @@ class MissingBaseImage(RuntimeError):
 def build_all() -> None:
     """Build every test image; docker's cache makes a second call take a second."""
     for base in (BOOKWORM, SID):
-        if subprocess.run(["docker", "image", "inspect", base], capture_output=True).returncode:
+        inspected = subprocess.run(["docker", "image", "inspect", base], capture_output=True,
+                                   check=False)
+        if inspected.returncode:
             raise MissingBaseImage(f"{base} is missing: run scripts/prepare-machine first")
     for tag, (folder, base) in _BUILDS.items():
         subprocess.run(

@@ -58,9 +58,10 @@ def http_compose(nginx: str = "1.30", **x_swap: object) -> dict[str, Any]:
     return {
         "services": {
             "app": {
-                "image": images.APP,
+                "image": "${APP_IMAGE:-" + images.APP + "}",
                 "environment": {
                     "VERSION": "${APP_VERSION:-v1}",
+                    "PORT": "${APP_PORT:-8000}",
                     "LISTEN_DELAY": "${LISTEN_DELAY:-1}",
                     "WARMUP": "${WARMUP:-2}",
                     "EXIT_AFTER": "${EXIT_AFTER:-}",
@@ -122,7 +123,7 @@ class Stack:
         """Run the real CLI, as a user would, in the project folder."""
         return subprocess.run(
             [sys.executable, "-m", "docker_swap", "-p", self.name, *args], cwd=self.folder,
-            text=True, capture_output=True, env=self._env(env), timeout=timeout,
+            text=True, capture_output=True, env=self._env(env), timeout=timeout, check=False,
         )
 
     def swap_json(self, *args: str, env: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -166,6 +167,19 @@ class Stack:
 
     def container_ids(self, service: str) -> list[str]:
         return sorted(c["ID"] for c in self.containers(service))
+
+    def upstream_file(self) -> str:
+        """What docker-swap wrote for nginx (empty when nothing was written)."""
+        result = docker("exec", self.proxy_container(), "cat", "/etc/nginx/docker-swap/app.conf",
+                        check=False)
+        return result.stdout
+
+    def proxy_container(self) -> str:
+        return str(self.containers("proxy")[0]["ID"])
+
+    def snapshot(self) -> tuple[list[str], list[str], str]:
+        """What a refused or rolled back deploy must leave exactly as it was."""
+        return self.container_ids("app"), self.container_ids("proxy"), self.upstream_file()
 
     def down(self) -> None:
         self.compose("down", "--volumes", "--remove-orphans", "--timeout", "0", check=False)

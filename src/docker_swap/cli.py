@@ -127,7 +127,7 @@ def deploy_command(compose: ComposeOptions, /, service: str, as_json: bool, **fl
     Readiness is judged by --health-cmd, else --http, else the image's HEALTHCHECK, else a TCP
     connect to the port.
     """
-    console = Console(highlight=False)
+    console = Console(highlight=False, soft_wrap=True)
     observer: Observer = _NotesOnly() if as_json else LineObserver(console)
     try:
         report = deploy(service, compose_options=compose, flags=_renamed(flags), observer=observer)
@@ -168,7 +168,7 @@ def _run_maintenance(
     if as_json:
         click.echo(recovery_json(report))
     else:
-        print_recovery(Console(highlight=False), report)
+        print_recovery(Console(highlight=False, soft_wrap=True), report)
 
 
 def _renamed(flags: dict[str, Any]) -> dict[str, object | None]:
@@ -182,7 +182,7 @@ def _fail(error: SwapError, service: str, as_json: bool, observer: Observer | No
         notes = observer.notes if isinstance(observer, _NotesOnly) else []
         click.echo(error_json(error, service, notes))
     else:
-        print_error(Console(stderr=True, highlight=False), error)
+        print_error(Console(stderr=True, highlight=False, soft_wrap=True), error)
     sys.exit(error.exit_code)
 
 

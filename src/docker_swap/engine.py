@@ -254,6 +254,14 @@ class ContainerWatch:
         self.changed.set()
 
 
+def _tcp_ports(exposed: Mapping[str, Any]) -> tuple[int, ...]:
+    # The engine writes "8000/tcp" for an image's EXPOSE but keeps compose's `expose: ["9000"]`
+    # as given, without a protocol.
+    ports = {int(port) for port, _, protocol in (p.partition("/") for p in exposed)
+             if protocol in ("", "tcp")}
+    return tuple(sorted(ports))
+
+
 def _text(data: bytes | None) -> str:
     return (data or b"").decode(errors="replace")
 
@@ -274,9 +282,7 @@ def _container(attrs: Mapping[str, Any]) -> Container:
         health=(state.get("Health") or {}).get("Status"),
         image_id=attrs.get("Image", ""),
         networks={name: net.get("IPAddress", "") for name, net in networks.items()},
-        exposed_ports=tuple(
-            sorted(int(p.split("/")[0]) for p in exposed if p.endswith("/tcp"))
-        ),
+        exposed_ports=_tcp_ports(exposed),
         has_healthcheck=bool(healthcheck) and healthcheck[0] != "NONE",
         config_files=tuple(f for f in labels.get(CONFIG_FILES_LABEL, "").split(",") if f),
         pid=int(state.get("Pid") or 0),

@@ -135,28 +135,31 @@ class DockerHealthProbe:
 
 
 def wait_until_ready(
-    probe: Probe, state: ContainerState, container: str, timeout: float
+    probe: Probe, state: ContainerState, container: str, timeout: float,
+    deadline: float | None = None,
 ) -> Readiness:
-    """Return once `probe` passes; raise if the container exits, turns unhealthy or times out."""
+    """Return once `probe` passes; raise if the container exits, turns unhealthy or times out.
+
+    `deadline` (monotonic) may end the wait before `timeout`, when several containers share it.
+    """
     started = time.monotonic()
-    deadline = started + timeout
+    deadline = started + timeout if deadline is None else deadline
     attempts = 0
     while True:
         state.changed.clear()  # before reading the state, so no event is missed
         raise_if_failed(state, container)
-        remaining = deadline - time.monotonic()
-        result = probe.check(max(remaining, 0.001))
+        result = probe.check(max(deadline - time.monotonic(), 0.001))
         attempts += 1
         if result.ok:
             return Readiness(time.monotonic() - started, attempts, result.detail)
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
+        state.changed.wait(max(min(probe.interval, deadline - time.monotonic()), 0))
+        if time.monotonic() >= deadline:
+            raise_if_failed(state, container)
             raise NotReady(
                 f"{container} was not ready after {timeout:g} s ({probe.description}: "
                 f"{result.detail}).",
-                hint="Raise --timeout if it needs longer, or check its logs below.",
+                hint="Raise --timeout if it needs longer; its last log lines are below.",
             )
-        state.changed.wait(min(probe.interval, remaining))
 
 
 def raise_if_failed(state: ContainerState, container: str) -> None:

@@ -49,12 +49,12 @@ def print_recovery(console: Console, report: RecoveryReport) -> None:
 def print_error(console: Console, error: SwapError) -> None:
     prefix = {1: "rolled back", 2: "refused", 3: "needs attention"}.get(error.exit_code, "error")
     console.print(f"[red]{prefix}:[/] {escape(error.message)}")
+    if error.hint:
+        console.print(f"  {escape(error.hint)}")
     if isinstance(error, DeployFailed) and error.logs.strip():
         console.print(f"last log lines of {error.container}:")
         for line in error.logs.rstrip().splitlines():
-            console.print(f"  | {escape(line)}", soft_wrap=True)
-    if error.hint:
-        console.print(f"  {escape(error.hint)}")
+            console.print(f"  | {escape(line)}")
 
 
 def deployed_json(report: DeployReport) -> str:

@@ -90,6 +90,10 @@ def _resume(
     old = [c for c in containers if c.id in entry.old]
     new = [c for c in containers if c.id not in entry.old]
     if entry.phase == SWITCHED:
+        if old:
+            proxy, _ = connect_proxy(engine, project, options, old[0])
+            proxy.check()
+            proxy.drain(options.drain_timeout)
         _retire(engine, old)
         return RecoveryReport(options.service, "finished", f"retired {_names(old) or 'nothing'}")
     if not old or not all(c.running for c in old):

@@ -140,12 +140,13 @@ class Swap:
         return f"{_names(self.new)} started"
 
     def _ready(self) -> str:
-        deadline = time.monotonic() + self.plan.options.timeout
+        timeout = self.plan.options.timeout
+        deadline = time.monotonic() + timeout
         detail = ""
         for container in self.new:
             probe = self._probe(container)
-            remaining = max(deadline - time.monotonic(), 0.001)
-            ready = wait_until_ready(probe, self.watches[container.id], container.name, remaining)
+            watch = self.watches[container.id]
+            ready = wait_until_ready(probe, watch, container.name, timeout, deadline)
             detail = f"{probe.description}: {ready.detail}"
         return detail
 

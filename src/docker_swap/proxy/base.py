@@ -36,5 +36,9 @@ class ProxyDriver(Protocol):
         ...
 
     def drain(self, timeout: float) -> Drained:
-        """Wait until requests sent before the last switch have finished, at most `timeout`."""
+        """Wait until requests sent before the last switch have finished, at most `timeout`.
+
+        Without a switch in this process (recovering a killed deploy), wait for every request
+        the proxy still handles under an older configuration.
+        """
         ...

@@ -117,6 +117,12 @@ class NginxDriver:
         return f"upstream {self._upstream} -> {names}"
 
     def drain(self, timeout: float) -> Drained:
+        if not self._retiring:  # no switch in this process (recovery): every old worker counts
+            self._retiring = {
+                n.container.id: {p.pid for p in self._workers(n.container.id)
+                                 if _SHUTTING_DOWN in p.args}
+                for n in self._nginxes
+            }
         started = time.monotonic()
         waited = sum(len(pids) for pids in self._retiring.values())
         while True:

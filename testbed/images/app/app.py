@@ -17,7 +17,6 @@ SIGTERM makes it exit at once, dropping requests in flight: the worst case for a
 
 import os
 import signal
-import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -29,34 +28,36 @@ LISTEN_DELAY = float(os.environ.get("LISTEN_DELAY", "0"))
 WARMUP = float(os.environ.get("WARMUP", "0"))
 EXIT_AFTER = os.environ.get("EXIT_AFTER")
 NEVER_READY = bool(os.environ.get("NEVER_READY"))
-warm_at = float("inf")
+state = {"warm_at": float("inf")}
 
 
-def log(text):
+def log(text: str) -> None:
     print(f"{time.time():.3f} {VERSION} {text}", flush=True)
 
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
-    def do_GET(self):
+    def do_GET(self) -> None:
         url = urlparse(self.path)
-        if time.monotonic() < warm_at:
-            return self.answer(503, "warming up\n")
-        if url.path == "/healthz":
-            return self.answer(503 if NEVER_READY else 200, "ok\n")
-        if url.path == "/slow":
-            time.sleep(float(parse_qs(url.query).get("seconds", ["2"])[0]))
-        return self.answer(200, f"{VERSION}\n")
+        if time.monotonic() < state["warm_at"]:
+            self.answer(503, "warming up\n")
+        elif url.path == "/healthz":
+            self.answer(503 if NEVER_READY else 200, "ok\n")
+        else:
+            if url.path == "/slow":
+                time.sleep(float(parse_qs(url.query).get("seconds", ["2"])[0]))
+            self.answer(200, f"{VERSION}\n")
 
-    def do_POST(self):
+    def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length)
-        if time.monotonic() < warm_at:
-            return self.answer(503, "warming up\n")
-        return self.answer(200, f"{VERSION} got {len(body)} bytes\n")
+        if time.monotonic() < state["warm_at"]:
+            self.answer(503, "warming up\n")
+        else:
+            self.answer(200, f"{VERSION} got {len(body)} bytes\n")
 
-    def answer(self, status, text):
+    def answer(self, status: int, text: str) -> None:
         data = text.encode()
         self.send_response(status)
         self.send_header("Content-Type", "text/plain")
@@ -64,7 +65,7 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def log_message(self, *args):
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
 
@@ -73,19 +74,23 @@ class Server(ThreadingHTTPServer):
     request_queue_size = 1024
 
 
-def main():
-    global warm_at
+def crash() -> None:
+    log("crashing")
+    os._exit(3)
+
+
+def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))  # PID 1 ignores SIGTERM otherwise
     log("starting")
     if EXIT_AFTER:
-        threading.Timer(float(EXIT_AFTER), lambda: (log("crashing"), os._exit(3))).start()
+        threading.Timer(float(EXIT_AFTER), crash).start()
     time.sleep(LISTEN_DELAY)
     server = Server(("0.0.0.0", PORT), Handler)
-    warm_at = time.monotonic() + WARMUP
+    state["warm_at"] = time.monotonic() + WARMUP
     log(f"listening on {PORT}")
     threading.Timer(WARMUP, lambda: log("warm")).start()
     server.serve_forever()
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

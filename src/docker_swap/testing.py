@@ -1,0 +1,139 @@
+"""Fakes of the engine, compose and a proxy, for unit tests of the swap sequence.
+
+They model only what the sequence relies on. The claims that matter (no failed request,
+rollback, recovery) are proven against a real engine, compose and nginx in tests/integration.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+from .compose import Compose
+from .engine import Engine, ExecResult
+from .errors import StepFailed
+from .models import Backend, Container
+from .options import ComposeOptions
+from .proxy import Drained
+
+
+class FakeWatch:
+    def __init__(self, container_id: str) -> None:
+        self.container_id = container_id
+        self.changed = threading.Event()
+        self.exit_code: int | None = None
+        self.health: str | None = None
+        self.closed = False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@dataclass
+class FakeEngine(Engine):
+    """Containers in a dict; a health command passes from the `ready_after`-th attempt on."""
+
+    containers: dict[str, Container] = field(default_factory=dict)
+    ready_after: int = 1
+    on_exec: Callable[[FakeWatch], None] | None = None
+    calls: list[str] = field(default_factory=list)
+    watches: dict[str, FakeWatch] = field(default_factory=dict)
+    failing: set[str] = field(default_factory=set)
+    """Names of methods that raise StepFailed."""
+    _execs: int = 0
+
+    def add(self, service: str, number: int, project: str = "demo") -> Container:
+        container = Container(
+            id=f"{service}{number}".ljust(64, "0"), name=f"{project}-{service}-{number}",
+            project=project, service=service, number=number, status="running",
+            networks={"demo_default": f"10.0.0.{number}"}, exposed_ports=(8000,),
+        )
+        self.containers[container.id] = container
+        return container
+
+    def engine_id(self) -> str:
+        return "fake-engine"
+
+    def service_containers(self, project: str, service: str) -> list[Container]:
+        self._call("service_containers")
+        found = [
+            c for c in self.containers.values() if (c.project, c.service) == (project, service)
+        ]
+        return sorted(found, key=lambda c: c.number)
+
+    def inspect(self, container_id: str) -> Container:
+        return self.containers[container_id]
+
+    def watch(self, container_id: str) -> FakeWatch:  # type: ignore[override]
+        self.watches[container_id] = FakeWatch(container_id)
+        return self.watches[container_id]
+
+    def exec(
+        self, container_id: str, argv: Sequence[str], timeout: float | None = None
+    ) -> ExecResult:
+        self._call(f"exec {' '.join(argv)}")
+        self._execs += 1
+        if self.on_exec:
+            self.on_exec(self.watches[container_id])
+        ready = self._execs >= self.ready_after
+        return ExecResult(0 if ready else 1, "" if ready else "not ready yet\n")
+
+    def stop(self, container_id: str) -> None:
+        self._call(f"stop {self.containers[container_id].name}")
+        self.containers[container_id] = replace(self.containers[container_id], status="exited")
+
+    def remove(self, container_id: str, *, force: bool = False) -> None:
+        self._call(f"remove {self.containers[container_id].name}")
+        del self.containers[container_id]
+
+    def logs(self, container_id: str, tail: int = 50) -> str:
+        return f"log of {self.containers[container_id].name}\n"
+
+    def _call(self, call: str) -> None:
+        self.calls.append(call)
+        if call.split(maxsplit=1)[0] in self.failing:
+            raise StepFailed(f"{call} failed")
+
+
+class FakeCompose(Compose):
+    """`scale_up` adds containers to the fake engine; with `error`, it adds `created_on_error`
+    of them and then raises it, as compose does when a container fails to start."""
+
+    def __init__(self, engine: FakeEngine, error: StepFailed | None = None,
+                 created_on_error: int = 0) -> None:
+        super().__init__(ComposeOptions())
+        self.engine, self.error, self.created_on_error = engine, error, created_on_error
+
+    def scale_up(self, service: str, replicas: int) -> None:
+        existing = self.engine.service_containers("demo", service)
+        count = replicas - len(existing) if self.error is None else self.created_on_error
+        highest = max(c.number for c in existing)
+        for offset in range(1, count + 1):
+            self.engine.add(service, highest + offset)
+        if self.error:
+            raise self.error
+
+
+@dataclass
+class FakeProxy:
+    """Records every switch; `errors` maps a switch's index (0 = first) to what it raises."""
+
+    description: str = "fake proxy"
+    switches: list[list[str]] = field(default_factory=list)
+    errors: Mapping[int, StepFailed] = field(default_factory=dict)
+    drained: Drained = field(default_factory=lambda: Drained(0.01, True, "nothing in flight"))
+    notes: list[str] = field(default_factory=list)
+
+    def check(self) -> list[str]:
+        return list(self.notes)
+
+    def switch(self, backends: Sequence[Backend]) -> str:
+        index = len(self.switches)
+        self.switches.append([b.name for b in backends])
+        if index in self.errors:
+            raise self.errors[index]
+        return f"switched to {', '.join(b.name for b in backends)}"
+
+    def drain(self, timeout: float) -> Drained:
+        return self.drained

@@ -1,0 +1,102 @@
+"""A deploy killed at any point is finished or undone by `docker-swap recover`."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+from testbed.stack import Stack, http_compose
+
+from .conftest import StackFactory
+
+FAST = {"LISTEN_DELAY": "0", "WARMUP": "0"}
+
+
+def start_deploy(stack: Stack, **env: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "docker_swap", "-p", stack.name, "deploy", "app"],
+        cwd=stack.folder, env=stack._env(env), text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+
+
+def wait_for(condition, seconds: float = 30) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_a_deploy_killed_before_the_switch_is_undone(make_stack: StackFactory) -> None:
+    stack = make_stack(http_compose(), **FAST)
+    before = stack.snapshot()
+    deploy = start_deploy(stack, APP_VERSION="v2", NEVER_READY="1")
+    wait_for(lambda: len(stack.containers("app")) == 2)
+    time.sleep(0.5)
+    deploy.send_signal(signal.SIGKILL)
+    deploy.communicate()
+
+    blocked = stack.swap("deploy", "app", env={"APP_VERSION": "v2"})
+    assert blocked.returncode == 2
+    assert "was interrupted (phase started)" in blocked.stderr
+    assert "docker-swap recover app" in blocked.stderr
+
+    recovered = stack.swap("recover", "app")
+    assert recovered.returncode == 0, recovered.stderr
+    assert recovered.stdout.startswith("undone")
+    assert stack.snapshot() == before
+    assert stack.get() == (200, "v1")
+    assert stack.swap("recover", "app").stdout.startswith("nothing")
+    assert stack.swap("deploy", "app", env={"APP_VERSION": "v2"}).returncode == 0
+
+
+def test_a_deploy_killed_after_the_switch_is_finished(make_stack: StackFactory) -> None:
+    stack = make_stack(http_compose(), **FAST)
+    old = stack.container_ids("app")
+    # A slow request in flight keeps the drain going, so the kill lands after the switch;
+    # recover lets it finish before it retires the old container.
+    answers: list[bytes] = []
+    slow = threading.Thread(target=lambda: answers.append(
+        urllib.request.urlopen(stack.url() + "/slow?seconds=6", timeout=30).read()
+    ))
+    slow.start()
+    time.sleep(0.3)
+    deploy = start_deploy(stack, APP_VERSION="v2")
+    wait_for(lambda: stack.get() == (200, "v2"))
+    time.sleep(0.5)
+    deploy.send_signal(signal.SIGKILL)
+    deploy.communicate()
+    assert len(stack.containers("app")) == 2
+
+    recovered = stack.swap("recover", "app")
+
+    assert recovered.returncode == 0, recovered.stderr
+    assert recovered.stdout.startswith("finished")
+    remaining = stack.container_ids("app")
+    assert len(remaining) == 1 and remaining != old
+    assert stack.get() == (200, "v2")
+    slow.join()
+    assert answers == [b"v1\n"]
+
+
+def test_ctrl_c_after_the_switch_lets_the_deploy_finish(make_stack: StackFactory) -> None:
+    stack = make_stack(http_compose(), **FAST)
+    slow = threading.Thread(
+        target=lambda: urllib.request.urlopen(stack.url() + "/slow?seconds=4", timeout=30).read()
+    )
+    slow.start()
+    time.sleep(0.3)
+    deploy = start_deploy(stack, APP_VERSION="v2")
+    wait_for(lambda: stack.get() == (200, "v2"))
+    deploy.send_signal(signal.SIGINT)
+    stdout, stderr = deploy.communicate(timeout=60)
+    slow.join()
+
+    assert deploy.returncode == 0, stdout + stderr
+    assert "SIGINT received: the new version already serves" in stdout
+    assert len(stack.containers("app")) == 1
+    assert stack.get() == (200, "v2")

@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from docker_swap.errors import ContainerExited, ContainerUnhealthy, NotReady
+from docker_swap.health import DockerHealthProbe, ProbeResult, wait_until_ready
+from docker_swap.testing import FakeWatch
+
+
+class Probe:
+    description = "probe"
+
+    def __init__(self, passes_after: int, interval: float = 0.01) -> None:
+        self.passes_after, self.interval, self.attempts = passes_after, interval, 0
+
+    def check(self, timeout: float) -> ProbeResult:
+        self.attempts += 1
+        return ProbeResult(self.attempts >= self.passes_after, f"attempt {self.attempts}")
+
+
+def test_ready_once_the_probe_passes() -> None:
+    probe = Probe(passes_after=3)
+    ready = wait_until_ready(probe, FakeWatch("c"), "app-2", timeout=5)
+    assert (ready.attempts, ready.detail) == (3, "attempt 3")
+
+
+def test_not_ready_names_the_timeout_and_the_last_answer() -> None:
+    with pytest.raises(NotReady) as error:
+        wait_until_ready(Probe(passes_after=10**9), FakeWatch("c"), "app-2", timeout=0.1)
+    assert error.value.message.startswith("app-2 was not ready after 0.1 s (probe: attempt ")
+
+
+def test_a_shared_deadline_ends_the_wait_but_the_message_keeps_the_timeout() -> None:
+    with pytest.raises(NotReady) as error:
+        wait_until_ready(Probe(10**9), FakeWatch("c"), "app-3", timeout=60,
+                         deadline=time.monotonic() + 0.05)
+    assert "not ready after 60 s" in error.value.message
+
+
+def test_an_exit_wakes_the_wait_at_once() -> None:
+    watch = FakeWatch("c")
+    probe = Probe(passes_after=10**9, interval=30)  # a long interval: only the event can wake it
+
+    def crash() -> None:
+        watch.exit_code = 137
+        watch.changed.set()
+
+    threading.Timer(0.1, crash).start()
+    started = time.monotonic()
+    with pytest.raises(ContainerExited, match="exited with code 137"):
+        wait_until_ready(probe, watch, "app-2", timeout=60)
+    assert time.monotonic() - started < 5
+
+
+def test_docker_health_is_followed_through_events_without_polling() -> None:
+    watch = FakeWatch("c")
+    probe = DockerHealthProbe(watch)
+
+    def healthy() -> None:
+        watch.health = "healthy"
+        watch.changed.set()
+
+    threading.Timer(0.1, healthy).start()
+    ready = wait_until_ready(probe, watch, "app-2", timeout=60)
+    assert ready.attempts == 2 and ready.detail == "Docker health is healthy"
+
+
+def test_unhealthy_fails_at_once() -> None:
+    watch = FakeWatch("c")
+    watch.health = "unhealthy"
+    with pytest.raises(ContainerUnhealthy):
+        wait_until_ready(Probe(10**9), watch, "app-2", timeout=60)
