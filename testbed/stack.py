@@ -174,6 +174,10 @@ class Stack:
                         check=False)
         return result.stdout
 
+    def upstream_servers(self) -> list[str]:
+        return [line.split("#")[0].strip() for line in self.upstream_file().splitlines()
+                if line.strip().startswith("server ")]
+
     def proxy_container(self) -> str:
         return str(self.containers("proxy")[0]["ID"])
 

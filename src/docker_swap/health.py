@@ -148,11 +148,14 @@ def wait_until_ready(
     while True:
         state.changed.clear()  # before reading the state, so no event is missed
         raise_if_failed(state, container)
-        result = probe.check(max(deadline - time.monotonic(), 0.001))
+        attempt_started = time.monotonic()
+        result = probe.check(max(deadline - attempt_started, 0.001))
         attempts += 1
         if result.ok:
             return Readiness(time.monotonic() - started, attempts, result.detail)
-        state.changed.wait(max(min(probe.interval, deadline - time.monotonic()), 0))
+        # One attempt per interval, start to start: a slow probe runs back to back.
+        next_attempt = min(attempt_started + probe.interval, deadline)
+        state.changed.wait(max(next_attempt - time.monotonic(), 0))
         if time.monotonic() >= deadline:
             raise_if_failed(state, container)
             raise NotReady(

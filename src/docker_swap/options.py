@@ -20,9 +20,9 @@ DEFAULT_DRAIN_TIMEOUT = 30.0
 DEFAULT_SWITCH_TIMEOUT = 10.0
 """Seconds the proxy has to show the new configuration live."""
 DEFAULT_PROBE_INTERVAL = 0.1
-"""Seconds between two runs of a health command (each costs a process in the container)."""
+"""Seconds from one run of a health command to the next (each costs a process in the container)."""
 NETWORK_PROBE_INTERVAL = 0.05
-"""Seconds between two HTTP or TCP readiness attempts (each costs one connection)."""
+"""Seconds from one HTTP or TCP readiness attempt to the next (each costs one connection)."""
 
 PROXY_DRIVERS = ("nginx",)
 SWAP_KEYS = (

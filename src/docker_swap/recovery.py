@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from .compose import Compose
 from .engine import Engine
 from .errors import NeedsAttention
-from .journal import SWITCHED, SWITCHING, Entry, Journal
+from .journal import SWITCHED, Entry, Journal
 from .models import Container, Project
 from .options import ComposeOptions, DeployOptions
 from .preflight import (
@@ -103,7 +103,7 @@ def _resume(
             hint=f"Start the service (`docker compose up -d {options.service}`), then run "
             f"`docker-swap sync {options.service}`.",
         )
-    if entry.phase == SWITCHING:
+    if new:  # the proxy may name them (staged, or switching): back to the old ones only
         _switch(engine, project, options, old)
     _retire(engine, new)
     return RecoveryReport(options.service, "undone", f"removed {_names(new) or 'nothing'}")

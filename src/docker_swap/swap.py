@@ -88,6 +88,7 @@ class Swap:
         self.observer = observer
         self.new: list[Container] = []
         self.watches: dict[str, ContainerWatch] = {}
+        self.proxy_staged = False
         self.proxy_touched = False
         self.phases: list[PhaseResult] = []
         self.notes: list[str] = list(plan.notes)
@@ -142,6 +143,9 @@ class Swap:
     def _ready(self) -> str:
         timeout = self.plan.options.timeout
         deadline = time.monotonic() + timeout
+        # While the new containers warm up: will the proxy accept them? (No traffic moves.)
+        self.plan.proxy.stage(self._backends(self.new), self._backends(self.plan.old))
+        self.proxy_staged = True
         detail = ""
         for container in self.new:
             probe = self._probe(container)
@@ -192,13 +196,17 @@ class Swap:
             failed = self.new[0].name
             logs = self.engine.logs(self.new[0].id, tail=_LOG_LINES)
         switched_back = False
-        if self.proxy_touched and not isinstance(failure, ProxyConfigInvalid):
-            try:
+        try:
+            if isinstance(failure, ProxyConfigInvalid):
+                pass  # the driver put its file back; nginx never loaded the rejected one
+            elif self.proxy_touched:
                 self.plan.proxy.switch(self._backends(self.plan.old))
                 self.plan.proxy.drain(self.plan.options.drain_timeout)
                 switched_back = True
-            except SwapError as exc:
-                problems.append(f"the proxy could not be switched back ({exc.message})")
+            elif self.proxy_staged:
+                self.plan.proxy.unstage()
+        except SwapError as exc:
+            problems.append(f"the proxy could not be switched back ({exc.message})")
         for container in self.new:
             try:
                 if switched_back:

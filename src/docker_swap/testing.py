@@ -125,8 +125,20 @@ class FakeProxy:
     drained: Drained = field(default_factory=lambda: Drained(0.01, True, "nothing in flight"))
     notes: list[str] = field(default_factory=list)
 
+    staged: list[list[str]] = field(default_factory=list)
+    unstaged: int = 0
+    stage_error: StepFailed | None = None
+
     def check(self) -> list[str]:
         return list(self.notes)
+
+    def stage(self, backends: Sequence[Backend], serving: Sequence[Backend]) -> None:
+        self.staged.append([b.name for b in backends])
+        if self.stage_error:
+            raise self.stage_error
+
+    def unstage(self) -> None:
+        self.unstaged += 1
 
     def switch(self, backends: Sequence[Backend]) -> str:
         index = len(self.switches)

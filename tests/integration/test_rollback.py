@@ -92,12 +92,13 @@ def test_a_reload_nginx_does_not_confirm_rolls_back(make_stack: StackFactory) ->
     stack = make_stack(http_compose(), **FAST)
     stack.wait_serving("v1")
     before = stack.snapshot()
-    # The nginx master hangs for 7 s (stopped from the host: inside its container it is init,
-    # which ignores SIGSTOP): the switch is not confirmed within 3 s, so the deploy rolls back;
-    # the restored upstream is what nginx loads once it wakes up.
+    # The nginx master hangs (stopped from the host: inside its container it is init, which
+    # ignores SIGSTOP), so the switch is not confirmed within 3 s and the deploy rolls back.
+    # The master wakes up once the rollback has put the old upstream back, and loads that.
     master = int(docker("inspect", "-f", "{{.State.Pid}}", stack.proxy_container()).stdout)
+    old_only = stack.upstream_servers()
     os.kill(master, signal.SIGSTOP)
-    wake = threading.Timer(7, os.kill, (master, signal.SIGCONT))
+    wake = threading.Thread(target=wake_when_rolled_back, args=(stack, master, old_only))
     wake.start()
     try:
         result = stack.swap("deploy", "app", "--switch-timeout", "3s",
@@ -110,6 +111,18 @@ def test_a_reload_nginx_does_not_confirm_rolls_back(make_stack: StackFactory) ->
         result.stderr.split())
     assert stack.container_ids("app") == before[0]
     assert stack.get() == (200, "v1")
+
+
+def wake_when_rolled_back(stack: Stack, master: int, old_only: list[str]) -> None:
+    deadline = time.monotonic() + 60
+    switched = False
+    while time.monotonic() < deadline:
+        servers = stack.upstream_servers()
+        switched = switched or (len(servers) == 1 and servers != old_only)
+        if switched and servers == old_only:
+            break
+        time.sleep(0.05)
+    os.kill(master, signal.SIGCONT)
 
 
 def test_a_compose_failure_rolls_back(make_stack: StackFactory) -> None:

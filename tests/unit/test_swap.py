@@ -115,6 +115,7 @@ def test_a_timeout_removes_the_new_container_and_leaves_the_proxy_alone(tmp_path
 
     assert isinstance(failure.value.cause, NotReady)
     assert failure.value.logs == "log of demo-app-2\n"
+    assert world.proxy.staged == [["demo-app-2"]] and world.proxy.unstaged == 1
     assert world.proxy.switches == []
     assert world.names() == ["demo-app-1"]
     assert "stop demo-app-1" not in world.engine.calls
@@ -147,6 +148,19 @@ def test_compose_failing_after_creating_a_container_removes_it(tmp_path: Path) -
         world.swap().run()
 
     assert isinstance(failure.value.cause, ComposeFailed)
+    assert world.names() == ["demo-app-1"]
+
+
+def test_a_config_the_proxy_rejects_fails_before_the_readiness_wait(tmp_path: Path) -> None:
+    world = World(tmp_path)
+    world.proxy.stage_error = ProxyConfigInvalid("nginx said no")
+
+    with pytest.raises(DeployFailed) as failure:
+        world.swap().run()
+
+    assert isinstance(failure.value.cause, ProxyConfigInvalid)
+    assert not any(call.startswith("exec") for call in world.engine.calls)
+    assert world.proxy.switches == [] and world.proxy.unstaged == 0
     assert world.names() == ["demo-app-1"]
 
 

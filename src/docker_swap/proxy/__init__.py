@@ -1,9 +1,10 @@
 """Proxy drivers: one per proxy, behind one small protocol the swap sequence uses.
 
-A driver answers three questions: is the proxy set up for this service (`check`), send every
-new request to these backends and prove it is live (`switch`), and wait until nothing the proxy
-sent to the previous backends is still in flight (`drain`). Rolling back is a `switch` to the
-old backends, so there is one way to change a proxy, and it is always confirmed.
+A driver answers four questions: is the proxy set up for this service (`check`), will it accept
+these backends (`stage`, while they warm up, with nothing sent to them), send every new request
+to these backends and prove it is live (`switch`), and wait until nothing the proxy sent to the
+previous backends is still in flight (`drain`). Rolling back is a `switch` to the old backends,
+so there is one way to change what a proxy serves, and it is always confirmed.
 """
 
 from __future__ import annotations

@@ -26,6 +26,18 @@ class ProxyDriver(Protocol):
         """Raise ProxyNotReady unless the proxy can be switched; return notes for the user."""
         ...
 
+    def stage(self, backends: Sequence[Backend], serving: Sequence[Backend]) -> None:
+        """Check that the proxy accepts `backends`, while it keeps sending to `serving` only.
+
+        Done while the new containers warm up, so that a configuration the proxy rejects fails
+        the deploy at once, and the switch itself is shorter. Raises ProxyConfigInvalid.
+        """
+        ...
+
+    def unstage(self) -> None:
+        """Undo `stage` (the proxy never sent anything to the staged backends)."""
+        ...
+
     def switch(self, backends: Sequence[Backend]) -> str:
         """Send every new request to `backends` and return once that is live.
 

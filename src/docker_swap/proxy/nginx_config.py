@@ -98,11 +98,17 @@ def sets_keepalive_min_timeout(files: Mapping[str, str], directory: str) -> bool
     )
 
 
-def render_upstream(upstream: str, backends: Sequence[Backend], generation: str) -> str:
+def render_upstream(
+    upstream: str, backends: Sequence[Backend], generation: str,
+    standby: Sequence[Backend] = (),
+) -> str:
+    """The upstream block; `standby` servers are named (so nginx checks them) but marked down."""
     lines = [
         f"# Written by docker-swap ({generation}). Do not edit: each deploy rewrites this file.",
         f"upstream {upstream} {{",
         *(f"    server {b.name}:{b.port};  # {b.short_id} {b.address}" for b in backends),
+        *(f"    server {b.name}:{b.port} down;  # warming up: {b.short_id} {b.address}"
+          for b in standby),
         "}",
     ]
     return "\n".join(lines) + "\n"

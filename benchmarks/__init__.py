@@ -1,0 +1,1 @@
+"""Benchmarks: they print figures and compare side by side; they assert nothing."""

@@ -1,0 +1,217 @@
+"""N consecutive swaps under load, by docker-swap and by the classic recipe, side by side.
+
+    .venv/bin/python -m benchmarks.swaps --swaps 20 --nginx 1.30 --nginx 1.22
+
+Load per swap (as in ../shared/REFERENCE.md): wrk keep-alive GETs (32 connections), 2-second
+GETs (4), POSTs (8). The app listens 1 s after it starts and answers 503 for 2 s more while it
+warms up; it dies at once on SIGTERM. Each swap runs inside its own load window.
+
+Per swap it prints failed requests by kind, the swap's wall time, the new container's own time
+to readiness (engine create -> the app's "warm" log line), the drain (waiting for requests in
+flight), the tool's overhead (wall - readiness - drain) and keep-alive GET latency p50/p99;
+then totals, and both methods side by side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from testbed import images
+from testbed.load import KEEPALIVE_GETS, MIXED, Load, Result
+from testbed.stack import NGINX_HTTP, Stack, docker, http_compose
+
+from .classic import NGINX_CLASSIC, classic_swap
+
+WINDOW_SECONDS = 12  # load per swap; a swap takes about 6 s with this app
+SETTLE_SECONDS = 1.5
+BASELINE_SECONDS = 6
+
+
+@dataclass(frozen=True)
+class Timing:
+    """What one method reports of one swap."""
+
+    wall: float
+    """The command's wall time, process start to exit."""
+    swap: float
+    """From the first change (compose starts a container) to the end; preflight excluded."""
+    drain: float
+    phases: str = ""
+
+
+@dataclass(frozen=True)
+class Swap:
+    results: list[Result]
+    timing: Timing
+    readiness: float
+
+    @property
+    def wall(self) -> float:
+        return self.timing.wall
+
+    @property
+    def overhead(self) -> float:
+        """What the tool adds to the container's own start-up and the requests in flight."""
+        return self.timing.wall - self.readiness - self.timing.drain
+
+    @property
+    def swap_overhead(self) -> float:
+        """The same, counted from the first change (process start and preflight excluded)."""
+        return self.timing.swap - self.readiness - self.timing.drain
+
+    def failed(self, kind: str) -> int:
+        return sum(getattr(r, kind) for r in self.results)
+
+    @property
+    def failed_total(self) -> int:
+        return sum(r.failed for r in self.results)
+
+    def latency(self) -> tuple[float, float]:
+        keepalive = next(r for r in self.results if r.client == KEEPALIVE_GETS)
+        return keepalive.p50_ms, keepalive.p99_ms
+
+
+KINDS = ("non_2xx", "read", "write", "connect", "timeout")
+
+
+def docker_swap(stack: Stack, version: str) -> Timing:
+    started = time.monotonic()
+    report = stack.swap_json("deploy", "app", env={"APP_VERSION": version})
+    wall = time.monotonic() - started
+    if report["exit_code"] != 0:
+        raise SystemExit(f"docker-swap failed: {report}")
+    phases = {p["name"]: float(p["seconds"]) for p in report["phases"]}
+    shown = " ".join(f"{name} {seconds:.2f}" for name, seconds in phases.items())
+    return Timing(wall, float(report["seconds"]), phases["drain"], shown)
+
+
+def run_classic(stack: Stack, version: str) -> Timing:
+    wall = classic_swap(stack, version)
+    return Timing(wall, wall, 0.0)
+
+
+def readiness(stack: Stack) -> float:
+    """The new container's own time to readiness: engine create -> the app's "warm" line."""
+    (container,) = stack.containers("app")
+    created = docker("inspect", "-f", "{{.Created}}", container["ID"]).stdout.strip()
+    logs = docker("logs", container["ID"]).stdout
+    warm = next(float(line.split()[0]) for line in logs.splitlines() if line.endswith(" warm"))
+    return warm - _timestamp(created)
+
+
+def _timestamp(rfc3339: str) -> float:
+    whole, _, rest = rfc3339.rstrip("Z").partition(".")
+    fraction = float(f"0.{rest[:9]}") if rest else 0.0
+    return datetime.fromisoformat(whole + "+00:00").timestamp() + fraction
+
+
+def run(method: str, nginx: str, swaps: int, folder: Path) -> tuple[list[Swap], Result]:
+    conf = NGINX_CLASSIC if method == "classic" else NGINX_HTTP
+    stack = Stack(folder / f"{method}-{nginx}", http_compose(nginx), conf)
+    stack.env = {"DOCKER_SWAP_STATE_DIR": str(folder / "state"), "LISTEN_DELAY": "1",
+                 "WARMUP": "2"}
+    swap: Callable[[Stack, str], Timing] = (
+        run_classic if method == "classic" else docker_swap
+    )
+    stack.up()
+    try:
+        if method != "classic":
+            stack.swap("sync", "app")
+        stack.wait_serving("v1")
+        with Load(stack.url(), MIXED, BASELINE_SECONDS) as load:
+            baseline = next(r for r in load.results() if r.client == KEEPALIVE_GETS)
+        measured = []
+        for number in range(1, swaps + 1):
+            measured.append(one_swap(stack, swap, f"v{number + 1}"))
+            print(f"  {method:<11} nginx {nginx}  swap {number:>2}: {describe(measured[-1])}",
+                  flush=True)
+        return measured, baseline
+    finally:
+        stack.down()
+
+
+def one_swap(stack: Stack, swap: Callable[[Stack, str], Timing],
+             version: str) -> Swap:
+    with Load(stack.url(), MIXED, WINDOW_SECONDS) as load:
+        time.sleep(SETTLE_SECONDS)
+        timing = swap(stack, version)
+        if SETTLE_SECONDS + timing.wall > WINDOW_SECONDS - 1:
+            print(f"  (the swap took {timing.wall:.1f} s: longer than its load window)")
+        results = load.results()
+    return Swap(results, timing, readiness(stack))
+
+
+def describe(swap: Swap) -> str:
+    kinds = ", ".join(f"{k} {swap.failed(k)}" for k in KINDS)
+    p50, p99 = swap.latency()
+    return (f"failed {swap.failed_total:>5} ({kinds}); wall {swap.wall:5.2f} s, "
+            f"readiness {swap.readiness:4.2f} s, drain {swap.timing.drain:4.2f} s, "
+            f"overhead {swap.overhead:5.2f} s (from the first change {swap.swap_overhead:4.2f} s);"
+            f" p50/p99 {p50:.0f}/{p99:.0f} ms {swap.timing.phases}")
+
+
+def summary(method: str, nginx: str, swaps: Sequence[Swap], baseline: Result) -> dict[str, object]:
+    p99s = [s.latency()[1] for s in swaps]
+    return {
+        "method": method, "nginx": nginx, "swaps": len(swaps),
+        "failed": sum(s.failed_total for s in swaps),
+        **{k: sum(s.failed(k) for s in swaps) for k in KINDS},
+        "requests": sum(sum(r.requests for r in s.results) for s in swaps),
+        "median_wall": statistics.median(s.wall for s in swaps),
+        "median_overhead": statistics.median(s.overhead for s in swaps),
+        "median_swap_overhead": statistics.median(s.swap_overhead for s in swaps),
+        "median_readiness": statistics.median(s.readiness for s in swaps),
+        "p50_before": baseline.p50_ms, "p99_before": baseline.p99_ms,
+        "p50_during": statistics.median(s.latency()[0] for s in swaps),
+        "p99_during": statistics.median(p99s), "p99_during_max": max(p99s),
+    }
+
+
+def table(rows: Sequence[dict[str, object]]) -> str:
+    head = ("| method | nginx | swaps | requests | failed | non-2xx | read | write | connect | "
+            "timeout | median swap s | median overhead s (from the first change) | "
+            "p50/p99 before ms | "
+            "p50/p99 during ms (median, worst p99) |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for r in rows:
+        lines.append(
+            f"| {r['method']} | {r['nginx']} | {r['swaps']} | {r['requests']} | {r['failed']} | "
+            f"{r['non_2xx']} | {r['read']} | {r['write']} | {r['connect']} | {r['timeout']} | "
+            f"{r['median_wall']:.2f} | {r['median_overhead']:.2f} "
+            f"({r['median_swap_overhead']:.2f}) | "
+            f"{r['p50_before']:.0f}/{r['p99_before']:.0f} | "
+            f"{r['p50_during']:.0f}/{r['p99_during']:.0f}, {r['p99_during_max']:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--swaps", type=int, default=20)
+    parser.add_argument("--nginx", action="append", choices=sorted(images.NGINX))
+    parser.add_argument("--method", action="append", choices=["docker-swap", "classic"])
+    parser.add_argument("--json", type=Path, help="also write the summary rows to this file")
+    args = parser.parse_args()
+    images.build_all()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="docker-swap-bench-") as folder:
+        for nginx in args.nginx or ["1.30", "1.22"]:
+            for method in args.method or ["docker-swap", "classic"]:
+                swaps, baseline = run(method, nginx, args.swaps, Path(folder))
+                rows.append(summary(method, nginx, swaps, baseline))
+    print()
+    print(table(rows))
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()
