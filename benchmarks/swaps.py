@@ -3,13 +3,15 @@
     .venv/bin/python -m benchmarks.swaps --swaps 20 --nginx 1.30 --nginx 1.22
 
 Load per swap (as in ../shared/REFERENCE.md): wrk keep-alive GETs (32 connections), 2-second
-GETs (4), POSTs (8). The app listens 1 s after it starts and answers 503 for 2 s more while it
-warms up; it dies at once on SIGTERM. Each swap runs inside its own load window.
+GETs (4), POSTs (8), plus GETs that close their connection (4). The app listens 1 s after it
+starts and answers 503 for 2 s more while it warms up; it dies at once on SIGTERM. Each swap
+runs inside its own load window.
 
-Per swap it prints failed requests by kind, the swap's wall time, the new container's own time
-to readiness (engine create -> the app's "warm" log line), the drain (waiting for requests in
-flight), the tool's overhead (wall - readiness - drain) and keep-alive GET latency p50/p99;
-then totals, and both methods side by side.
+Per swap it prints failed requests by kind and by client, the swap's wall time, the new
+container's own time to readiness (engine create -> the app's "warm" log line), the drain
+(waiting for requests in flight), the tool's overhead (wall - readiness - drain; and the same
+counted from the swap's first change, without process start-up and preflight), keep-alive GET
+latency p50/p99, and docker-swap's phases; then one summary row per method and nginx.
 """
 
 from __future__ import annotations
@@ -20,17 +22,18 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 
 from testbed import images
-from testbed.load import KEEPALIVE_GETS, MIXED, Load, Result
+from testbed.load import CLOSING_GETS, KEEPALIVE_GETS, MIXED, Load, Result
 from testbed.stack import NGINX_HTTP, Stack, docker, http_compose
 
 from .classic import NGINX_CLASSIC, classic_swap
 
-WINDOW_SECONDS = 12  # load per swap; a swap takes about 6 s with this app
+WINDOW_SECONDS = 12  # load per swap; a swap takes about 5 s with this app
+CLIENTS = (*MIXED, CLOSING_GETS)
 SETTLE_SECONDS = 1.5
 BASELINE_SECONDS = 6
 
@@ -70,6 +73,9 @@ class Swap:
     def failed(self, kind: str) -> int:
         return sum(getattr(r, kind) for r in self.results)
 
+    def failed_by_client(self) -> list[int]:
+        return [r.failed for r in self.results]
+
     @property
     def failed_total(self) -> int:
         return sum(r.failed for r in self.results)
@@ -82,9 +88,9 @@ class Swap:
 KINDS = ("non_2xx", "read", "write", "connect", "timeout")
 
 
-def docker_swap(stack: Stack, version: str) -> Timing:
+def docker_swap(stack: Stack, version: str, *flags: str) -> Timing:
     started = time.monotonic()
-    report = stack.swap_json("deploy", "app", env={"APP_VERSION": version})
+    report = stack.swap_json("deploy", "app", *flags, env={"APP_VERSION": version})
     wall = time.monotonic() - started
     if report["exit_code"] != 0:
         raise SystemExit(f"docker-swap failed: {report}")
@@ -93,9 +99,20 @@ def docker_swap(stack: Stack, version: str) -> Timing:
     return Timing(wall, float(report["seconds"]), phases["drain"], shown)
 
 
+def docker_swap_http(stack: Stack, version: str) -> Timing:
+    return docker_swap(stack, version, "--http", "/healthz")
+
+
 def run_classic(stack: Stack, version: str) -> Timing:
     wall = classic_swap(stack, version)
     return Timing(wall, wall, 0.0)
+
+
+METHODS: dict[str, Callable[[Stack, str], Timing]] = {
+    "docker-swap": docker_swap,  # the same health command as the classic recipe
+    "docker-swap-http": docker_swap_http,  # its own HTTP probe
+    "classic": run_classic,
+}
 
 
 def readiness(stack: Stack) -> float:
@@ -118,15 +135,13 @@ def run(method: str, nginx: str, swaps: int, folder: Path) -> tuple[list[Swap], 
     stack = Stack(folder / f"{method}-{nginx}", http_compose(nginx), conf)
     stack.env = {"DOCKER_SWAP_STATE_DIR": str(folder / "state"), "LISTEN_DELAY": "1",
                  "WARMUP": "2"}
-    swap: Callable[[Stack, str], Timing] = (
-        run_classic if method == "classic" else docker_swap
-    )
+    swap = METHODS[method]
     stack.up()
     try:
         if method != "classic":
             stack.swap("sync", "app")
         stack.wait_serving("v1")
-        with Load(stack.url(), MIXED, BASELINE_SECONDS) as load:
+        with Load(stack.url(), CLIENTS, BASELINE_SECONDS) as load:
             baseline = next(r for r in load.results() if r.client == KEEPALIVE_GETS)
         measured = []
         for number in range(1, swaps + 1):
@@ -140,7 +155,7 @@ def run(method: str, nginx: str, swaps: int, folder: Path) -> tuple[list[Swap], 
 
 def one_swap(stack: Stack, swap: Callable[[Stack, str], Timing],
              version: str) -> Swap:
-    with Load(stack.url(), MIXED, WINDOW_SECONDS) as load:
+    with Load(stack.url(), CLIENTS, WINDOW_SECONDS) as load:
         time.sleep(SETTLE_SECONDS)
         timing = swap(stack, version)
         if SETTLE_SECONDS + timing.wall > WINDOW_SECONDS - 1:
@@ -151,6 +166,7 @@ def one_swap(stack: Stack, swap: Callable[[Stack, str], Timing],
 
 def describe(swap: Swap) -> str:
     kinds = ", ".join(f"{k} {swap.failed(k)}" for k in KINDS)
+    kinds += "; by client " + "/".join(map(str, swap.failed_by_client()))
     p50, p99 = swap.latency()
     return (f"failed {swap.failed_total:>5} ({kinds}); wall {swap.wall:5.2f} s, "
             f"readiness {swap.readiness:4.2f} s, drain {swap.timing.drain:4.2f} s, "
@@ -158,37 +174,58 @@ def describe(swap: Swap) -> str:
             f" p50/p99 {p50:.0f}/{p99:.0f} ms {swap.timing.phases}")
 
 
-def summary(method: str, nginx: str, swaps: Sequence[Swap], baseline: Result) -> dict[str, object]:
+@dataclass(frozen=True)
+class Row:
+    method: str
+    nginx: str
+    swaps: int
+    requests: int
+    failed: int
+    by_kind: dict[str, int]
+    by_client: list[int]
+    median_wall: float
+    median_overhead: float
+    median_swap_overhead: float
+    median_readiness: float
+    p50_before: float
+    p99_before: float
+    p50_during: float
+    p99_during: float
+    p99_during_max: float
+
+
+def summary(method: str, nginx: str, swaps: Sequence[Swap], baseline: Result) -> Row:
     p99s = [s.latency()[1] for s in swaps]
-    return {
-        "method": method, "nginx": nginx, "swaps": len(swaps),
-        "failed": sum(s.failed_total for s in swaps),
-        **{k: sum(s.failed(k) for s in swaps) for k in KINDS},
-        "requests": sum(sum(r.requests for r in s.results) for s in swaps),
-        "median_wall": statistics.median(s.wall for s in swaps),
-        "median_overhead": statistics.median(s.overhead for s in swaps),
-        "median_swap_overhead": statistics.median(s.swap_overhead for s in swaps),
-        "median_readiness": statistics.median(s.readiness for s in swaps),
-        "p50_before": baseline.p50_ms, "p99_before": baseline.p99_ms,
-        "p50_during": statistics.median(s.latency()[0] for s in swaps),
-        "p99_during": statistics.median(p99s), "p99_during_max": max(p99s),
-    }
+    return Row(
+        method=method, nginx=nginx, swaps=len(swaps),
+        requests=sum(sum(r.requests for r in s.results) for s in swaps),
+        failed=sum(s.failed_total for s in swaps),
+        by_kind={k: sum(s.failed(k) for s in swaps) for k in KINDS},
+        by_client=[sum(c) for c in zip(*(s.failed_by_client() for s in swaps), strict=True)],
+        median_wall=statistics.median(s.wall for s in swaps),
+        median_overhead=statistics.median(s.overhead for s in swaps),
+        median_swap_overhead=statistics.median(s.swap_overhead for s in swaps),
+        median_readiness=statistics.median(s.readiness for s in swaps),
+        p50_before=baseline.p50_ms, p99_before=baseline.p99_ms,
+        p50_during=statistics.median(s.latency()[0] for s in swaps),
+        p99_during=statistics.median(p99s), p99_during_max=max(p99s),
+    )
 
 
-def table(rows: Sequence[dict[str, object]]) -> str:
+def table(rows: Sequence[Row]) -> str:
     head = ("| method | nginx | swaps | requests | failed | non-2xx | read | write | connect | "
-            "timeout | median swap s | median overhead s (from the first change) | "
-            "p50/p99 before ms | "
-            "p50/p99 during ms (median, worst p99) |")
+            "timeout | failed by client: keep-alive GET / slow GET / POST / GET+close | "
+            "median swap s | median overhead s (from the first change) | "
+            "p50/p99 before ms | p50/p99 during ms (median, worst p99) |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
+        kinds = " | ".join(str(r.by_kind[k]) for k in KINDS)
         lines.append(
-            f"| {r['method']} | {r['nginx']} | {r['swaps']} | {r['requests']} | {r['failed']} | "
-            f"{r['non_2xx']} | {r['read']} | {r['write']} | {r['connect']} | {r['timeout']} | "
-            f"{r['median_wall']:.2f} | {r['median_overhead']:.2f} "
-            f"({r['median_swap_overhead']:.2f}) | "
-            f"{r['p50_before']:.0f}/{r['p99_before']:.0f} | "
-            f"{r['p50_during']:.0f}/{r['p99_during']:.0f}, {r['p99_during_max']:.0f} |"
+            f"| {r.method} | {r.nginx} | {r.swaps} | {r.requests} | {r.failed} | {kinds} | "
+            f"{' / '.join(map(str, r.by_client))} | {r.median_wall:.2f} | "
+            f"{r.median_overhead:.2f} ({r.median_swap_overhead:.2f}) | "
+            f"{r.p50_before:.0f}/{r.p99_before:.0f} | "
+            f"{r.p50_during:.0f}/{r.p99_during:.0f}, {r.p99_during_max:.0f} |"
         )
     return "\n".join(lines)
 
@@ -197,7 +234,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--swaps", type=int, default=20)
     parser.add_argument("--nginx", action="append", choices=sorted(images.NGINX))
-    parser.add_argument("--method", action="append", choices=["docker-swap", "classic"])
+    parser.add_argument("--method", action="append", choices=sorted(METHODS))
     parser.add_argument("--json", type=Path, help="also write the summary rows to this file")
     args = parser.parse_args()
     images.build_all()
@@ -210,7 +247,7 @@ def main() -> None:
     print()
     print(table(rows))
     if args.json:
-        args.json.write_text(json.dumps(rows, indent=2))
+        args.json.write_text(json.dumps([asdict(row) for row in rows], indent=2))
 
 
 if __name__ == "__main__":

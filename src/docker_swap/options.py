@@ -35,6 +35,8 @@ SWAP_KEYS = (
     "switch-timeout",
     "upstream",
 )
+READINESS_KEYS = ("health-cmd", "http")
+"""One choice written two ways: a readiness flag replaces both x-swap keys."""
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 _UPSTREAM_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
@@ -115,8 +117,10 @@ def resolve_settings(
             f"x-swap of service {service!r} has unknown key {unknown[0]!r}; "
             f"known keys are {', '.join(SWAP_KEYS)}."
         )
-    sources = {key: ("x-swap", value) for key, value in x_swap.items()}
-    sources |= {key: ("flag", value) for key, value in flags.items() if value is not None}
+    given = {key: value for key, value in flags.items() if value is not None}
+    replaced = READINESS_KEYS if set(given) & set(READINESS_KEYS) else ()
+    sources = {key: ("x-swap", value) for key, value in x_swap.items() if key not in replaced}
+    sources |= {key: ("flag", value) for key, value in given.items()}
 
     def get(key: str) -> tuple[str, object] | None:
         return sources.get(key)

@@ -32,6 +32,12 @@ def test_x_swap_is_read_and_flags_win() -> None:
     assert options.upstream_name == "backend"
 
 
+def test_a_readiness_flag_replaces_both_readiness_keys() -> None:
+    x_swap = {"health-cmd": "./healthcheck", "timeout": "5s"}
+    options = resolve_settings("app", x_swap, {"http": "/healthz"})
+    assert (options.health_cmd, options.http_path, options.timeout) == (None, "/healthz", 5.0)
+
+
 def test_a_health_command_may_be_a_list() -> None:
     options = resolve_settings("app", {"health-cmd": ["sh", "-c", "exit 0"]}, {})
     assert options.health_cmd == ("sh", "-c", "exit 0")
