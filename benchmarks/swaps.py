@@ -1,11 +1,13 @@
 """N consecutive swaps under load, by docker-swap and by the classic recipe, side by side.
 
-    .venv/bin/python -m benchmarks.swaps --swaps 20 --nginx 1.30 --nginx 1.22
+    .venv/bin/python -m benchmarks.swaps --swaps 20 --proxy nginx-1.30 --proxy nginx-1.22 \
+        --proxy haproxy-2.6
 
-Load per swap (as in ../shared/REFERENCE.md): wrk keep-alive GETs (32 connections), 2-second
-GETs (4), POSTs (8), plus GETs that close their connection (4). The app listens 1 s after it
-starts and answers 503 for 2 s more while it warms up; it dies at once on SIGTERM. Each swap
-runs inside its own load window.
+Load per swap (as in ../shared/REFERENCE.md): wrk keep-alive GETs (32 connections, ~1,000/s),
+2-second GETs (4), POSTs (8), plus GETs that close their connection (4). The app listens 1 s
+after it starts and answers 503 for 2 s more while it warms up; it dies at once on SIGTERM.
+Each swap runs inside its own load window. The classic recipe is nginx's; HAProxy rows are
+docker-swap's only.
 
 Per swap it prints failed requests by kind and by client, the swap's wall time, the new
 container's own time to readiness (engine create -> the app's "warm" log line), the drain
@@ -28,7 +30,7 @@ from pathlib import Path
 
 from testbed import images
 from testbed.load import CLOSING_GETS, KEEPALIVE_GETS, MIXED, Load, Result
-from testbed.stack import NGINX_HTTP, Stack, docker, http_compose
+from testbed.stack import HAPROXY_CFG, NGINX_HTTP, Stack, docker, haproxy_compose, http_compose
 
 from .classic import NGINX_CLASSIC, classic_swap
 
@@ -130,9 +132,19 @@ def _timestamp(rfc3339: str) -> float:
     return datetime.fromisoformat(whole + "+00:00").timestamp() + fraction
 
 
-def run(method: str, nginx: str, swaps: int, folder: Path) -> tuple[list[Swap], Result]:
+PROXIES = ("nginx-1.30", "nginx-1.22", "haproxy-2.6")
+
+
+def make_stack(method: str, proxy: str, folder: Path) -> Stack:
+    if proxy.startswith("haproxy"):
+        return Stack(folder / f"{method}-{proxy}", haproxy_compose(), HAPROXY_CFG)
+    nginx = proxy.removeprefix("nginx-")
     conf = NGINX_CLASSIC if method == "classic" else NGINX_HTTP
-    stack = Stack(folder / f"{method}-{nginx}", http_compose(nginx), conf)
+    return Stack(folder / f"{method}-{proxy}", http_compose(nginx), conf)
+
+
+def run(method: str, proxy: str, swaps: int, folder: Path) -> tuple[list[Swap], Result]:
+    stack = make_stack(method, proxy, folder)
     stack.env = {"DOCKER_SWAP_STATE_DIR": str(folder / "state"), "LISTEN_DELAY": "1",
                  "WARMUP": "2"}
     swap = METHODS[method]
@@ -146,7 +158,7 @@ def run(method: str, nginx: str, swaps: int, folder: Path) -> tuple[list[Swap], 
         measured = []
         for number in range(1, swaps + 1):
             measured.append(one_swap(stack, swap, f"v{number + 1}"))
-            print(f"  {method:<11} nginx {nginx}  swap {number:>2}: {describe(measured[-1])}",
+            print(f"  {method:<16} {proxy:<11} swap {number:>2}: {describe(measured[-1])}",
                   flush=True)
         return measured, baseline
     finally:
@@ -177,7 +189,7 @@ def describe(swap: Swap) -> str:
 @dataclass(frozen=True)
 class Row:
     method: str
-    nginx: str
+    proxy: str
     swaps: int
     requests: int
     failed: int
@@ -194,10 +206,10 @@ class Row:
     p99_during_max: float
 
 
-def summary(method: str, nginx: str, swaps: Sequence[Swap], baseline: Result) -> Row:
+def summary(method: str, proxy: str, swaps: Sequence[Swap], baseline: Result) -> Row:
     p99s = [s.latency()[1] for s in swaps]
     return Row(
-        method=method, nginx=nginx, swaps=len(swaps),
+        method=method, proxy=proxy, swaps=len(swaps),
         requests=sum(sum(r.requests for r in s.results) for s in swaps),
         failed=sum(s.failed_total for s in swaps),
         by_kind={k: sum(s.failed(k) for s in swaps) for k in KINDS},
@@ -213,7 +225,7 @@ def summary(method: str, nginx: str, swaps: Sequence[Swap], baseline: Result) ->
 
 
 def table(rows: Sequence[Row]) -> str:
-    head = ("| method | nginx | swaps | requests | failed | non-2xx | read | write | connect | "
+    head = ("| method | proxy | swaps | requests | failed | non-2xx | read | write | connect | "
             "timeout | failed by client: keep-alive GET / slow GET / POST / GET+close | "
             "median swap s | median overhead s (from the first change) | "
             "p50/p99 before ms | p50/p99 during ms (median, worst p99) |")
@@ -221,7 +233,7 @@ def table(rows: Sequence[Row]) -> str:
     for r in rows:
         kinds = " | ".join(str(r.by_kind[k]) for k in KINDS)
         lines.append(
-            f"| {r.method} | {r.nginx} | {r.swaps} | {r.requests} | {r.failed} | {kinds} | "
+            f"| {r.method} | {r.proxy} | {r.swaps} | {r.requests} | {r.failed} | {kinds} | "
             f"{' / '.join(map(str, r.by_client))} | {r.median_wall:.2f} | "
             f"{r.median_overhead:.2f} ({r.median_swap_overhead:.2f}) | "
             f"{r.p50_before:.0f}/{r.p99_before:.0f} | "
@@ -233,17 +245,19 @@ def table(rows: Sequence[Row]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--swaps", type=int, default=20)
-    parser.add_argument("--nginx", action="append", choices=sorted(images.NGINX))
+    parser.add_argument("--proxy", action="append", choices=PROXIES)
     parser.add_argument("--method", action="append", choices=sorted(METHODS))
     parser.add_argument("--json", type=Path, help="also write the summary rows to this file")
     args = parser.parse_args()
     images.build_all()
     rows = []
     with tempfile.TemporaryDirectory(prefix="docker-swap-bench-") as folder:
-        for nginx in args.nginx or ["1.30", "1.22"]:
+        for proxy in args.proxy or PROXIES:
             for method in args.method or ["docker-swap", "classic"]:
-                swaps, baseline = run(method, nginx, args.swaps, Path(folder))
-                rows.append(summary(method, nginx, swaps, baseline))
+                if method == "classic" and not proxy.startswith("nginx"):
+                    continue
+                swaps, baseline = run(method, proxy, args.swaps, Path(folder))
+                rows.append(summary(method, proxy, swaps, baseline))
     print()
     print(table(rows))
     if args.json:

@@ -13,7 +13,9 @@ SID = "docker-swap-test/debian:sid"
 APP = "docker-swap-test/app"
 PHP = "docker-swap-test/php"
 NGINX = {"1.22": "docker-swap-test/nginx:1.22", "1.30": "docker-swap-test/nginx:1.30"}
+HAPROXY = "docker-swap-test/haproxy:2.6"
 _BUILDS = {
+    HAPROXY: ("haproxy", BOOKWORM),
     APP: ("app", BOOKWORM),
     PHP: ("php", BOOKWORM),
     NGINX["1.22"]: ("nginx", BOOKWORM),

@@ -26,12 +26,17 @@ class Client:
     body: str = ""
     close: bool = False
     """Send `Connection: close`, so every request opens a new connection."""
+    pause_ms: int = 0
+    """Each connection waits this long after an answer before its next request (wrk's delay)."""
 
 
-KEEPALIVE_GETS = Client("keep-alive GET", "/", 32)
+# About 1,000 requests/s of keep-alive GETs, as in the measurements of ../shared/REFERENCE.md:
+# each connection pauses between requests, so connections sit idle now and then (as real
+# clients' do) and the machine keeps room for what is measured.
+KEEPALIVE_GETS = Client("keep-alive GET", "/", 32, pause_ms=30)
 SLOW_GETS = Client("slow GET (2 s)", "/slow?seconds=2", 4)
-POSTS = Client("POST", "/", 8, method="POST", body="x" * 512)
-CLOSING_GETS = Client("GET, Connection: close", "/", 4, close=True)
+POSTS = Client("POST", "/", 8, method="POST", body="x" * 512, pause_ms=40)
+CLOSING_GETS = Client("GET, Connection: close", "/", 4, close=True, pause_ms=40)
 MIXED = (KEEPALIVE_GETS, SLOW_GETS, POSTS)
 
 
@@ -97,6 +102,8 @@ class Load:
             lines += [f'wrk.body = "{client.body}"', 'wrk.headers["Content-Type"] = "text/plain"']
         if client.close:
             lines.append('wrk.headers["Connection"] = "close"')
+        if client.pause_ms:
+            lines.append(f"function delay() return {client.pause_ms} end")
         script.write_text("\n".join(lines) + "\n")
         return [
             "wrk", "--threads", "1", "--connections", str(client.connections),

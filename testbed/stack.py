@@ -53,6 +53,36 @@ http {
 """
 
 
+HAPROXY_CFG = """\
+global
+    stats socket ipv4@127.0.0.1:9999 level admin
+    server-state-file /var/lib/haproxy/docker-swap/servers
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+    load-server-state-from-file global
+frontend web
+    bind :80
+    default_backend app
+backend app
+    server-template app 4 localhost:1 disabled
+"""
+
+
+def haproxy_compose(**x_swap: object) -> dict[str, Any]:
+    """The same app behind HAProxy 2.6, switched through its runtime API."""
+    compose = http_compose()
+    compose["services"]["app"]["x-swap"] |= {"proxy": "haproxy:proxy", **x_swap}
+    compose["services"]["proxy"] |= {
+        "image": images.HAPROXY,
+        "volumes": ["./haproxy.cfg:/usr/local/etc/haproxy/haproxy.cfg:ro",
+                    "swap:/var/lib/haproxy/docker-swap"],
+    }
+    return compose
+
+
 def http_compose(nginx: str = "1.30", **x_swap: object) -> dict[str, Any]:
     """The app behind nginx: health command, 1 s before listening, 2 s of warm-up (503s)."""
     return {
@@ -96,14 +126,15 @@ class Stack:
 
     folder: Path
     compose_file: dict[str, Any]
-    nginx_conf: str = NGINX_HTTP
+    proxy_config: str = NGINX_HTTP
     name: str = field(default_factory=lambda: f"swaptest{uuid.uuid4().hex[:8]}")
     env: dict[str, str] = field(default_factory=dict)
 
     def write(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         (self.folder / "compose.yaml").write_text(yaml.safe_dump(self.compose_file))
-        (self.folder / "nginx.conf").write_text(self.nginx_conf)
+        name = "haproxy.cfg" if self.proxy_config.startswith("global") else "nginx.conf"
+        (self.folder / name).write_text(self.proxy_config)
 
     def up(self, *services: str) -> None:
         self.write()
@@ -173,6 +204,12 @@ class Stack:
         result = docker("exec", self.proxy_container(), "cat", "/etc/nginx/docker-swap/app.conf",
                         check=False)
         return result.stdout
+
+    def haproxy(self, command: str) -> str:
+        """Ask HAProxy's runtime API, as docker-swap does."""
+        return docker("exec", self.proxy_container(), "bash", "-c",
+                      'exec 3<>/dev/tcp/127.0.0.1/9999 && echo "$0" >&3 && cat <&3',
+                      command).stdout
 
     def upstream_servers(self) -> list[str]:
         return [line.split("#")[0].strip() for line in self.upstream_file().splitlines()

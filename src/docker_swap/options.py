@@ -24,7 +24,7 @@ DEFAULT_PROBE_INTERVAL = 0.1
 NETWORK_PROBE_INTERVAL = 0.05
 """Seconds from one HTTP or TCP readiness attempt to the next (each costs one connection)."""
 
-PROXY_DRIVERS = ("nginx",)
+PROXY_DRIVERS = ("nginx", "haproxy")
 SWAP_KEYS = (
     "proxy",
     "port",

@@ -42,9 +42,9 @@ def make_stack(engine: None, tmp_path: Path) -> Iterator[StackFactory]:
     """Builds stacks that are brought up at once and torn down after the test, whatever happens."""
     made: list[Stack] = []
 
-    def make(compose: dict[str, Any], nginx_conf: str = NGINX_HTTP, *, sync: bool = True,
+    def make(compose: dict[str, Any], proxy_config: str = NGINX_HTTP, *, sync: bool = True,
              **env: str) -> Stack:
-        stack = Stack(tmp_path / f"stack{len(made)}", compose, nginx_conf)
+        stack = Stack(tmp_path / f"stack{len(made)}", compose, proxy_config)
         stack.env = {"DOCKER_SWAP_STATE_DIR": str(tmp_path / "state"), **env}
         made.append(stack)
         stack.up()

@@ -16,6 +16,7 @@ from ..errors import ProxyNotReady
 from ..models import Backend, Container
 from ..options import ProxyRef
 from .base import Drained, ProxyDriver
+from .haproxy import HAProxyDriver
 from .nginx import NginxDriver, seed
 
 __all__ = ["Drained", "ProxyDriver", "open_proxy", "seed_proxy"]
@@ -31,6 +32,8 @@ def open_proxy(
     """The driver for `ref`, working on the proxy's running containers."""
     if ref.driver == "nginx":
         return NginxDriver(engine, containers, upstream, switch_timeout)
+    if ref.driver == "haproxy":
+        return HAProxyDriver(engine, containers, upstream, switch_timeout)
     raise ProxyNotReady(f"docker-swap has no {ref.driver} driver.")
 
 
@@ -46,4 +49,7 @@ def seed_proxy(
     if ref.driver == "nginx":
         seed(engine, stopped, upstream, backends, timeout)
         return
-    raise ProxyNotReady(f"docker-swap has no {ref.driver} driver.")
+    raise ProxyNotReady(
+        f"the {ref.driver} proxy ({', '.join(c.name for c in stopped)}) does not run.",
+        hint=f"Start it with `docker compose up -d {stopped[0].service}`, then sync again.",
+    )

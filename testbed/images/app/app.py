@@ -37,6 +37,9 @@ def log(text: str) -> None:
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes; with Nagle on, the second waits for the peer's
+    # delayed ACK (40 ms) whenever the proxy keeps its upstream connection alive.
+    disable_nagle_algorithm = True
 
     def do_GET(self) -> None:
         url = urlparse(self.path)
