@@ -83,6 +83,26 @@ def haproxy_compose(**x_swap: object) -> dict[str, Any]:
     return compose
 
 
+def registry_compose() -> dict[str, Any]:
+    """The app behind two proxies (nginx 1.30 and HAProxy) that agents keep in line with a
+    Redis registry; Redis runs in the project too."""
+    compose = http_compose()
+    compose["services"]["app"]["x-swap"]["proxy"] = "redis"
+    compose["services"]["haproxy"] = {
+        **haproxy_compose()["services"]["proxy"],
+        "volumes": ["./haproxy.cfg:/usr/local/etc/haproxy/haproxy.cfg:ro",
+                    "haproxy-state:/var/lib/haproxy/docker-swap"],
+    }
+    compose["services"]["redis"] = {
+        "image": images.BOOKWORM,
+        "command": ["redis-server", "--save", "", "--appendonly", "no",
+                    "--protected-mode", "no", "--requirepass", "${REDIS_PASSWORD:-secret}"],
+        "ports": ["127.0.0.1::6379"],
+    }
+    compose["volumes"]["haproxy-state"] = {}
+    return compose
+
+
 def http_compose(nginx: str = "1.30", **x_swap: object) -> dict[str, Any]:
     """The app behind nginx: health command, 1 s before listening, 2 s of warm-up (503s)."""
     return {
@@ -135,6 +155,8 @@ class Stack:
         (self.folder / "compose.yaml").write_text(yaml.safe_dump(self.compose_file))
         name = "haproxy.cfg" if self.proxy_config.startswith("global") else "nginx.conf"
         (self.folder / name).write_text(self.proxy_config)
+        if "haproxy" in self.compose_file["services"]:  # the registry stack has both
+            (self.folder / "haproxy.cfg").write_text(HAPROXY_CFG)
 
     def up(self, *services: str) -> None:
         self.write()
@@ -166,27 +188,27 @@ class Stack:
         data["exit_code"] = result.returncode
         return data
 
-    def url(self) -> str:
-        address = self.compose("port", "proxy", "80").stdout.strip()
+    def url(self, proxy: str = "proxy") -> str:
+        address = self.compose("port", proxy, "80").stdout.strip()
         return f"http://{address}"
 
-    def get(self, path: str = "/") -> tuple[int, str]:
+    def get(self, path: str = "/", proxy: str = "proxy") -> tuple[int, str]:
         try:
-            with urllib.request.urlopen(self.url() + path, timeout=10) as answer:
+            with urllib.request.urlopen(self.url(proxy) + path, timeout=10) as answer:
                 return answer.status, answer.read().decode().strip()
         except urllib.error.HTTPError as error:
             return error.code, ""
 
-    def wait_serving(self, text: str, seconds: float = 30) -> None:
+    def wait_serving(self, text: str, seconds: float = 30, proxy: str = "proxy") -> None:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             try:
-                if self.get() == (200, text):
+                if self.get(proxy=proxy) == (200, text):
                     return
             except OSError:
                 pass
             time.sleep(0.2)
-        raise AssertionError(f"the stack did not serve {text!r} within {seconds} s")
+        raise AssertionError(f"{proxy} did not serve {text!r} within {seconds} s")
 
     def containers(self, service: str, *, all: bool = True) -> list[dict[str, Any]]:
         argv = ["docker", "ps", "--no-trunc", "--format", "{{json .}}",

@@ -7,7 +7,10 @@ Exit codes: 0 done, 1 the deploy failed and was rolled back, 2 refused before an
 from __future__ import annotations
 
 import logging
+import signal
 import sys
+import threading
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -15,6 +18,7 @@ import click
 from rich.console import Console
 
 from ._version import __version__
+from .agent import run_agent
 from .errors import EXIT_REFUSED, SwapError
 from .observer import Observer
 from .options import (
@@ -22,6 +26,7 @@ from .options import (
     DEFAULT_SWITCH_TIMEOUT,
     DEFAULT_TIMEOUT,
     ComposeOptions,
+    parse_duration,
 )
 from .output import (
     LineObserver,
@@ -89,12 +94,17 @@ def _service_options(command: F) -> F:
     """The settings that may also live in the service's x-swap block; flags win."""
     for decorator in reversed([
         click.option("--proxy", metavar="DRIVER:SERVICE",
-                     help="Proxy in front of the service, e.g. nginx:proxy. [x-swap: proxy]"),
+                     help="Proxy in front of the service: nginx:SERVICE, haproxy:SERVICE, or "
+                     "redis (agents apply what the registry publishes). [x-swap: proxy]"),
+        click.option("--redis", metavar="URL",
+                     help="Redis URL of the registry, e.g. redis://:PASSWORD@HOST:6379/0 or "
+                     "rediss://... (or DOCKER_SWAP_REDIS_URL). [x-swap: redis]"),
         click.option("--port", type=int, metavar="PORT",
                      help="Container port the proxy sends to (default: the only exposed "
                      "port). [x-swap: port]"),
         click.option("--upstream", metavar="NAME",
-                     help="nginx upstream name (default: the service name). [x-swap: upstream]"),
+                     help="nginx upstream or HAProxy backend name (default: the service "
+                     "name). [x-swap: upstream]"),
         click.option("--drain-timeout", metavar="DURATION",
                      help=f"How long requests in flight may take to finish "
                      f"(default {DEFAULT_DRAIN_TIMEOUT:g}s). [x-swap: drain-timeout]"),
@@ -155,6 +165,38 @@ def recover_command(compose: ComposeOptions, /, service: str, as_json: bool, **f
 def sync_command(compose: ComposeOptions, /, service: str, as_json: bool, **flags: Any) -> None:
     """Point the proxy at the running containers of SERVICE (adopting or repairing a proxy)."""
     _run_maintenance(sync, compose, service, as_json, flags)
+
+
+@cli.command("agent")
+@click.argument("service")
+@click.option("--name", metavar="NAME",
+              help="How this agent is known in the registry (default: HOST:PROJECT-PROXY).")
+@click.option("--resync", metavar="DURATION", default="5s", show_default=True,
+              help="How often to look at the registry even without a message.")
+@click.option("--leave", is_flag=True,
+              help="Unregister this agent (deploys stop waiting for it) and exit.")
+@_service_options
+@click.pass_obj
+def agent_command(compose: ComposeOptions, /, service: str, name: str | None, resync: str,
+                  leave: bool, as_json: bool, **flags: Any) -> None:
+    """Keep one proxy in line with the backends the Redis registry publishes for SERVICE.
+
+    Run one beside each proxy (--proxy nginx:SERVICE or haproxy:SERVICE); it runs until
+    stopped (Ctrl-C, SIGTERM) and stays registered, so that deploys wait for it.
+    """
+    stop = threading.Event()
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, lambda *_: stop.set())
+    try:
+        seconds = parse_duration(resync)
+    except ValueError as exc:
+        raise click.BadParameter(f"expected {exc}", param_hint="--resync") from None
+    try:
+        run_agent(service, compose_options=compose, flags=_renamed(flags), name=name,
+                  resync=seconds, leave=leave, stop=stop,
+                  say=lambda text: click.echo(f"{time.strftime('%H:%M:%S')} {text}"))
+    except SwapError as error:
+        _fail(error, service, as_json, None)
 
 
 def _run_maintenance(

@@ -24,7 +24,8 @@ DEFAULT_PROBE_INTERVAL = 0.1
 NETWORK_PROBE_INTERVAL = 0.05
 """Seconds from one HTTP or TCP readiness attempt to the next (each costs one connection)."""
 
-PROXY_DRIVERS = ("nginx", "haproxy")
+PROXY_DRIVERS = ("nginx", "haproxy", "redis")
+"""nginx and haproxy take the compose service that runs them; redis takes none."""
 SWAP_KEYS = (
     "proxy",
     "port",
@@ -34,6 +35,7 @@ SWAP_KEYS = (
     "drain-timeout",
     "switch-timeout",
     "upstream",
+    "redis",
 )
 READINESS_KEYS = ("health-cmd", "http")
 """One choice written two ways: a readiness flag replaces both x-swap keys."""
@@ -77,15 +79,17 @@ class ProxyRef:
     @classmethod
     def parse(cls, text: str) -> ProxyRef:
         driver, _, service = text.partition(":")
-        if driver not in PROXY_DRIVERS or not service:
+        if text == "redis":
+            return cls("redis", "")
+        if driver not in PROXY_DRIVERS or driver == "redis" or not service:
             raise InvalidSettings(
-                f"proxy {text!r} is not of the form DRIVER:SERVICE with DRIVER one of "
-                f"{', '.join(PROXY_DRIVERS)} (for example nginx:proxy)."
+                f"proxy {text!r} is neither redis nor of the form DRIVER:SERVICE with DRIVER "
+                "nginx or haproxy (for example nginx:proxy)."
             )
         return cls(driver, service)
 
     def __str__(self) -> str:
-        return f"{self.driver}:{self.service}"
+        return f"{self.driver}:{self.service}" if self.service else self.driver
 
 
 @dataclass(frozen=True)
@@ -101,6 +105,8 @@ class DeployOptions:
     drain_timeout: float = DEFAULT_DRAIN_TIMEOUT
     switch_timeout: float = DEFAULT_SWITCH_TIMEOUT
     upstream: str | None = None
+    redis: str | None = None
+    """Redis URL of the registry (x-swap.redis, --redis, or DOCKER_SWAP_REDIS_URL)."""
 
     @property
     def upstream_name(self) -> str:
@@ -137,6 +143,7 @@ def resolve_settings(
         switch_timeout=_parsed(get("switch-timeout"), "switch-timeout", parse_duration)
         or DEFAULT_SWITCH_TIMEOUT,
         upstream=_parsed(get("upstream"), "upstream", _upstream),
+        redis=_parsed(get("redis"), "redis", _redis_url),
     )
 
 
@@ -176,7 +183,8 @@ def _parsed(
         raise
     except ValueError as exc:
         label = f"--{key}" if where == "flag" else f"x-swap key {key!r}"
-        raise InvalidSettings(f"{label} has value {value!r}; expected {exc}.") from None
+        shown = redact(value) if isinstance(value, str) else value
+        raise InvalidSettings(f"{label} has value {shown!r}; expected {exc}.") from None
 
 
 def _text(value: object) -> str:
@@ -214,3 +222,15 @@ def _upstream(value: object) -> str:
     if not _UPSTREAM_NAME.match(name):
         raise ValueError("a name of letters, digits, '_', '.' and '-'")
     return name
+
+
+def _redis_url(value: object) -> str:
+    url = _text(value)
+    if not url.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError("a URL such as redis://HOST:6379/0 or rediss://USER:PASSWORD@HOST")
+    return url
+
+
+def redact(text: str) -> str:
+    """A URL without its password, for messages."""
+    return re.sub(r"(//[^:/@]*:)[^@/]*@", r"\1***@", text)

@@ -6,6 +6,7 @@ and how to fix it. Nothing here starts, stops or writes anything (except taking 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -22,6 +23,8 @@ from .journal import Journal
 from .models import Container, Project, ServiceDefinition
 from .options import DeployOptions, resolve_settings
 from .proxy import ProxyDriver, open_proxy
+from .proxy.registry import RegistryDriver
+from .registry import REDIS_URL_ENV, Registry
 
 
 @dataclass
@@ -87,6 +90,8 @@ def connect_proxy(
     engine: Engine, project: Project, options: DeployOptions, sample: Container
 ) -> tuple[ProxyDriver, str]:
     """The service's proxy driver, and the network the proxy reaches `sample` on."""
+    if options.proxy is not None and options.proxy.driver == "redis":
+        return _registry_driver(project, options), sorted(sample.networks)[0]
     containers = [c for c in proxy_containers(engine, project, options) if c.running]
     assert options.proxy is not None
     if not containers:
@@ -98,6 +103,17 @@ def connect_proxy(
         options.proxy, engine, containers, options.upstream_name, options.switch_timeout
     )
     return driver, shared_network(containers, sample)
+
+
+def _registry_driver(project: Project, options: DeployOptions) -> ProxyDriver:
+    url = options.redis or os.environ.get(REDIS_URL_ENV)
+    if not url:
+        raise ProxyNotReady(
+            f"proxy redis needs a Redis URL for service {options.service!r}.",
+            hint=f"Set x-swap.redis, pass --redis, or set {REDIS_URL_ENV}.",
+        )
+    registry = Registry.connect(url, project.name, options.service)
+    return RegistryDriver(registry, options.service, options.switch_timeout)
 
 
 def shared_network(proxies: Sequence[Container], sample: Container) -> str:

@@ -122,8 +122,10 @@ def _switch(
 def _start_stopped_proxies(
     engine: Engine, project: Project, options: DeployOptions, running: Sequence[Container]
 ) -> None:
+    if options.proxy is None or options.proxy.driver == "redis":
+        return  # agents start their own proxies
     stopped = [c for c in proxy_containers(engine, project, options) if not c.running]
-    if not stopped or options.proxy is None:
+    if not stopped:
         return
     network = shared_network(stopped, running[0])
     port = choose_port(options, running[0])

@@ -16,6 +16,7 @@ from .errors import StepFailed
 from .models import Backend, Container
 from .options import ComposeOptions
 from .proxy import Drained
+from .registry import AgentStatus, Generation
 
 
 class FakeWatch:
@@ -149,3 +150,57 @@ class FakeProxy:
 
     def drain(self, timeout: float) -> Drained:
         return self.drained
+
+
+class FakeSubscription:
+    def __init__(self, registry: FakeRegistry) -> None:
+        self._registry = registry
+
+    def get_message(self, ignore_subscribe_messages: bool = False,
+                    timeout: float = 0.0) -> object:
+        published = self._registry.published.wait(timeout)
+        self._registry.published.clear()
+        return published or None
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass
+class FakeRegistry:
+    """A registry in memory. `agents_apply` lists agents that apply each publication at once
+    (as live agents would); the others stay where they are."""
+
+    url: str = "redis://fake"
+    generations: dict[int, Generation] = field(default_factory=dict)
+    statuses: dict[str, AgentStatus] = field(default_factory=dict)
+    agents_apply: set[str] = field(default_factory=set)
+    published: threading.Event = field(default_factory=threading.Event)
+
+    def publish(self, backends: Sequence[Backend]) -> Generation:
+        number = max(self.generations, default=0) + 1
+        generation = Generation(number, tuple(backends), "now")
+        self.generations[number] = generation
+        for name in self.agents_apply:
+            self.statuses[name] = replace(self.statuses[name], applied=number, drained=number)
+        self.published.set()
+        return generation
+
+    def current(self) -> Generation | None:
+        return self.generations[max(self.generations)] if self.generations else None
+
+    def generation(self, number: int) -> Generation | None:
+        return self.generations.get(number)
+
+    def agents(self) -> list[AgentStatus]:
+        return [self.statuses[name] for name in sorted(self.statuses)]
+
+    def register(self, name: str, proxy: str) -> None:
+        self.statuses.setdefault(name, AgentStatus(name, proxy, alive=False))
+
+    def report(self, name: str, proxy: str, applied: int, drained: int, failed: int = 0,
+               error: str = "") -> None:
+        self.statuses[name] = AgentStatus(name, proxy, True, applied, drained, failed, error)
+
+    def subscribe(self) -> FakeSubscription:
+        return FakeSubscription(self)

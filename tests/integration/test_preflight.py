@@ -156,7 +156,7 @@ def test_another_deploy_in_progress(stack: Stack) -> None:
 
 @pytest.mark.parametrize(("args", "expected"), [
     (("--timeout", "soon"), "--timeout has value 'soon'; expected a duration such as 30"),
-    (("--proxy", "traefik"), "proxy 'traefik' is not of the form DRIVER:SERVICE"),
+    (("--proxy", "traefik"), "proxy 'traefik' is neither redis nor of the form DRIVER:SERVICE"),
     (("--port", "70000"), "--port has value 70000; expected a port number from 1 to 65535"),
     (("--http", "healthz"), "--http has value 'healthz'; expected a path starting with /"),
 ])

@@ -10,7 +10,7 @@ from docker_swap.proxy.haproxy_runtime import (
 )
 
 STATE = """1
-# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight srv_time_since_last_change srv_check_status srv_check_result srv_check_health srv_check_state srv_agent_state bk_f_forced_id srv_f_forced_id srv_fqdn srv_port srvrecord srv_use_ssl srv_check_port srv_check_addr srv_agent_addr srv_agent_port
+# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state (... the rest)
 3 app 1 app1 10.0.0.2 2 4 1 1 9 1 0 0 8 0 0 0 localhost 8000 - 0 0 - - 0
 3 app 2 app2 10.0.0.3 2 12 1 1 2 1 0 0 8 0 0 0 localhost 8000 - 0 0 - - 0
 3 app 3 app3 127.0.0.1 0 5 1 1 9 1 0 0 8 0 0 0 localhost 1 - 0 0 - - 0

@@ -7,8 +7,9 @@ from docker_swap import errors
 def test_all_lists_exactly_the_public_names() -> None:
     public = {name for name in dir(docker_swap) if not name.startswith("_")} - {
         # submodules, importable but not re-exported
-        "annotations", "cli", "compose", "engine", "errors", "health", "interrupts", "journal",
-        "models", "observer", "options", "output", "preflight", "proxy", "recovery", "swap",
+        "agent", "annotations", "cli", "compose", "engine", "errors", "health", "interrupts",
+        "journal", "models", "observer", "options", "output", "preflight", "proxy", "recovery",
+        "registry", "swap",
         "testing",
     }
     assert sorted(docker_swap.__all__) == sorted(public | {"__version__"})
