@@ -24,13 +24,23 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 
 from testbed import images
+from testbed.agents import Agents
 from testbed.load import CLOSING_GETS, KEEPALIVE_GETS, MIXED, Load, Result
-from testbed.stack import HAPROXY_CFG, NGINX_HTTP, Stack, docker, haproxy_compose, http_compose
+from testbed.stack import (
+    HAPROXY_CFG,
+    NGINX_HTTP,
+    Stack,
+    docker,
+    haproxy_compose,
+    http_compose,
+    registry_compose,
+)
 
 from .classic import NGINX_CLASSIC, classic_swap
 
@@ -76,13 +86,15 @@ class Swap:
         return sum(getattr(r, kind) for r in self.results)
 
     def failed_by_client(self) -> list[int]:
-        return [r.failed for r in self.results]
+        """Per kind of client (several proxies under load: summed)."""
+        return [sum(r.failed for r in self.results if r.client == c) for c in CLIENTS]
 
     @property
     def failed_total(self) -> int:
         return sum(r.failed for r in self.results)
 
     def latency(self) -> tuple[float, float]:
+        """Keep-alive GETs through the first proxy."""
         keepalive = next(r for r in self.results if r.client == KEEPALIVE_GETS)
         return keepalive.p50_ms, keepalive.p99_ms
 
@@ -132,10 +144,13 @@ def _timestamp(rfc3339: str) -> float:
     return datetime.fromisoformat(whole + "+00:00").timestamp() + fraction
 
 
-PROXIES = ("nginx-1.30", "nginx-1.22", "haproxy-2.6")
+PROXIES = ("nginx-1.30", "nginx-1.22", "haproxy-2.6", "registry")
+"""registry: nginx 1.30 and HAProxy 2.6, each kept in line by an agent; load on both."""
 
 
 def make_stack(method: str, proxy: str, folder: Path) -> Stack:
+    if proxy == "registry":
+        return Stack(folder / f"{method}-{proxy}", registry_compose())
     if proxy.startswith("haproxy"):
         return Stack(folder / f"{method}-{proxy}", haproxy_compose(), HAPROXY_CFG)
     nginx = proxy.removeprefix("nginx-")
@@ -148,31 +163,39 @@ def run(method: str, proxy: str, swaps: int, folder: Path) -> tuple[list[Swap], 
     stack.env = {"DOCKER_SWAP_STATE_DIR": str(folder / "state"), "LISTEN_DELAY": "1",
                  "WARMUP": "2"}
     swap = METHODS[method]
+    agents = Agents(stack, folder)
     stack.up()
     try:
-        if method != "classic":
+        if proxy == "registry":
+            stack.env["DOCKER_SWAP_REDIS_URL"] = stack.redis_url()
+            agents.start_both_and_sync()
+        elif method != "classic":
             stack.swap("sync", "app")
         stack.wait_serving("v1")
-        with Load(stack.url(), CLIENTS, BASELINE_SECONDS) as load:
+        urls = [stack.url(p) for p in (("proxy", "haproxy") if proxy == "registry" else
+                                       ("proxy",))]
+        with Load(urls[0], CLIENTS, BASELINE_SECONDS) as load:
             baseline = next(r for r in load.results() if r.client == KEEPALIVE_GETS)
         measured = []
         for number in range(1, swaps + 1):
-            measured.append(one_swap(stack, swap, f"v{number + 1}"))
+            measured.append(one_swap(stack, urls, swap, f"v{number + 1}"))
             print(f"  {method:<16} {proxy:<11} swap {number:>2}: {describe(measured[-1])}",
                   flush=True)
         return measured, baseline
     finally:
+        agents.stop_all()
         stack.down()
 
 
-def one_swap(stack: Stack, swap: Callable[[Stack, str], Timing],
+def one_swap(stack: Stack, urls: Sequence[str], swap: Callable[[Stack, str], Timing],
              version: str) -> Swap:
-    with Load(stack.url(), CLIENTS, WINDOW_SECONDS) as load:
+    with ExitStack() as loads:
+        started = [loads.enter_context(Load(url, CLIENTS, WINDOW_SECONDS)) for url in urls]
         time.sleep(SETTLE_SECONDS)
         timing = swap(stack, version)
         if SETTLE_SECONDS + timing.wall > WINDOW_SECONDS - 1:
             print(f"  (the swap took {timing.wall:.1f} s: longer than its load window)")
-        results = load.results()
+        results = [result for load in started for result in load.results()]
     return Swap(results, timing, readiness(stack))
 
 
@@ -255,7 +278,9 @@ def main() -> None:
         for proxy in args.proxy or PROXIES:
             for method in args.method or ["docker-swap", "classic"]:
                 if method == "classic" and not proxy.startswith("nginx"):
-                    continue
+                    continue  # the classic recipe reloads nginx
+                if method == "docker-swap-http" and proxy == "registry":
+                    continue  # readiness is the deploying side's: the same as with nginx
                 swaps, baseline = run(method, proxy, args.swaps, Path(folder))
                 rows.append(summary(method, proxy, swaps, baseline))
     print()

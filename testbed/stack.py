@@ -227,6 +227,11 @@ class Stack:
                         check=False)
         return result.stdout
 
+    def redis_url(self) -> str:
+        """The registry of a `registry_compose` stack, as the host reaches it."""
+        port = self.compose("port", "redis", "6379").stdout.strip().rsplit(":", 1)[1]
+        return f"redis://:secret@127.0.0.1:{port}/0"
+
     def haproxy(self, command: str) -> str:
         """Ask HAProxy's runtime API, as docker-swap does."""
         return docker("exec", self.proxy_container(), "bash", "-c",

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from testbed.agents import Agents
 from testbed.load import CLOSING_GETS, MIXED, Load, Result
 from testbed.stack import Stack, registry_compose
 
@@ -18,65 +17,17 @@ from .conftest import StackFactory
 LOAD_SECONDS = 14
 
 
-class Agents:
-    """`docker-swap agent` processes beside the stack's proxies, as a user runs them."""
-
-    def __init__(self, stack: Stack, logs: Path) -> None:
-        self.stack, self.logs = stack, logs
-        self.running: dict[str, subprocess.Popen[str]] = {}
-        self.offsets: dict[str, int] = {}
-
-    def start(self, name: str, proxy: str) -> None:
-        path = self.logs / f"{name}.log"
-        self.offsets[name] = len(path.read_text()) if path.exists() else 0
-        with (self.logs / f"{name}.log").open("a") as log:  # the process keeps its own copy
-            self.running[name] = subprocess.Popen(
-                [sys.executable, "-m", "docker_swap", "-p", self.stack.name, "agent", "app",
-                 "--proxy", proxy, "--name", name, "--resync", "1s"],
-                cwd=self.stack.folder, env=self.stack._env(None), stdout=log,
-                stderr=subprocess.STDOUT, text=True,
-            )
-        self.wait_for(name, "ready at generation")
-
-    def stop(self, name: str) -> None:
-        process = self.running.pop(name)
-        process.terminate()
-        process.wait(30)
-
-    def wait_for(self, name: str, text: str, seconds: float = 30) -> None:
-        deadline = time.monotonic() + seconds
-        while text not in self.log(name):
-            assert self.running[name].poll() is None, self.log(name)
-            assert time.monotonic() < deadline, self.log(name)
-            time.sleep(0.1)
-
-    def log(self, name: str) -> str:
-        """What the agent printed since it was (re)started."""
-        return (self.logs / f"{name}.log").read_text()[self.offsets.get(name, 0):]
-
-    def stop_all(self) -> None:
-        for process in self.running.values():
-            process.terminate()
-            process.wait(30)
-
-
 @pytest.fixture
 def stack(make_stack: StackFactory) -> Stack:
     stack = make_stack(registry_compose(), sync=False)
-    port = stack.compose("port", "redis", "6379").stdout.strip().rsplit(":", 1)[1]
-    stack.env["DOCKER_SWAP_REDIS_URL"] = f"redis://:secret@127.0.0.1:{port}/0"
+    stack.env["DOCKER_SWAP_REDIS_URL"] = stack.redis_url()
     return stack
 
 
 @pytest.fixture
 def agents(stack: Stack, tmp_path: Path) -> Iterator[Agents]:
     agents = Agents(stack, tmp_path)
-    agents.start("nginx-agent", "nginx:proxy")
-    agents.start("haproxy-agent", "haproxy:haproxy")
-    result = stack.swap("sync", "app")  # the first generation: what runs now
-    assert result.returncode == 0, result.stdout + result.stderr
-    stack.wait_serving("v1", proxy="proxy")
-    stack.wait_serving("v1", proxy="haproxy")
+    agents.start_both_and_sync()
     yield agents
     agents.stop_all()
 
