@@ -43,6 +43,7 @@ from testbed.stack import (
 )
 
 from .classic import NGINX_CLASSIC, classic_swap
+from .rollout import NGINX_ROLLOUT, rollout_compose, rollout_swap
 
 WINDOW_SECONDS = 12  # load per swap; a swap takes about 5 s with this app
 CLIENTS = (*MIXED, CLOSING_GETS)
@@ -122,10 +123,16 @@ def run_classic(stack: Stack, version: str) -> Timing:
     return Timing(wall, wall, 0.0)
 
 
+def run_rollout(stack: Stack, version: str) -> Timing:
+    wall = rollout_swap(stack, version)
+    return Timing(wall, wall, 0.0)
+
+
 METHODS: dict[str, Callable[[Stack, str], Timing]] = {
     "docker-swap": docker_swap,  # the same health command as the classic recipe
     "docker-swap-http": docker_swap_http,  # its own HTTP probe
     "classic": run_classic,
+    "docker-rollout": run_rollout,  # its v0.13 sequence, nginx re-resolving Docker's DNS
 }
 
 
@@ -154,6 +161,8 @@ def make_stack(method: str, proxy: str, folder: Path) -> Stack:
     if proxy.startswith("haproxy"):
         return Stack(folder / f"{method}-{proxy}", haproxy_compose(), HAPROXY_CFG)
     nginx = proxy.removeprefix("nginx-")
+    if method == "docker-rollout":
+        return Stack(folder / f"{method}-{proxy}", rollout_compose(nginx), NGINX_ROLLOUT)
     conf = NGINX_CLASSIC if method == "classic" else NGINX_HTTP
     return Stack(folder / f"{method}-{proxy}", http_compose(nginx), conf)
 
@@ -169,7 +178,7 @@ def run(method: str, proxy: str, swaps: int, folder: Path) -> tuple[list[Swap], 
         if proxy == "registry":
             stack.env["DOCKER_SWAP_REDIS_URL"] = stack.redis_url()
             agents.start_both_and_sync()
-        elif method != "classic":
+        elif method.startswith("docker-swap"):
             stack.swap("sync", "app")
         stack.wait_serving("v1")
         urls = [stack.url(p) for p in (("proxy", "haproxy") if proxy == "registry" else
@@ -277,8 +286,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="docker-swap-bench-") as folder:
         for proxy in args.proxy or PROXIES:
             for method in args.method or ["docker-swap", "classic"]:
-                if method == "classic" and not proxy.startswith("nginx"):
-                    continue  # the classic recipe reloads nginx
+                if method in ("classic", "docker-rollout") and not proxy.startswith("nginx"):
+                    continue  # their nginx set-ups
                 if method == "docker-swap-http" and proxy == "registry":
                     continue  # readiness is the deploying side's: the same as with nginx
                 swaps, baseline = run(method, proxy, args.swaps, Path(folder))

@@ -1,35 +1,72 @@
-"""docker-swap: replace the running containers of a compose service without failing a request."""
+"""docker-swap: replace the running containers of a compose service without failing a request.
+
+The names below load on first use, so that the command's fast paths (the Docker CLI plugin
+metadata, `--version`) do not pay for the Docker SDK.
+"""
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ._version import __version__
-from .errors import (
-    ComposeFailed,
-    ComposeUnavailable,
-    ContainerExited,
-    ContainerUnhealthy,
-    DeployFailed,
-    DeployInProgress,
-    EngineFailed,
-    EngineUnreachable,
-    Interrupted,
-    InvalidSettings,
-    NeedsAttention,
-    NotReady,
-    NotSwappable,
-    ProxyConfigInvalid,
-    ProxyNotReady,
-    Refused,
-    ServiceNotFound,
-    StepFailed,
-    SwapError,
-    SwitchNotConfirmed,
-    UnfinishedDeploy,
-)
-from .observer import Observer, PhaseResult
-from .options import ComposeOptions, DeployOptions, ProxyRef
-from .recovery import RecoveryReport, recover, sync
-from .swap import DeployReport, deploy
+
+if TYPE_CHECKING:
+    from .errors import (
+        ComposeFailed,
+        ComposeUnavailable,
+        ContainerExited,
+        ContainerUnhealthy,
+        DeployFailed,
+        DeployInProgress,
+        EngineFailed,
+        EngineUnreachable,
+        Interrupted,
+        InvalidSettings,
+        NeedsAttention,
+        NotReady,
+        NotSwappable,
+        ProxyConfigInvalid,
+        ProxyNotReady,
+        Refused,
+        ServiceNotFound,
+        StepFailed,
+        SwapError,
+        SwitchNotConfirmed,
+        UnfinishedDeploy,
+    )
+    from .observer import Observer, PhaseResult
+    from .options import ComposeOptions, DeployOptions, ProxyRef
+    from .recovery import RecoveryReport, recover, sync
+    from .swap import DeployReport, deploy
+
+
+_WHERE = {
+    **dict.fromkeys([
+        "ComposeFailed", "ComposeUnavailable", "ContainerExited", "ContainerUnhealthy",
+        "DeployFailed", "DeployInProgress", "EngineFailed", "EngineUnreachable", "Interrupted",
+        "InvalidSettings", "NeedsAttention", "NotReady", "NotSwappable", "ProxyConfigInvalid",
+        "ProxyNotReady", "Refused", "ServiceNotFound", "StepFailed", "SwapError",
+        "SwitchNotConfirmed", "UnfinishedDeploy",
+    ], "errors"),
+    "Observer": "observer", "PhaseResult": "observer",
+    "ComposeOptions": "options", "DeployOptions": "options", "ProxyRef": "options",
+    "RecoveryReport": "recovery", "recover": "recovery", "sync": "recovery",
+    "DeployReport": "swap", "deploy": "swap",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'docker_swap' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_WHERE))
+
 
 __all__ = [
     "ComposeFailed",

@@ -15,12 +15,13 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
-from rich.console import Console
+from rich.markup import escape
 
 from ._version import __version__
 from .agent import run_agent
+from .demo import DEFAULT_PORT, DEFAULT_SWAPS, run_demo
+from .doctor import diagnose
 from .errors import EXIT_REFUSED, SwapError
-from .observer import Observer
 from .options import (
     DEFAULT_DRAIN_TIMEOUT,
     DEFAULT_SWITCH_TIMEOUT,
@@ -28,35 +29,12 @@ from .options import (
     ComposeOptions,
     parse_duration,
 )
-from .output import (
-    LineObserver,
-    deployed_json,
-    error_json,
-    print_deployed,
-    print_error,
-    print_recovery,
-    recovery_json,
-)
-from .recovery import recover, sync
+from .output import Presenter, demo_json, demo_report, presenter
+from .plugin import install_plugin
+from .recovery import RecoveryReport, recover, sync
 from .swap import deploy
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-class _NotesOnly:
-    """With --json, phases go into the final object; notes are kept for it too."""
-
-    def __init__(self) -> None:
-        self.notes: list[str] = []
-
-    def phase_started(self, name: str) -> None:
-        pass
-
-    def phase_finished(self, result: object) -> None:
-        pass
-
-    def note(self, text: str) -> None:
-        self.notes.append(text)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -113,6 +91,8 @@ def _service_options(command: F) -> F:
                      f"(default {DEFAULT_SWITCH_TIMEOUT:g}s). [x-swap: switch-timeout]"),
         click.option("--json", "as_json", is_flag=True,
                      help="Print one JSON object instead of lines."),
+        click.option("-q", "--quiet", is_flag=True,
+                     help="Print nothing but failures; the exit code tells the rest."),
     ]):
         command = decorator(command)
     return command
@@ -131,40 +111,41 @@ def _service_options(command: F) -> F:
               f"(default {DEFAULT_TIMEOUT:g}s). [x-swap: timeout]")
 @_service_options
 @click.pass_obj
-def deploy_command(compose: ComposeOptions, /, service: str, as_json: bool, **flags: Any) -> None:
+def deploy_command(compose: ComposeOptions, /, service: str, as_json: bool, quiet: bool,
+                   **flags: Any) -> None:
     """Start the new version of SERVICE beside the old one, switch the proxy, retire the old.
 
     Readiness is judged by --health-cmd, else --http, else the image's HEALTHCHECK, else a TCP
     connect to the port.
     """
-    console = Console(highlight=False, soft_wrap=True)
-    observer: Observer = _NotesOnly() if as_json else LineObserver(console)
-    try:
-        report = deploy(service, compose_options=compose, flags=_renamed(flags), observer=observer)
-    except SwapError as error:
-        _fail(error, service, as_json, observer)
-    if as_json:
-        click.echo(deployed_json(report))
-    else:
-        print_deployed(console, report)
+    with presenter(as_json=as_json, quiet=quiet) as shown:
+        try:
+            report = deploy(service, compose_options=compose, flags=_renamed(flags),
+                            observer=shown)
+        except SwapError as error:
+            shown.failed(error, service)
+            sys.exit(error.exit_code)
+    shown.deployed(report)
 
 
 @cli.command("recover")
 @click.argument("service")
 @_service_options
 @click.pass_obj
-def recover_command(compose: ComposeOptions, /, service: str, as_json: bool, **flags: Any) -> None:
+def recover_command(compose: ComposeOptions, /, service: str, as_json: bool, quiet: bool,
+                    **flags: Any) -> None:
     """Finish or undo an interrupted deploy of SERVICE, as its journal says."""
-    _run_maintenance(recover, compose, service, as_json, flags)
+    _run_maintenance(recover, compose, service, presenter(as_json=as_json, quiet=quiet), flags)
 
 
 @cli.command("sync")
 @click.argument("service")
 @_service_options
 @click.pass_obj
-def sync_command(compose: ComposeOptions, /, service: str, as_json: bool, **flags: Any) -> None:
+def sync_command(compose: ComposeOptions, /, service: str, as_json: bool, quiet: bool,
+                 **flags: Any) -> None:
     """Point the proxy at the running containers of SERVICE (adopting or repairing a proxy)."""
-    _run_maintenance(sync, compose, service, as_json, flags)
+    _run_maintenance(sync, compose, service, presenter(as_json=as_json, quiet=quiet), flags)
 
 
 @cli.command("agent")
@@ -178,7 +159,7 @@ def sync_command(compose: ComposeOptions, /, service: str, as_json: bool, **flag
 @_service_options
 @click.pass_obj
 def agent_command(compose: ComposeOptions, /, service: str, name: str | None, resync: str,
-                  leave: bool, as_json: bool, **flags: Any) -> None:
+                  leave: bool, as_json: bool, quiet: bool, **flags: Any) -> None:
     """Keep one proxy in line with the backends the Redis registry publishes for SERVICE.
 
     Run one beside each proxy (--proxy nginx:SERVICE or haproxy:SERVICE); it runs until
@@ -191,26 +172,78 @@ def agent_command(compose: ComposeOptions, /, service: str, name: str | None, re
         seconds = parse_duration(resync)
     except ValueError as exc:
         raise click.BadParameter(f"expected {exc}", param_hint="--resync") from None
+    def say(text: str) -> None:
+        if not quiet:
+            click.echo(f"{time.strftime('%H:%M:%S')} {text}")
+
     try:
         run_agent(service, compose_options=compose, flags=_renamed(flags), name=name,
-                  resync=seconds, leave=leave, stop=stop,
-                  say=lambda text: click.echo(f"{time.strftime('%H:%M:%S')} {text}"))
+                  resync=seconds, leave=leave, stop=stop, say=say)
     except SwapError as error:
-        _fail(error, service, as_json, None)
+        presenter(as_json=as_json, quiet=quiet).failed(error, service)
+        sys.exit(error.exit_code)
+
+
+@cli.command("demo")
+@click.option("--swaps", type=click.IntRange(1, 100), default=DEFAULT_SWAPS, show_default=True,
+              help="How many swaps (v1 -> v2 -> v1 ...).")
+@click.option("--port", type=click.IntRange(1, 65535), default=DEFAULT_PORT, show_default=True,
+              help="Host port of the example's nginx.")
+@click.option("--keep", is_flag=True, help="Leave the example running, and say where.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
+def demo_command(swaps: int, port: int, keep: bool, as_json: bool) -> None:
+    """Bring up the bundled classic example, put it under load, swap it, report what failed."""
+    shown = presenter(as_json=as_json, quiet=as_json)
+    try:
+        report = run_demo(swaps=swaps, port=port, keep=keep, observer=shown,
+                          say=lambda text: None if as_json else shown.out.print(escape(text)))
+    except SwapError as error:
+        shown.failed(error, "app")
+        sys.exit(error.exit_code)
+    if as_json:
+        click.echo(demo_json(report))
+    else:
+        shown.out.print(demo_report(report))
+
+
+@cli.command("doctor")
+@click.pass_obj
+def doctor_command(compose: ComposeOptions, /) -> None:
+    """Check the engine, compose, the project and each swappable service's proxy; say what to
+    fix. Exits 1 when something needs fixing."""
+    console = presenter(as_json=False, quiet=False).out
+    healthy = True
+    for finding in diagnose(compose):
+        healthy = healthy and finding.ok
+        mark = "[green]✓[/]" if finding.ok else "[red]✗[/]"
+        console.print(f"{mark} {escape(finding.subject)}: {escape(finding.text)}")
+        if finding.hint:
+            console.print(f"    {escape(finding.hint)}")
+    sys.exit(0 if healthy else 1)
+
+
+@cli.command("install-plugin")
+@click.option("--force", is_flag=True, help="Replace a file of another origin.")
+def install_plugin_command(force: bool) -> None:
+    """Make `docker swap ...` run docker-swap (a Docker CLI plugin; DOCKER_CONFIG honoured)."""
+    try:
+        path = install_plugin(force=force)
+    except SwapError as error:
+        presenter(as_json=False, quiet=False).failed(error, "")
+        sys.exit(error.exit_code)
+    click.echo(f"installed {path}: `docker swap deploy SERVICE` now runs docker-swap")
 
 
 def _run_maintenance(
-    action: Callable[..., Any], compose: ComposeOptions, service: str, as_json: bool,
-    flags: dict[str, Any],
+    action: Callable[..., RecoveryReport], compose: ComposeOptions, service: str,
+    shown: Presenter, flags: dict[str, Any],
 ) -> None:
     try:
         report = action(service, compose_options=compose, flags=_renamed(flags))
     except SwapError as error:
-        _fail(error, service, as_json, None)
-    if as_json:
-        click.echo(recovery_json(report))
-    else:
-        print_recovery(Console(highlight=False, soft_wrap=True), report)
+        shown.failed(error, service)
+        sys.exit(error.exit_code)
+    shown.recovered(report)
 
 
 def _renamed(flags: dict[str, Any]) -> dict[str, object | None]:
@@ -219,18 +252,9 @@ def _renamed(flags: dict[str, Any]) -> dict[str, object | None]:
     return {names.get(key, key).replace("_", "-"): value for key, value in flags.items()}
 
 
-def _fail(error: SwapError, service: str, as_json: bool, observer: Observer | None) -> None:
-    if as_json:
-        notes = observer.notes if isinstance(observer, _NotesOnly) else []
-        click.echo(error_json(error, service, notes))
-    else:
-        print_error(Console(stderr=True, highlight=False, soft_wrap=True), error)
-    sys.exit(error.exit_code)
-
-
-def main() -> None:
+def main(argv: list[str] | None = None, prog: str = "docker-swap") -> None:
     try:
-        cli.main(standalone_mode=False)
+        cli.main(argv, prog_name=prog, standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("interrupted before anything changed.", err=True)
         sys.exit(EXIT_REFUSED)

@@ -72,6 +72,23 @@ class Compose:
                 f"{_last_line(result.stderr)}"
             )
 
+    def up(self, *, build: bool = False) -> None:
+        """`up --detach` for the whole project (the demo's first start)."""
+        self._check(["up", "--detach", *(["--build"] if build else [])], "start the project")
+
+    def build(self, service: str) -> None:
+        self._check(["build", service], f"build {service}")
+
+    def down(self) -> None:
+        """Remove everything `up` made: containers, networks, volumes, locally built images."""
+        self._check(["down", "--volumes", "--remove-orphans", "--rmi", "local", "--timeout", "0"],
+                    "remove the project")
+
+    def _check(self, args: Sequence[str], action: str) -> None:
+        result = self._run(args)
+        if result.returncode != 0:
+            raise ComposeFailed(f"docker compose could not {action}: {_last_line(result.stderr)}")
+
     def _run(self, args: Sequence[str]) -> CommandResult:
         argv = (self.docker, "compose", "--ansi", "never", *self.options.argv(), *args)
         log.debug("running %s", " ".join(argv))

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import io
+import json
 import logging
+import os
+import subprocess
 import tarfile
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import docker
@@ -58,15 +62,33 @@ class Engine:
 
     @classmethod
     def connect(cls) -> Engine:
+        """The engine the docker CLI (and so compose) would use: DOCKER_HOST, else the
+        context (DOCKER_CONTEXT, or `docker context use`), else the default socket."""
+        host = os.environ.get("DOCKER_HOST") or _context_host()
         try:
-            client = docker.from_env(timeout=120)
+            client = (docker.DockerClient(base_url=host, timeout=120, use_ssh_client=True)
+                      if host else docker.from_env(timeout=120))
             client.ping()
         except _API_ERRORS as exc:
             raise EngineUnreachable(
-                f"no Docker engine answers ({_reason(exc)}).",
-                hint="Start Docker, or set DOCKER_HOST to the engine you deploy to.",
+                f"no Docker engine answers at {host or 'the default address'} ({_reason(exc)}).",
+                hint="Start Docker, or point DOCKER_HOST or the docker context at the engine "
+                "you deploy to.",
             ) from exc
         return cls(client)
+
+    def version(self) -> str:
+        with _translated("read the engine's version"):
+            return str(self._api.version().get("Version", "?"))
+
+    def has_image(self, reference: str) -> bool:
+        try:
+            self._api.inspect_image(reference)  # type: ignore[no-untyped-call]
+        except docker.errors.ImageNotFound:
+            return False
+        except _API_ERRORS as exc:
+            raise EngineFailed(f"could not inspect image {reference}: {_reason(exc)}") from exc
+        return True
 
     def engine_id(self) -> str:
         with _translated("read the engine's info"):
@@ -252,6 +274,27 @@ class ContainerWatch:
             return
         log.debug("container %s: %s", self.container_id[:12], action)
         self.changed.set()
+
+
+def _context_host() -> str | None:
+    """The endpoint of the docker context in use, unless it is the default one."""
+    name = os.environ.get("DOCKER_CONTEXT")
+    if not name:
+        config = Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker") / "config.json"
+        try:
+            name = json.loads(config.read_text()).get("currentContext")
+        except (OSError, ValueError):
+            name = None
+    if not name or name == "default":
+        return None
+    inspected = subprocess.run(
+        ["docker", "context", "inspect", name, "--format", "{{.Endpoints.docker.Host}}"],
+        capture_output=True, text=True, check=False,
+    )
+    if inspected.returncode != 0:
+        raise EngineUnreachable(f"docker context {name!r} cannot be read: "
+                                f"{inspected.stderr.strip() or 'no such context'}.")
+    return inspected.stdout.strip() or None
 
 
 def _tcp_ports(exposed: Mapping[str, Any]) -> tuple[int, ...]:

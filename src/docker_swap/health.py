@@ -11,7 +11,7 @@ import http.client
 import socket
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -136,11 +136,12 @@ class DockerHealthProbe:
 
 def wait_until_ready(
     probe: Probe, state: ContainerState, container: str, timeout: float,
-    deadline: float | None = None,
+    deadline: float | None = None, on_attempt: Callable[[int, ProbeResult], None] | None = None,
 ) -> Readiness:
     """Return once `probe` passes; raise if the container exits, turns unhealthy or times out.
 
-    `deadline` (monotonic) may end the wait before `timeout`, when several containers share it.
+    `deadline` (monotonic) may end the wait before `timeout`, when several containers share it;
+    `on_attempt` hears every answer.
     """
     started = time.monotonic()
     deadline = started + timeout if deadline is None else deadline
@@ -151,6 +152,8 @@ def wait_until_ready(
         attempt_started = time.monotonic()
         result = probe.check(max(deadline - attempt_started, 0.001))
         attempts += 1
+        if on_attempt:
+            on_attempt(attempts, result)
         if result.ok:
             return Readiness(time.monotonic() - started, attempts, result.detail)
         # One attempt per interval, start to start: a slow probe runs back to back.

@@ -24,6 +24,10 @@ class Observer(Protocol):
         """Something the user should know that does not stop the deploy."""
         ...
 
+    def progress(self, text: str) -> None:
+        """Where the current phase is (the new container's last readiness answer, say)."""
+        ...
+
 
 class SilentObserver:
     def phase_started(self, name: str) -> None:
@@ -33,4 +37,7 @@ class SilentObserver:
         pass
 
     def note(self, text: str) -> None:
+        pass
+
+    def progress(self, text: str) -> None:
         pass

@@ -35,6 +35,7 @@ from .health import (
     DockerHealthProbe,
     HttpProbe,
     Probe,
+    ProbeResult,
     TcpProbe,
     raise_if_failed,
     wait_until_ready,
@@ -150,7 +151,11 @@ class Swap:
         for container in self.new:
             probe = self._probe(container)
             watch = self.watches[container.id]
-            ready = wait_until_ready(probe, watch, container.name, timeout, deadline)
+
+            def report(attempt: int, answer: ProbeResult, name: str = container.name) -> None:
+                self.observer.progress(f"{name}: {answer.detail} (attempt {attempt})")
+
+            ready = wait_until_ready(probe, watch, container.name, timeout, deadline, report)
             detail = f"{probe.description}: {ready.detail}"
         return detail
 

@@ -133,6 +133,9 @@ class FakeProxy:
     def check(self) -> list[str]:
         return list(self.notes)
 
+    def status(self) -> str:
+        return self.description
+
     def stage(self, backends: Sequence[Backend], serving: Sequence[Backend]) -> None:
         self.staged.append([b.name for b in backends])
         if self.stage_error:

@@ -40,6 +40,9 @@ class Recorder:
     def note(self, text: str) -> None:
         self.events.append(f"note {text}")
 
+    def progress(self, text: str) -> None:
+        self.events.append(f"progress {text}")
+
 
 class World:
     """One service `app` with `replicas` running containers, a fake proxy and a real journal."""

@@ -26,6 +26,10 @@ class ProxyDriver(Protocol):
         """Raise ProxyNotReady unless the proxy can be switched; return notes for the user."""
         ...
 
+    def status(self) -> str:
+        """One line on the proxy as `check` found it (versions, settings), for `doctor`."""
+        ...
+
     def stage(self, backends: Sequence[Backend], serving: Sequence[Backend]) -> None:
         """Check that the proxy accepts `backends`, while it keeps sending to `serving` only.
 

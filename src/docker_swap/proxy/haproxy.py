@@ -84,6 +84,16 @@ class HAProxyDriver:
         self._haproxies = [self._inspect(container) for container in self._containers]
         return []
 
+    def status(self) -> str:
+        parts = []
+        for haproxy in self._haproxies:
+            slots = self._slots(haproxy)
+            serving = sum(s.serving for s in slots)
+            free = sum(s.in_maintenance for s in slots)
+            parts.append(f"{haproxy.name}: backend {self._backend}, {serving} serving, {free} of "
+                         f"{len(slots)} slots free, runtime API at {haproxy.socket.describe()}")
+        return "; ".join(parts)
+
     def stage(self, backends: Sequence[Backend], serving: Sequence[Backend]) -> None:
         if not self._haproxies:
             self.check()

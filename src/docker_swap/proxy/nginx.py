@@ -69,6 +69,9 @@ class _Nginx:
     master_is_main_process: bool
     version: tuple[int, int, int] | None
     keepalive_min_timeout: bool
+    """docker-swap writes keepalive_min_timeout (supported, and not set by the user)."""
+    keepalive_loaded: bool
+    """The running workers already have it: it is not docker-swap's first time here."""
     upstream_file: bytes | None
 
     @property
@@ -102,7 +105,30 @@ class NginxDriver:
     def check(self) -> list[str]:
         self._nginxes = [self._inspect(container) for container in self._containers]
         old = sorted({n.version for n in self._nginxes if n.version and not _supports_min(n)})
-        return [_keepalive_note(version) for version in old[:1]]
+        notes = [_keepalive_note(version) for version in old[:1]]
+        first = [n.name for n in self._nginxes if n.keepalive_min_timeout and not
+                 n.keepalive_loaded]
+        if first:
+            notes.append(
+                f"nginx in {', '.join(first)} has not loaded keepalive_min_timeout yet: "
+                "docker-swap adds it now, so this reload may still reset idle keep-alive "
+                "clients once and later ones will not. Set keepalive_min_timeout in nginx's "
+                "configuration (or run `docker-swap sync` before traffic comes) to avoid it."
+            )
+        return notes
+
+    def status(self) -> str:
+        parts = []
+        for nginx in self._nginxes:
+            version = ".".join(map(str, nginx.version)) if nginx.version else "of unknown version"
+            if nginx.keepalive_min_timeout:
+                keepalive = f"keepalive_min_timeout {DEFAULT_KEEPALIVE_MIN_TIMEOUT} (docker-swap)"
+            elif _supports_min(nginx):
+                keepalive = "keepalive_min_timeout set in its configuration"
+            else:
+                keepalive = "no keepalive_min_timeout: reloads reset idle keep-alive clients"
+            parts.append(f"{nginx.name}: nginx {version}, {keepalive}")
+        return "; ".join(parts)
 
     def stage(self, backends: Sequence[Backend], serving: Sequence[Backend]) -> None:
         if not self._nginxes:
@@ -189,6 +215,7 @@ class NginxDriver:
             keepalive_min_timeout=supported and not sets_keepalive_min_timeout(
                 files, self._directory
             ),
+            keepalive_loaded=f"{self._directory}/{KEEPALIVE_FILE}" in files,
             upstream_file=upstream_file,
         )
 

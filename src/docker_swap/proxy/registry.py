@@ -30,6 +30,8 @@ class RegistryStore(Protocol):
 
     def agents(self) -> list[AgentStatus]: ...
 
+    def current(self) -> Generation | None: ...
+
 
 class RegistryDriver:
     def __init__(self, registry: RegistryStore, service: str, switch_timeout: float) -> None:
@@ -52,6 +54,13 @@ class RegistryDriver:
             return [f"agent(s) {', '.join(silent)} did not report lately; the deploy rolls "
                     "back unless they apply the new backends in time."]
         return []
+
+    def status(self) -> str:
+        agents = self._registry.agents()
+        current = self._registry.current()
+        shown = ", ".join(f"{a.name} ({'alive' if a.alive else 'silent'}, generation "
+                          f"{a.applied})" for a in agents)
+        return (f"generation {current.number if current else 0}; agents: {shown or 'none'}")
 
     def stage(self, backends: Sequence[Backend], serving: Sequence[Backend]) -> None:
         """Each agent checks the backends with its own proxy when it applies them."""

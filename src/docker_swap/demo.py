@@ -1,0 +1,158 @@
+"""`docker-swap demo`: the bundled classic example (PHP-FPM behind nginx), swapped under load.
+
+It copies the example to a temporary folder, brings it up as project `docker-swap-demo` with
+v1 in place, puts it under load, then swaps it a few times (v2, v1, v2...): copy the source,
+`docker compose build app`, `docker-swap deploy app --health-cmd ./healthcheck`, as a user
+would. Everything it made is removed at the end, also on Ctrl-C, unless `keep`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from .compose import Compose
+from .engine import Engine
+from .errors import ComposeFailed
+from .loadgen import DemoLoad
+from .observer import Observer, PhaseResult
+from .options import ComposeOptions
+from .swap import deploy
+
+PROJECT = "docker-swap-demo"
+DEFAULT_PORT = 8080
+DEFAULT_SWAPS = 3
+_BEFORE_SECONDS = 3.0
+_AFTER_SECONDS = 1.0
+# Base images built from Debian's packages by scripts/prepare-machine, where no registry is
+# reachable; used when present and APP_BASE / WEB_BASE are not set.
+_LOCAL_BASES = {"APP_BASE": "docker-swap-test/debian:bookworm",
+                "WEB_BASE": "docker-swap-test/debian:sid"}
+
+
+@dataclass(frozen=True)
+class SwapRun:
+    number: int
+    version: str
+    phases: tuple[PhaseResult, ...]
+    seconds: float
+
+
+@dataclass
+class DemoReport:
+    url: str
+    swaps: list[SwapRun] = field(default_factory=list)
+    sent: dict[str, int] = field(default_factory=dict)
+    failed: dict[str, int] = field(default_factory=dict)
+    versions: dict[str, int] = field(default_factory=dict)
+    before_ms: tuple[float, float] = (float("nan"), float("nan"))
+    """p50, p99 of successful requests before the first swap."""
+    during_ms: tuple[float, float] = (float("nan"), float("nan"))
+    bases: str = ""
+
+
+def run_demo(
+    *,
+    swaps: int = DEFAULT_SWAPS,
+    port: int = DEFAULT_PORT,
+    keep: bool = False,
+    say: Callable[[str], None] = print,
+    observer: Observer | None = None,
+) -> DemoReport:
+    engine = Engine.connect()  # a clear refusal before anything is copied or built
+    report = DemoReport(url=f"http://127.0.0.1:{port}/", bases=_choose_bases(engine))
+    os.environ["WEB_PORT"] = str(port)
+    with _example(keep) as folder:
+        options = ComposeOptions(files=(str(folder / "compose.yaml"),), project_name=PROJECT)
+        compose = Compose(options)
+        try:
+            Compose(ComposeOptions(project_name=PROJECT)).down()  # an earlier --keep run
+            say(f"building and starting the example (v1) in {folder}: {report.bases}")
+            _place(folder, "v1")
+            compose.up(build=True)
+            _wait_serving(report.url, "v1")
+            _swap_under_load(compose, options, folder, swaps, report, say, observer)
+        finally:
+            if keep:
+                say(f"the example keeps running at {report.url} (project {PROJECT}, files in "
+                    f"{folder}); remove it with `docker compose -p {PROJECT} down -v --rmi "
+                    "local`")
+            else:
+                say("removing everything the demo made")
+                compose.down()
+    return report
+
+
+def _swap_under_load(compose: Compose, options: ComposeOptions, folder: Path, swaps: int,
+                     report: DemoReport, say: Callable[[str], None],
+                     observer: Observer | None) -> None:
+    with DemoLoad("127.0.0.1", int(report.url.rsplit(":", 1)[1].strip("/"))) as load:
+        time.sleep(_BEFORE_SECONDS)
+        swaps_started = time.monotonic()
+        for number in range(1, swaps + 1):
+            version = "v2" if number % 2 else "v1"
+            say(f"swap {number}/{swaps}: building {version}, then docker-swap deploy app "
+                "--health-cmd ./healthcheck")
+            _place(folder, version)
+            compose.build("app")
+            deployed = deploy("app", compose_options=options,
+                              flags={"health-cmd": "./healthcheck"}, observer=observer)
+            report.swaps.append(SwapRun(number, version, deployed.phases, deployed.seconds))
+        swaps_ended = time.monotonic()
+        time.sleep(_AFTER_SECONDS)
+    tally = load.tally
+    report.sent, report.failed = dict(tally.sent), dict(tally.failed)
+    report.versions = dict(tally.versions)
+    report.before_ms = tally.percentiles(0, swaps_started)
+    report.during_ms = tally.percentiles(swaps_started, swaps_ended)
+
+
+def _choose_bases(engine: Engine) -> str:
+    chosen = []
+    for variable, local in _LOCAL_BASES.items():
+        if not os.environ.get(variable) and engine.has_image(local):
+            os.environ[variable] = local
+        chosen.append(f"{variable}={os.environ.get(variable, 'public default')}")
+    return ", ".join(chosen)
+
+
+@contextmanager
+def _example(keep: bool) -> Iterator[Path]:
+    """A copy of the example to build and change; kept with the stack when `keep`."""
+    folder = Path(tempfile.mkdtemp(prefix="docker-swap-demo-"))
+    try:
+        source = resources.files("docker_swap") / "example"
+        with resources.as_file(source) as path:
+            shutil.copytree(path, folder, dirs_exist_ok=True)
+        yield folder
+    finally:
+        if not keep:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _place(folder: Path, version: str) -> None:
+    """The walkthrough's `cp sources/vN/* app/src/`."""
+    for item in (folder / "sources" / version).iterdir():
+        shutil.copy2(item, folder / "app" / "src" / item.name)
+
+
+def _wait_serving(url: str, version: str, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as answer:
+                if answer.read().decode().strip() == version:
+                    return
+        except (OSError, urllib.error.URLError):
+            pass
+        time.sleep(0.2)
+    raise ComposeFailed(f"the example did not serve {version} at {url} within {seconds:g} s.")

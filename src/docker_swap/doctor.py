@@ -1,0 +1,74 @@
+"""`docker-swap doctor`: every check a deploy makes, for every service that has `x-swap`, said
+as findings (what is fine, what to fix and how) instead of stopping at the first problem.
+Nothing is changed and no lock is taken.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from .compose import Compose
+from .engine import Engine
+from .errors import SwapError
+from .journal import Journal
+from .models import Project, ServiceDefinition
+from .options import ComposeOptions, resolve_settings
+from .preflight import choose_port, connect_proxy, refuse_unswappable, running_containers
+
+
+@dataclass(frozen=True)
+class Finding:
+    ok: bool
+    subject: str
+    text: str
+    hint: str | None = None
+
+
+def diagnose(compose_options: ComposeOptions | None = None) -> Iterator[Finding]:
+    """Findings one by one, so that a slow check does not hide the ones before it."""
+    try:
+        engine = Engine.connect()
+        yield Finding(True, "engine", f"Docker {engine.version()} answers")
+        compose = Compose(compose_options or ComposeOptions())
+        yield Finding(True, "compose", f"docker compose v{compose.check_version()}")
+        project = compose.load_project()
+    except SwapError as error:
+        yield Finding(False, "setup", error.message, error.hint)
+        return
+    swapped = [s for s in project.services.values() if s.x_swap]
+    yield Finding(bool(swapped), "project",
+                  f"{project.name}: {len(project.services)} service(s), "
+                  f"{len(swapped)} with x-swap",
+                  None if swapped else "Add `x-swap: {proxy: nginx:SERVICE}` to the service "
+                  "you deploy (see docs/nginx.md).")
+    for definition in swapped:
+        yield from _service(engine, project, definition)
+
+
+def _service(engine: Engine, project: Project, definition: ServiceDefinition) -> Iterator[Finding]:
+    name = definition.name
+    try:
+        options = resolve_settings(name, definition.x_swap, {})
+        old = running_containers(engine, project, definition)
+        refuse_unswappable(definition, old)
+        yield Finding(True, name, f"{len(old)} running container(s), can run twice")
+        proxy, network = connect_proxy(engine, project, options, old[0])
+        notes = proxy.check()
+        yield Finding(True, name, f"proxy {proxy.description} on network {network}: "
+                      f"{proxy.status()}")
+        for note in notes:
+            yield Finding(False, name, note)
+        port = choose_port(options, old[0])
+        readiness = (f"command {' '.join(options.health_cmd)}" if options.health_cmd else
+                     f"GET {options.http_path}" if options.http_path else
+                     "the image's HEALTHCHECK" if old[0].has_healthcheck else "TCP connect")
+        yield Finding(True, name, f"port {port}; ready when: {readiness}; timeouts "
+                      f"{options.timeout:g}s / drain {options.drain_timeout:g}s")
+        entry = Journal(engine.engine_id(), project.name, name).read()
+        if entry is not None:
+            yield Finding(False, name, f"a deploy started at {entry.started_at} was "
+                          f"interrupted (phase {entry.phase})",
+                          f"Run `docker-swap recover {name}`.")
+    except SwapError as error:
+        yield Finding(False, name, error.message, error.hint)

@@ -1,0 +1,34 @@
+"""Installing docker-swap as a Docker CLI plugin, so that `docker swap deploy app` works."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+from pathlib import Path
+
+from .errors import InvalidSettings
+
+_MARK = "# docker-swap: Docker CLI plugin"
+
+
+def plugin_path() -> Path:
+    """Where the docker CLI looks for this user's plugins (DOCKER_CONFIG is honoured)."""
+    config = os.environ.get("DOCKER_CONFIG") or str(Path.home() / ".docker")
+    return Path(config) / "cli-plugins" / "docker-swap"
+
+
+def install_plugin(*, force: bool = False) -> Path:
+    """Write a small launcher that runs this very docker-swap (its Python, its install)."""
+    path = plugin_path()
+    if path.exists() and _MARK not in path.read_text(errors="replace") and not force:
+        raise InvalidSettings(
+            f"{path} exists and is not docker-swap's launcher; pass --force to replace it."
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        f"#!/bin/sh\n{_MARK}, written by `docker-swap install-plugin`.\n"
+        f"exec {shlex.quote(sys.executable)} -m docker_swap \"$@\"\n"
+    )
+    path.chmod(0o755)
+    return path

@@ -1,0 +1,88 @@
+"""The bundled example and the demo, as a new user meets them (real engine, compose, nginx)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from testbed import images
+
+EXAMPLE = Path(__file__).parents[2] / "examples" / "classic"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def local_bases() -> dict[str, str]:
+    return {"APP_BASE": images.BOOKWORM, "WEB_BASE": images.SID}
+
+
+def test_the_walkthrough_works_as_its_readme_says(engine: None, tmp_path: Path) -> None:
+    folder = tmp_path / "classic"
+    shutil.copytree(EXAMPLE, folder)
+    port = free_port()
+    env = {**os.environ, **local_bases(), "WEB_PORT": str(port),
+           "DOCKER_SWAP_STATE_DIR": str(tmp_path / "state")}
+    project = ["-p", f"classic{port}"]
+
+    def run(*argv: str) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(argv, cwd=folder, env=env, text=True, capture_output=True,
+                                check=False)
+        assert result.returncode == 0, f"{argv}: {result.stdout}{result.stderr}"
+        return result
+
+    def page() -> str:
+        deadline = time.monotonic() + 30  # the app boots for 2 s after `up`
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as answer:
+                    return str(answer.read().decode().strip())
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+
+    try:
+        run("sh", "-c", "cp sources/v1/* app/src/")
+        run("docker", "compose", *project, "up", "-d", "--wait")
+        assert page() == "v1"
+        run("sh", "-c", "cp sources/v2/* app/src/")
+        run("docker", "compose", *project, "build", "app")
+        deployed = run(sys.executable, "-m", "docker_swap", *project, "deploy", "app",
+                       "--health-cmd", "./healthcheck")
+        assert deployed.stdout.splitlines()[-1].startswith("done")
+        assert page() == "v2"
+    finally:
+        subprocess.run(["docker", "compose", *project, "down", "-v", "--rmi", "local", "-t", "0"],
+                       cwd=folder, env=env, capture_output=True, check=False)
+
+
+def test_the_demo_reports_no_failed_request_and_both_versions(engine: None) -> None:
+    port = free_port()
+    result = subprocess.run(
+        [sys.executable, "-m", "docker_swap", "demo", "--swaps", "2", "--port", str(port),
+         "--json"], env={**os.environ, **local_bases()}, text=True, capture_output=True,
+        check=False, timeout=600,
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert sum(report["sent"].values()) > 1000
+    assert report["failed"] == {}
+    assert set(report["versions"]) == {"v1", "v2"}
+    assert [s["version"] for s in report["swaps"]] == ["v2", "v1"]
+    assert all(len(s["phases"]) == 5 for s in report["swaps"])
+    leftovers = subprocess.run(
+        ["docker", "ps", "-a", "-q", "--filter", "label=com.docker.compose.project="
+         "docker-swap-demo"], capture_output=True, text=True, check=True).stdout
+    assert leftovers == ""
