@@ -37,7 +37,13 @@ from .swap import deploy
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"]},
+    options_metavar="[COMPOSE OPTIONS]",
+    epilog="Exit codes: 0 done, 1 the deploy failed and was rolled back, 2 refused before "
+    "anything changed, 3 needs attention (`docker-swap recover SERVICE`). "
+    "Start with `docker-swap doctor`.",
+)
 @click.option("-f", "--file", "files", multiple=True, metavar="FILE",
               help="Compose file (repeatable), as for `docker compose`.")
 @click.option("-p", "--project-name", metavar="NAME", help="Compose project name.")

@@ -24,7 +24,7 @@ from rich.text import Text
 
 from .demo import DemoReport
 from .errors import DeployFailed, SwapError
-from .observer import PhaseResult
+from .observer import PhaseResult, SilentObserver
 from .recovery import RecoveryReport
 from .swap import DeployReport
 
@@ -32,7 +32,7 @@ _RESULTS = {0: "deployed", 1: "rolled_back", 2: "refused", 3: "needs_attention"}
 _PREFIXES = {1: "rolled back", 2: "refused", 3: "needs attention"}
 
 
-class Presenter:
+class Presenter(SilentObserver):
     """Observer of a deploy and printer of its outcome; the base prints nothing."""
 
     def __init__(self, out: Console, err: Console) -> None:
@@ -45,17 +45,8 @@ class Presenter:
     def __exit__(self, *_: object) -> None:
         pass
 
-    def phase_started(self, name: str) -> None:
-        pass
-
-    def phase_finished(self, result: PhaseResult) -> None:
-        pass
-
     def note(self, text: str) -> None:
         self.notes.append(text)
-
-    def progress(self, text: str) -> None:
-        pass
 
     def deployed(self, report: DeployReport) -> None:
         pass

@@ -2,11 +2,30 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from ..engine import ExecResult, Process
 from ..models import Backend
+
+
+class ProxyEngine(Protocol):
+    """What the drivers of proxies in containers need from the engine (Engine provides it)."""
+
+    def exec(
+        self, container_id: str, argv: Sequence[str], timeout: float | None = None
+    ) -> ExecResult: ...
+
+    def processes(self, container_id: str) -> list[Process]: ...
+
+    def read_file(self, container_id: str, path: str) -> bytes | None: ...
+
+    def write_files(
+        self, container_id: str, directory: str, files: Mapping[str, bytes]
+    ) -> None: ...
+
+    def signal(self, container_id: str, name: str) -> None: ...
 
 
 @dataclass(frozen=True)

@@ -14,14 +14,12 @@ a TCP socket on loopback (works with the official image), socat for a unix socke
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
-from ..engine import ExecResult, Process
 from ..errors import ProxyConfigInvalid, ProxyNotReady, SwitchNotConfirmed
 from ..models import Backend, Container
-from .base import Drained
+from .base import Drained, ProxyEngine
 from .haproxy_runtime import (
     Slot,
     Socket,
@@ -39,20 +37,6 @@ _TCP_CLIENT = 'exec 3<>"/dev/tcp/$1/$2" && printf "%s\\n" "$3" >&3 && cat <&3'
 _UNIX_CLIENT = 'printf "%s\\n" "$2" | socat -t 10 stdio "unix-connect:$1"'
 
 
-class HAProxyEngine(Protocol):
-    def exec(
-        self, container_id: str, argv: Sequence[str], timeout: float | None = None
-    ) -> ExecResult: ...
-
-    def processes(self, container_id: str) -> list[Process]: ...
-
-    def read_file(self, container_id: str, path: str) -> bytes | None: ...
-
-    def write_files(
-        self, container_id: str, directory: str, files: Mapping[str, bytes]
-    ) -> None: ...
-
-
 @dataclass
 class _HAProxy:
     container: Container
@@ -67,7 +51,7 @@ class _HAProxy:
 class HAProxyDriver:
     def __init__(
         self,
-        engine: HAProxyEngine,
+        engine: ProxyEngine,
         containers: Sequence[Container],
         backend: str,
         switch_timeout: float,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,7 +22,7 @@ from typing import Protocol
 from ..engine import ExecResult, Process
 from ..errors import ProxyConfigInvalid, ProxyNotReady, SwitchNotConfirmed
 from ..models import Backend, Container
-from .base import Drained
+from .base import Drained, ProxyEngine
 from .nginx_config import (
     DEFAULT_DIRECTORY,
     DEFAULT_KEEPALIVE_MIN_TIMEOUT,
@@ -42,22 +42,6 @@ _SHUTTING_DOWN = "is shutting down"
 _POLL_SECONDS = 0.005  # on top of the ~15 ms each look at the processes takes
 _DRAIN_POLL_SECONDS = 0.05
 _NO_UPSTREAM = "# Written by docker-swap: no upstream (restored after a failed first deploy).\n"
-
-
-class NginxEngine(Protocol):
-    def exec(
-        self, container_id: str, argv: Sequence[str], timeout: float | None = None
-    ) -> ExecResult: ...
-
-    def processes(self, container_id: str) -> list[Process]: ...
-
-    def read_file(self, container_id: str, path: str) -> bytes | None: ...
-
-    def write_files(
-        self, container_id: str, directory: str, files: Mapping[str, bytes]
-    ) -> None: ...
-
-    def signal(self, container_id: str, name: str) -> None: ...
 
 
 @dataclass
@@ -82,7 +66,7 @@ class _Nginx:
 class NginxDriver:
     def __init__(
         self,
-        engine: NginxEngine,
+        engine: ProxyEngine,
         containers: Sequence[Container],
         upstream: str,
         switch_timeout: float,
@@ -316,7 +300,7 @@ def _nginx_error(result: ExecResult) -> str:
     return re.sub(r"^nginx: \[(emerg|alert)\] ", "", chosen)
 
 
-class SeedEngine(NginxEngine, Protocol):
+class SeedEngine(ProxyEngine, Protocol):
     def inspect(self, container_id: str) -> Container: ...
 
     def start(self, container_id: str) -> None: ...
