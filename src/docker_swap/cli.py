@@ -206,6 +206,9 @@ def demo_command(swaps: int, port: int, keep: bool, as_json: bool) -> None:
     except SwapError as error:
         shown.failed(error, "app")
         sys.exit(error.exit_code)
+    except KeyboardInterrupt:
+        shown.err.print("demo interrupted" + ("" if keep else "; what it made is removed"))
+        sys.exit(130)
     if as_json:
         click.echo(demo_json(report))
     else:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -75,7 +77,7 @@ def run_demo(
         options = ComposeOptions(files=(str(folder / "compose.yaml"),), project_name=PROJECT)
         compose = Compose(options)
         try:
-            Compose(ComposeOptions(project_name=PROJECT)).down()  # an earlier --keep run
+            compose.down()  # what an earlier --keep run left
             say(f"building and starting the example (v1) in {folder}: {report.bases}")
             _place(folder, "v1")
             compose.up(build=True)
@@ -88,8 +90,22 @@ def run_demo(
                     "local`")
             else:
                 say("removing everything the demo made")
-                compose.down()
+                with _uninterrupted():
+                    compose.down()
     return report
+
+
+@contextmanager
+def _uninterrupted() -> Iterator[None]:
+    """A second Ctrl-C must not leave half the demo behind."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _swap_under_load(compose: Compose, options: ComposeOptions, folder: Path, swaps: int,

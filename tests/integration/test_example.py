@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -82,7 +83,28 @@ def test_the_demo_reports_no_failed_request_and_both_versions(engine: None) -> N
     assert set(report["versions"]) == {"v1", "v2"}
     assert [s["version"] for s in report["swaps"]] == ["v2", "v1"]
     assert all(len(s["phases"]) == 5 for s in report["swaps"])
-    leftovers = subprocess.run(
+    assert project_containers() == []
+
+
+def test_ctrl_c_stops_the_demo_and_removes_what_it_made(engine: None) -> None:
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "docker_swap", "demo", "--swaps", "3", "--port",
+         str(free_port())], env={**os.environ, **local_bases()}, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 120
+    while not project_containers() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(3)  # under load, swapping
+
+    demo.send_signal(signal.SIGINT)
+    _, stderr = demo.communicate(timeout=120)
+
+    assert demo.returncode in (1, 130), stderr
+    assert project_containers() == []
+
+
+def project_containers() -> list[str]:
+    return subprocess.run(
         ["docker", "ps", "-a", "-q", "--filter", "label=com.docker.compose.project="
-         "docker-swap-demo"], capture_output=True, text=True, check=True).stdout
-    assert leftovers == ""
+         "docker-swap-demo"], capture_output=True, text=True, check=True).stdout.split()
