@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from .engine import ExecResult
-from .errors import ContainerExited, ContainerUnhealthy, NotReady
+from .errors import ContainerExited, ContainerUnhealthy, EngineFailed, NotReady
 from .options import DEFAULT_PROBE_INTERVAL, NETWORK_PROBE_INTERVAL
 
 _CONNECT_TIMEOUT = 2.0
@@ -69,7 +69,12 @@ class CommandProbe:
         self.description = f"command {' '.join(self._argv)}"
 
     def check(self, timeout: float) -> ProbeResult:
-        result = self._executor.exec(self._container_id, self._argv, timeout=timeout)
+        try:
+            result = self._executor.exec(self._container_id, self._argv, timeout=timeout)
+        except EngineFailed as exc:
+            # Most often the container just stopped: its exit event, a moment behind, will say
+            # so; a lasting engine failure ends in the timeout, with this as the last answer.
+            return ProbeResult(False, exc.message)
         if result.exit_code == 0:
             return ProbeResult(True, f"{self._argv[0]} exited 0")
         lines = result.output.strip().splitlines()

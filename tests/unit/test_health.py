@@ -2,11 +2,13 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 
 import pytest
 
-from docker_swap.errors import ContainerExited, ContainerUnhealthy, NotReady
-from docker_swap.health import DockerHealthProbe, ProbeResult, wait_until_ready
+from docker_swap.engine import ExecResult
+from docker_swap.errors import ContainerExited, ContainerUnhealthy, EngineFailed, NotReady
+from docker_swap.health import CommandProbe, DockerHealthProbe, ProbeResult, wait_until_ready
 from docker_swap.testing import FakeWatch
 
 
@@ -73,3 +75,21 @@ def test_unhealthy_fails_at_once() -> None:
     watch.health = "unhealthy"
     with pytest.raises(ContainerUnhealthy):
         wait_until_ready(Probe(10**9), watch, "app-2", timeout=60)
+
+
+def test_a_command_that_cannot_run_any_more_is_a_failed_attempt_not_an_error() -> None:
+    class Gone:
+        def exec(self, container_id: str, argv: Sequence[str],
+                 timeout: float | None = None) -> ExecResult:
+            raise EngineFailed("could not run ./healthcheck in c: Container c is not running")
+
+    watch = FakeWatch("c")
+    probe = CommandProbe(Gone(), "c", ["./healthcheck"])
+
+    def crash() -> None:
+        watch.exit_code = 3
+        watch.changed.set()
+
+    threading.Timer(0.05, crash).start()
+    with pytest.raises(ContainerExited, match="exited with code 3"):
+        wait_until_ready(probe, watch, "app-2", timeout=30)
