@@ -111,15 +111,6 @@ class Engine:
         with _translated(f"inspect container {container_id[:12]}"):
             return _container(self._api.inspect_container(container_id))
 
-    def exists(self, container_id: str) -> bool:
-        try:
-            self._api.inspect_container(container_id)
-        except docker.errors.NotFound:
-            return False
-        except _API_ERRORS as exc:
-            raise EngineFailed(f"could not inspect {container_id[:12]}: {_reason(exc)}") from exc
-        return True
-
     def watch(self, container_id: str) -> ContainerWatch:
         return ContainerWatch(self._api, container_id)
 

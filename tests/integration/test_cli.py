@@ -69,6 +69,20 @@ def test_the_plugin_honours_dockers_context_option(docker_config: dict[str, str]
     assert deployed.returncode == 0, deployed.stderr
 
 
+def test_the_context_chosen_with_docker_context_use_is_followed(
+    docker_config: dict[str, str], make_stack: StackFactory
+) -> None:
+    stack = make_stack(http_compose(), **FAST)
+    env = {**docker_config, **stack.env}
+    docker(env, "context", "create", "nowhere", "--docker", "host=unix:///nonexistent/d.sock")
+    assert docker(env, "context", "use", "nowhere").returncode == 0
+
+    refused = stack.swap("deploy", "app", env={**env, "APP_VERSION": "v2"})
+
+    assert refused.returncode == 2
+    assert "no Docker engine answers at unix:///nonexistent/d.sock" in refused.stderr
+
+
 def test_doctor_says_what_is_fine_and_what_to_fix(make_stack: StackFactory) -> None:
     good = make_stack(http_compose(), **FAST)
     healthy = good.swap("doctor")

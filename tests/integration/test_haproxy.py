@@ -88,3 +88,14 @@ def test_too_few_slots_fails_before_the_readiness_wait(make_stack: StackFactory)
     assert result.returncode == 1
     assert "has 0 free server slot(s); 1 are needed" in result.stderr
     assert stack.get() == (200, "v1")
+
+
+def test_a_unix_socket_is_reached_through_socat(make_stack: StackFactory) -> None:
+    unix = HAPROXY_CFG.replace("stats socket ipv4@127.0.0.1:9999 level admin",
+                               "stats socket /run/haproxy.sock mode 600 level admin")
+    stack = make_stack(haproxy_compose(), unix, **FAST)
+
+    result = stack.swap("deploy", "app", env={"APP_VERSION": "v2"})
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert stack.get() == (200, "v2")
