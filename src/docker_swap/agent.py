@@ -10,7 +10,6 @@ does not unregister it, so deploys wait for it and roll back without it: `--leav
 
 from __future__ import annotations
 
-import os
 import socket
 import threading
 import time
@@ -22,10 +21,10 @@ from .compose import Compose
 from .engine import Engine
 from .errors import InvalidSettings, ServiceNotFound, SwapError
 from .options import ComposeOptions
-from .preflight import connect_proxy, load
+from .preflight import connect_proxy, load, redis_url
 from .proxy import ProxyDriver
 from .proxy.registry import same_backends
-from .registry import HEARTBEAT_TTL_SECONDS, REDIS_URL_ENV, Generation, Registry
+from .registry import HEARTBEAT_TTL_SECONDS, Generation, Registry
 
 DEFAULT_RESYNC_SECONDS = 5.0
 _HEARTBEAT_SECONDS = HEARTBEAT_TTL_SECONDS / 4
@@ -78,11 +77,7 @@ def run_agent(
             "an agent needs the proxy it keeps in line: pass --proxy nginx:SERVICE or "
             "--proxy haproxy:SERVICE."
         )
-    url = options.redis or os.environ.get(REDIS_URL_ENV)
-    if not url:
-        raise InvalidSettings(f"an agent needs a Redis URL: --redis, x-swap.redis or "
-                              f"{REDIS_URL_ENV}.")
-    registry = Registry.connect(url, project.name, service)
+    registry = Registry.connect(redis_url(options), project.name, service)
     agent_name = name or f"{socket.gethostname()}:{project.name}-{options.proxy.service}"
     if leave:
         registry.forget(agent_name)

@@ -106,14 +106,19 @@ def connect_proxy(
 
 
 def _registry_driver(project: Project, options: DeployOptions) -> ProxyDriver:
+    registry = Registry.connect(redis_url(options), project.name, options.service)
+    return RegistryDriver(registry, options.service, options.switch_timeout)
+
+
+def redis_url(options: DeployOptions) -> str:
+    """The registry's URL: --redis or x-swap.redis, else the environment."""
     url = options.redis or os.environ.get(REDIS_URL_ENV)
     if not url:
         raise ProxyNotReady(
-            f"proxy redis needs a Redis URL for service {options.service!r}.",
+            f"the registry of service {options.service!r} needs a Redis URL.",
             hint=f"Set x-swap.redis, pass --redis, or set {REDIS_URL_ENV}.",
         )
-    registry = Registry.connect(url, project.name, options.service)
-    return RegistryDriver(registry, options.service, options.switch_timeout)
+    return url
 
 
 def shared_network(proxies: Sequence[Container], sample: Container) -> str:

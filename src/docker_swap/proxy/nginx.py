@@ -88,7 +88,8 @@ class NginxDriver:
 
     def check(self) -> list[str]:
         self._nginxes = [self._inspect(container) for container in self._containers]
-        old = sorted({n.version for n in self._nginxes if n.version and not _supports_min(n)})
+        old = sorted({n.version for n in self._nginxes
+                      if n.version and not _supports_min(n.version)})
         notes = [_keepalive_note(version) for version in old[:1]]
         first = [n.name for n in self._nginxes if n.keepalive_min_timeout and not
                  n.keepalive_loaded]
@@ -107,7 +108,7 @@ class NginxDriver:
             version = ".".join(map(str, nginx.version)) if nginx.version else "of unknown version"
             if nginx.keepalive_min_timeout:
                 keepalive = f"keepalive_min_timeout {DEFAULT_KEEPALIVE_MIN_TIMEOUT} (docker-swap)"
-            elif _supports_min(nginx):
+            elif _supports_min(nginx.version):
                 keepalive = "keepalive_min_timeout set in its configuration"
             else:
                 keepalive = "no keepalive_min_timeout: reloads reset idle keep-alive clients"
@@ -190,13 +191,12 @@ class NginxDriver:
         if problem:
             raise ProxyNotReady(f"{container.name}: {problem}")
         version = parse_version(dump.stderr)
-        supported = version is not None and version >= KEEPALIVE_MIN_TIMEOUT_SINCE
         return _Nginx(
             container=container,
             command=command,
             master_is_main_process=master.pid == container.pid,
             version=version,
-            keepalive_min_timeout=supported and not sets_keepalive_min_timeout(
+            keepalive_min_timeout=_supports_min(version) and not sets_keepalive_min_timeout(
                 files, self._directory
             ),
             keepalive_loaded=f"{self._directory}/{KEEPALIVE_FILE}" in files,
@@ -279,8 +279,9 @@ def _covers(mount: str, path: str) -> bool:
     return path == mount or path.startswith(mount.rstrip("/") + "/")
 
 
-def _supports_min(nginx: _Nginx) -> bool:
-    return nginx.version is not None and nginx.version >= KEEPALIVE_MIN_TIMEOUT_SINCE
+def _supports_min(version: tuple[int, int, int] | None) -> bool:
+    """nginx has keepalive_min_timeout (1.27.4 and later)."""
+    return version is not None and version >= KEEPALIVE_MIN_TIMEOUT_SINCE
 
 
 def _keepalive_note(version: tuple[int, int, int] | None) -> str:
