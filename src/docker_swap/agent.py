@@ -18,13 +18,13 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from .compose import Compose
-from .engine import Engine
 from .errors import InvalidSettings, ServiceNotFound, SwapError
+from .models import Generation
 from .options import ComposeOptions
-from .preflight import connect_proxy, load, redis_url
+from .preflight import connect_engine, connect_proxy, load, redis_url
 from .proxy import ProxyDriver
 from .proxy.registry import same_backends
-from .registry import HEARTBEAT_TTL_SECONDS, Generation, Registry
+from .registry import HEARTBEAT_TTL_SECONDS, Registry
 
 DEFAULT_RESYNC_SECONDS = 5.0
 _HEARTBEAT_SECONDS = HEARTBEAT_TTL_SECONDS / 4
@@ -70,7 +70,7 @@ def run_agent(
     stop: threading.Event | None = None,
 ) -> None:
     """Follow the registry until `stop` is set (or, with `leave`, unregister and return)."""
-    engine = Engine.connect()
+    engine = connect_engine()
     project, options = load(Compose(compose_options or ComposeOptions()), service, flags or {})
     if options.proxy is None or options.proxy.driver == "redis":
         raise InvalidSettings(

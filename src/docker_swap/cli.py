@@ -18,14 +18,14 @@ import click
 from rich.markup import escape
 
 from ._version import __version__
-from .agent import run_agent
-from .demo import DEFAULT_PORT, DEFAULT_SWAPS, run_demo
 from .doctor import diagnose
 from .errors import EXIT_REFUSED, SwapError
 from .options import (
     DEFAULT_DRAIN_TIMEOUT,
     DEFAULT_SWITCH_TIMEOUT,
     DEFAULT_TIMEOUT,
+    DEMO_PORT,
+    DEMO_SWAPS,
     ComposeOptions,
     parse_duration,
 )
@@ -182,6 +182,8 @@ def agent_command(compose: ComposeOptions, /, service: str, name: str | None, re
         if not quiet:
             click.echo(f"{time.strftime('%H:%M:%S')} {text}")
 
+    from .agent import run_agent  # noqa: PLC0415  (redis loads only for the agent)
+
     try:
         run_agent(service, compose_options=compose, flags=_renamed(flags), name=name,
                   resync=seconds, leave=leave, stop=stop, say=say)
@@ -191,14 +193,16 @@ def agent_command(compose: ComposeOptions, /, service: str, name: str | None, re
 
 
 @cli.command("demo")
-@click.option("--swaps", type=click.IntRange(1, 100), default=DEFAULT_SWAPS, show_default=True,
+@click.option("--swaps", type=click.IntRange(1, 100), default=DEMO_SWAPS, show_default=True,
               help="How many swaps (v1 -> v2 -> v1 ...).")
-@click.option("--port", type=click.IntRange(1, 65535), default=DEFAULT_PORT, show_default=True,
+@click.option("--port", type=click.IntRange(1, 65535), default=DEMO_PORT, show_default=True,
               help="Host port of the example's nginx.")
 @click.option("--keep", is_flag=True, help="Leave the example running, and say where.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
 def demo_command(swaps: int, port: int, keep: bool, as_json: bool) -> None:
     """Bring up the bundled classic example, put it under load, swap it, report what failed."""
+    from .demo import run_demo  # noqa: PLC0415  (its load generator loads only for it)
+
     shown = presenter(as_json=as_json, quiet=as_json)
     try:
         report = run_demo(swaps=swaps, port=port, keep=keep, observer=shown,

@@ -10,9 +10,11 @@ import logging
 import os
 import signal
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import yaml
 
@@ -23,6 +25,8 @@ from .options import ComposeOptions
 log = logging.getLogger(__name__)
 
 _STOP_GRACE_SECONDS = 10.0
+_CONFIG = ("config", "--format", "yaml")
+_Running = subprocess.Popen[str]
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,7 @@ class Compose:
     def __init__(self, options: ComposeOptions, docker: str = "docker") -> None:
         self.options = options
         self.docker = docker
+        self._pending_config: _Running | None = None
 
     def check_version(self) -> str:
         result = self._run(["version", "--short"])
@@ -52,13 +57,28 @@ class Compose:
 
     def load_project(self) -> Project:
         # YAML, not JSON: compose's JSON output drops services' x-* extensions.
-        result = self._run(["config", "--format", "yaml"])
+        pending, self._pending_config = self._pending_config, None
+        result = self._finish(pending) if pending else self._run(_CONFIG)
         if result.returncode != 0:
             self.check_version()  # a missing compose deserves its own message
             raise ComposeUnavailable(
                 f"docker compose cannot load the project: {_last_line(result.stderr)}"
             )
         return _project_from_config(yaml.safe_load(result.stdout))
+
+    @contextmanager
+    def loading_project(self) -> Iterator[None]:
+        """Let compose resolve the project while the caller does other work (it reads only).
+
+        The next `load_project` takes the answer; one never taken is stopped on leaving.
+        """
+        self._pending_config = self._spawn(_CONFIG)
+        try:
+            yield
+        finally:
+            pending, self._pending_config = self._pending_config, None
+            if pending:
+                _stop(pending)
 
     def scale_up(self, service: str, replicas: int) -> None:
         """Start containers until `service` has `replicas`, leaving the running ones alone."""
@@ -90,32 +110,41 @@ class Compose:
             raise ComposeFailed(f"docker compose could not {action}: {_last_line(result.stderr)}")
 
     def _run(self, args: Sequence[str]) -> CommandResult:
+        return self._finish(self._spawn(args))
+
+    def _spawn(self, args: Sequence[str]) -> _Running:
         argv = (self.docker, "compose", "--ansi", "never", *self.options.argv(), *args)
         log.debug("running %s", " ".join(argv))
         try:
             # Own session: a Ctrl-C meant for docker-swap must not reach compose directly;
             # we stop it ourselves and then roll back.
-            process = subprocess.Popen(
+            return subprocess.Popen(
                 argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                 start_new_session=True,
             )
         except FileNotFoundError as exc:
             raise ComposeUnavailable(f"the docker CLI ({self.docker}) is not installed.") from exc
+
+    def _finish(self, process: _Running) -> CommandResult:
         try:
             stdout, stderr = process.communicate()
         except BaseException:
             _stop(process)
             raise
+        argv = cast(tuple[str, ...], process.args)  # as _spawn gave it
         return CommandResult(argv, process.returncode, stdout, stderr)
 
 
-def _stop(process: subprocess.Popen[str]) -> None:
+def _stop(process: _Running) -> None:
     process.send_signal(signal.SIGTERM)
     try:
         process.wait(_STOP_GRACE_SECONDS)
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+    for pipe in (process.stdout, process.stderr):
+        if pipe:
+            pipe.close()
 
 
 def _last_line(text: str) -> str:

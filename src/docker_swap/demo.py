@@ -21,18 +21,20 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .compose import Compose
-from .engine import Engine
 from .errors import ComposeFailed
 from .loadgen import DemoLoad
 from .observer import Observer, PhaseResult
-from .options import ComposeOptions
+from .options import DEMO_PORT, DEMO_SWAPS, ComposeOptions
+from .preflight import connect_engine
 from .swap import deploy
 
+if TYPE_CHECKING:
+    from .engine import Engine
+
 PROJECT = "docker-swap-demo"
-DEFAULT_PORT = 8080
-DEFAULT_SWAPS = 3
 _BEFORE_SECONDS = 3.0
 _AFTER_SECONDS = 1.0
 # Base images built from Debian's packages by scripts/prepare-machine, where no registry is
@@ -64,13 +66,13 @@ class DemoReport:
 
 def run_demo(
     *,
-    swaps: int = DEFAULT_SWAPS,
-    port: int = DEFAULT_PORT,
+    swaps: int = DEMO_SWAPS,
+    port: int = DEMO_PORT,
     keep: bool = False,
     say: Callable[[str], None] = print,
     observer: Observer | None = None,
 ) -> DemoReport:
-    engine = Engine.connect()  # a clear refusal before anything is copied or built
+    engine = connect_engine()  # a clear refusal before anything is copied or built
     report = DemoReport(url=f"http://127.0.0.1:{port}/", bases=_choose_bases(engine))
     os.environ["WEB_PORT"] = str(port)
     with _example(keep) as folder:

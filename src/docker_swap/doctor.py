@@ -7,14 +7,23 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .compose import Compose
-from .engine import Engine
 from .errors import SwapError
 from .journal import Journal
 from .models import Project, ServiceDefinition
 from .options import ComposeOptions, resolve_settings
-from .preflight import choose_port, connect_proxy, refuse_unswappable, running_containers
+from .preflight import (
+    choose_port,
+    connect_engine,
+    connect_proxy,
+    refuse_unswappable,
+    running_containers,
+)
+
+if TYPE_CHECKING:
+    from .engine import Engine
 
 
 @dataclass(frozen=True)
@@ -28,7 +37,7 @@ class Finding:
 def diagnose(compose_options: ComposeOptions | None = None) -> Iterator[Finding]:
     """Findings one by one, so that a slow check does not hide the ones before it."""
     try:
-        engine = Engine.connect()
+        engine = connect_engine()
         yield Finding(True, "engine", f"Docker {engine.version()} answers")
         compose = Compose(compose_options or ComposeOptions())
         yield Finding(True, "compose", f"docker compose v{compose.check_version()}")

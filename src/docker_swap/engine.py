@@ -12,7 +12,6 @@ import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ import docker.errors
 import requests.exceptions
 
 from .errors import EngineFailed, EngineUnreachable
-from .models import Container
+from .models import Container, ExecResult, Process
 
 log = logging.getLogger(__name__)
 
@@ -30,27 +29,8 @@ SERVICE_LABEL = "com.docker.compose.service"
 NUMBER_LABEL = "com.docker.compose.container-number"
 ONEOFF_LABEL = "com.docker.compose.oneoff"
 CONFIG_FILES_LABEL = "com.docker.compose.project.config_files"
-_DEFAULT_STOP_TIMEOUT = 10
+_DEFAULT_STOP_GRACE = 10  # the engine's, when compose sets no stop_grace_period
 _API_ERRORS = (docker.errors.DockerException, requests.exceptions.RequestException)
-
-
-@dataclass(frozen=True)
-class ExecResult:
-    """How a command run inside a container ended; `exit_code` is None if it timed out."""
-
-    exit_code: int | None
-    stdout: str
-    stderr: str = ""
-
-    @property
-    def output(self) -> str:
-        return self.stdout + self.stderr
-
-
-@dataclass(frozen=True)
-class Process:
-    pid: int
-    args: str
 
 
 class Engine:
@@ -187,12 +167,10 @@ class Engine:
         with _translated(f"start {container_id[:12]}"):
             self._api.start(container_id)
 
-    def stop(self, container_id: str) -> None:
+    def stop(self, container: Container) -> None:
         """Stop with the container's own stop signal and grace period (stop_grace_period)."""
-        with _translated(f"stop {container_id[:12]}"):
-            config = self._api.inspect_container(container_id)["Config"]
-            grace = config.get("StopTimeout") or _DEFAULT_STOP_TIMEOUT
-            self._api.stop(container_id, timeout=grace)
+        with _translated(f"stop {container.name}"):
+            self._api.stop(container.id, timeout=container.stop_grace)
 
     def remove(self, container_id: str, *, force: bool = False) -> None:
         try:
@@ -321,6 +299,7 @@ def _container(attrs: Mapping[str, Any]) -> Container:
         config_files=tuple(f for f in labels.get(CONFIG_FILES_LABEL, "").split(",") if f),
         pid=int(state.get("Pid") or 0),
         mounts=tuple(mount["Destination"] for mount in attrs.get("Mounts") or []),
+        stop_grace=int(config.get("StopTimeout") or _DEFAULT_STOP_GRACE),
     )
 
 

@@ -7,7 +7,6 @@ report fails the swap immediately and a Docker HEALTHCHECK is followed without p
 
 from __future__ import annotations
 
-import http.client
 import socket
 import threading
 import time
@@ -15,8 +14,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from .engine import ExecResult
 from .errors import ContainerExited, ContainerUnhealthy, EngineFailed, NotReady
+from .models import ExecResult
 from .options import DEFAULT_PROBE_INTERVAL, NETWORK_PROBE_INTERVAL
 
 _CONNECT_TIMEOUT = 2.0
@@ -93,6 +92,8 @@ class HttpProbe:
         self.description = f"GET {path} on port {port}"
 
     def check(self, timeout: float) -> ProbeResult:
+        import http.client  # noqa: PLC0415  (only this probe needs it)
+
         connection = http.client.HTTPConnection(
             self._address, self._port, timeout=min(timeout, _CONNECT_TIMEOUT)
         )

@@ -1,4 +1,5 @@
-"""Typed views of what compose and the engine report; built by the adapters, read by the rest."""
+"""Typed views of what compose, the engine and the registry report; built by the adapters, read
+by the rest."""
 
 from __future__ import annotations
 
@@ -54,6 +55,8 @@ class Container:
     """Host pid of the container's main process (0 when it does not run)."""
     mounts: tuple[str, ...] = ()
     """Paths inside the container where a volume or a host directory is mounted."""
+    stop_grace: int = 10
+    """Seconds its main process has to exit after the stop signal (stop_grace_period)."""
 
     @property
     def short_id(self) -> str:
@@ -76,3 +79,44 @@ class Backend:
     @property
     def short_id(self) -> str:
         return self.container_id[:12]
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    """How a command run inside a container ended; `exit_code` is None if it timed out."""
+
+    exit_code: int | None
+    stdout: str
+    stderr: str = ""
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+@dataclass(frozen=True)
+class Process:
+    pid: int
+    args: str
+
+
+@dataclass(frozen=True)
+class Generation:
+    """One publication of a service's backends."""
+
+    number: int
+    backends: tuple[Backend, ...]
+    published_at: str
+
+
+@dataclass(frozen=True)
+class AgentStatus:
+    name: str
+    proxy: str
+    alive: bool
+    """Its heartbeat has not expired."""
+    applied: int = 0
+    drained: int = 0
+    failed: int = 0
+    """The newest generation it could not apply, with `error` saying why."""
+    error: str = ""

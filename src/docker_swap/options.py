@@ -24,7 +24,12 @@ DEFAULT_PROBE_INTERVAL = 0.1
 NETWORK_PROBE_INTERVAL = 0.05
 """Seconds from one HTTP or TCP readiness attempt to the next (each costs one connection)."""
 
+DEMO_PORT = 8080
+DEMO_SWAPS = 3
+"""`docker-swap demo`: the example's host port, and how many swaps it makes."""
 PROXY_DRIVERS = ("nginx", "haproxy", "redis")
+REDIS_URL_ENV = "DOCKER_SWAP_REDIS_URL"
+"""Where the registry's Redis URL is read when neither --redis nor x-swap.redis gives it."""
 """nginx and haproxy take the compose service that runs them; redis takes none."""
 SWAP_KEYS = (
     "proxy",

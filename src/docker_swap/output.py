@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console, Group, RenderableType
 from rich.live import Live as RichLive
@@ -22,11 +22,13 @@ from rich.spinner import Spinner
 from rich.table import Table
 from rich.text import Text
 
-from .demo import DemoReport
 from .errors import DeployFailed, SwapError
 from .observer import PhaseResult, SilentObserver
-from .recovery import RecoveryReport
 from .swap import DeployReport
+
+if TYPE_CHECKING:
+    from .demo import DemoReport
+    from .recovery import RecoveryReport
 
 _RESULTS = {0: "deployed", 1: "rolled_back", 2: "refused", 3: "needs_attention"}
 _PREFIXES = {1: "rolled back", 2: "refused", 3: "needs attention"}

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from .compose import Compose, locate
-from .engine import Engine
 from .errors import (
     InvalidSettings,
     NotSwappable,
@@ -21,10 +22,12 @@ from .errors import (
 )
 from .journal import Journal
 from .models import Container, Project, ServiceDefinition
-from .options import DeployOptions, resolve_settings
+from .options import REDIS_URL_ENV, DeployOptions, resolve_settings
 from .proxy import ProxyDriver, open_proxy
 from .proxy.registry import RegistryDriver
-from .registry import REDIS_URL_ENV, Registry
+
+if TYPE_CHECKING:
+    from .engine import Engine
 
 
 @dataclass
@@ -41,17 +44,34 @@ class Plan:
     notes: list[str] = field(default_factory=list)
 
 
+def connect_engine() -> Engine:
+    """The engine the docker CLI would use. The Docker SDK loads here, on first use, so that
+    commands can start compose before paying for it."""
+    from .engine import Engine  # noqa: PLC0415
+
+    return Engine.connect()
+
+
 def prepare(
     engine: Engine, compose: Compose, service: str, flags: Mapping[str, object | None]
 ) -> Plan:
-    """Run every preflight check, take the service's lock, and return the plan."""
+    """Run every preflight check, take the service's lock, and return the plan.
+
+    Checks that do not depend on each other ask the engine side by side; their verdicts are
+    read in a fixed order, so which refusal a user sees never depends on timing.
+    """
     project, options = load(compose, service, flags)
-    old = running_containers(engine, project, project.services[service])
-    refuse_unswappable(project.services[service], old)
-    proxy, network = connect_proxy(engine, project, options, old[0])
-    notes = proxy.check()
-    port = choose_port(options, old[0])
-    journal = Journal(engine.engine_id(), project.name, service)
+    definition = project.services[service]
+    with ThreadPoolExecutor(3, thread_name_prefix="docker-swap-preflight") as pool:
+        running = pool.submit(running_containers, engine, project, definition)
+        checked = pool.submit(_checked_proxy, engine, project, options)
+        engine_id = pool.submit(engine.engine_id)
+        old = running.result()
+        refuse_unswappable(definition, old)
+        proxy, proxies, notes = checked.result()
+        network = proxy_network(proxies, old[0])
+        port = choose_port(options, old[0])
+        journal = Journal(engine_id.result(), project.name, service)
     journal.lock()
     try:
         refuse_unfinished(journal, service)
@@ -59,6 +79,13 @@ def prepare(
         journal.unlock()
         raise
     return Plan(project, options, old, port, network, proxy, journal, notes)
+
+
+def _checked_proxy(
+    engine: Engine, project: Project, options: DeployOptions
+) -> tuple[ProxyDriver, list[Container], list[str]]:
+    proxy, proxies = open_service_proxy(engine, project, options)
+    return proxy, proxies, proxy.check()
 
 
 def load(
@@ -90,8 +117,17 @@ def connect_proxy(
     engine: Engine, project: Project, options: DeployOptions, sample: Container
 ) -> tuple[ProxyDriver, str]:
     """The service's proxy driver, and the network the proxy reaches `sample` on."""
+    proxy, proxies = open_service_proxy(engine, project, options)
+    return proxy, proxy_network(proxies, sample)
+
+
+def open_service_proxy(
+    engine: Engine, project: Project, options: DeployOptions
+) -> tuple[ProxyDriver, list[Container]]:
+    """The service's proxy driver, and the proxy's running containers (none for the registry,
+    whose agents run beside their own proxies)."""
     if options.proxy is not None and options.proxy.driver == "redis":
-        return _registry_driver(project, options), sorted(sample.networks)[0]
+        return _registry_driver(project, options), []
     containers = [c for c in proxy_containers(engine, project, options) if c.running]
     assert options.proxy is not None
     if not containers:
@@ -102,10 +138,17 @@ def connect_proxy(
     driver = open_proxy(
         options.proxy, engine, containers, options.upstream_name, options.switch_timeout
     )
-    return driver, shared_network(containers, sample)
+    return driver, containers
+
+
+def proxy_network(proxies: Sequence[Container], sample: Container) -> str:
+    """The network on which the proxy reaches the service's containers."""
+    return shared_network(proxies, sample) if proxies else sorted(sample.networks)[0]
 
 
 def _registry_driver(project: Project, options: DeployOptions) -> ProxyDriver:
+    from .registry import Registry  # noqa: PLC0415  (redis loads only for this driver)
+
     registry = Registry.connect(redis_url(options), project.name, options.service)
     return RegistryDriver(registry, options.service, options.switch_timeout)
 

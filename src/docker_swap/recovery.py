@@ -12,15 +12,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .compose import Compose
-from .engine import Engine
 from .errors import NeedsAttention
 from .journal import SWITCHED, Entry, Journal
 from .models import Container, Project
 from .options import ComposeOptions, DeployOptions
 from .preflight import (
     choose_port,
+    connect_engine,
     connect_proxy,
     load,
     proxy_containers,
@@ -30,6 +31,9 @@ from .preflight import (
 )
 from .proxy import seed_proxy
 from .swap import backends
+
+if TYPE_CHECKING:
+    from .engine import Engine
 
 
 @dataclass(frozen=True)
@@ -47,7 +51,7 @@ def recover(
     flags: Mapping[str, object | None] | None = None,
 ) -> RecoveryReport:
     """Finish or undo the interrupted deploy of `service`, as its journal says."""
-    engine = Engine.connect()
+    engine = connect_engine()
     project, options = load(Compose(compose_options or ComposeOptions()), service, flags or {})
     journal = Journal(engine.engine_id(), project.name, service)
     journal.lock()
@@ -69,7 +73,7 @@ def sync(
     flags: Mapping[str, object | None] | None = None,
 ) -> RecoveryReport:
     """Point the service's proxy at the containers of `service` that run now."""
-    engine = Engine.connect()
+    engine = connect_engine()
     project, options = load(Compose(compose_options or ComposeOptions()), service, flags or {})
     journal = Journal(engine.engine_id(), project.name, service)
     journal.lock()
@@ -136,7 +140,7 @@ def _start_stopped_proxies(
 def _retire(engine: Engine, containers: Sequence[Container]) -> None:
     for container in containers:
         if container.running:
-            engine.stop(container.id)
+            engine.stop(container)
         engine.remove(container.id)
 
 

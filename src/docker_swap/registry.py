@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -27,10 +26,9 @@ import redis
 import redis.exceptions
 
 from .errors import ProxyNotReady, StepFailed
-from .models import Backend
+from .models import AgentStatus, Backend, Generation
 from .options import redact
 
-REDIS_URL_ENV = "DOCKER_SWAP_REDIS_URL"
 HEARTBEAT_TTL_SECONDS = 5
 _KEEP_GENERATIONS = 50
 _PUBLISH = """
@@ -41,28 +39,6 @@ redis.call('SET', KEYS[3], number)
 redis.call('PUBLISH', KEYS[4], number)
 return number
 """
-
-
-@dataclass(frozen=True)
-class Generation:
-    """One publication of a service's backends."""
-
-    number: int
-    backends: tuple[Backend, ...]
-    published_at: str
-
-
-@dataclass(frozen=True)
-class AgentStatus:
-    name: str
-    proxy: str
-    alive: bool
-    """Its heartbeat has not expired."""
-    applied: int = 0
-    drained: int = 0
-    failed: int = 0
-    """The newest generation it could not apply, with `error` saying why."""
-    error: str = ""
 
 
 class Registry:

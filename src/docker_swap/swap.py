@@ -16,9 +16,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from .compose import Compose
-from .engine import ContainerWatch, Engine
 from .errors import (
     ComposeFailed,
     ContainerExited,
@@ -45,7 +45,10 @@ from .journal import STARTED, STARTING, SWITCHED, SWITCHING, Entry
 from .models import Backend, Container
 from .observer import Observer, PhaseResult, SilentObserver
 from .options import ComposeOptions
-from .preflight import Plan, prepare
+from .preflight import Plan, connect_engine, prepare
+
+if TYPE_CHECKING:
+    from .engine import ContainerWatch, Engine
 
 _LOG_LINES = 50
 _CONTAINER_FAILURES = (ComposeFailed, NotReady, ContainerExited, ContainerUnhealthy)
@@ -72,9 +75,10 @@ def deploy(
     observer: Observer | None = None,
 ) -> DeployReport:
     """Replace the running containers of `service` with its current definition."""
-    engine = Engine.connect()
     compose = Compose(compose_options or ComposeOptions())
-    plan = prepare(engine, compose, service, flags or {})
+    with compose.loading_project():  # compose reads the files while the Docker SDK loads
+        engine = connect_engine()
+        plan = prepare(engine, compose, service, flags or {})
     try:
         return Swap(plan, engine, compose, observer or SilentObserver()).run()
     finally:
@@ -178,7 +182,7 @@ class Swap:
     def _retire(self) -> str:
         for container in self.plan.old:
             try:
-                self.engine.stop(container.id)
+                self.engine.stop(container)
                 self.engine.remove(container.id)
             except SwapError as exc:
                 raise NeedsAttention(
@@ -215,7 +219,7 @@ class Swap:
         for container in self.new:
             try:
                 if switched_back:
-                    self.engine.stop(container.id)
+                    self.engine.stop(container)
                 self.engine.remove(container.id, force=True)
             except SwapError as exc:
                 problems.append(f"{container.name} could not be removed ({exc.message})")

@@ -11,12 +11,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from .compose import Compose
-from .engine import Engine, ExecResult
+from .engine import Engine
 from .errors import StepFailed
-from .models import Backend, Container
+from .models import AgentStatus, Backend, Container, ExecResult, Generation
 from .options import ComposeOptions
 from .proxy import Drained
-from .registry import AgentStatus, Generation
 
 
 class FakeWatch:
@@ -80,9 +79,9 @@ class FakeEngine(Engine):
         ready = self._execs >= self.ready_after
         return ExecResult(0 if ready else 1, "" if ready else "not ready yet\n")
 
-    def stop(self, container_id: str) -> None:
-        self._call(f"stop {self.containers[container_id].name}")
-        self.containers[container_id] = replace(self.containers[container_id], status="exited")
+    def stop(self, container: Container) -> None:
+        self._call(f"stop {self.containers[container.id].name}")
+        self.containers[container.id] = replace(self.containers[container.id], status="exited")
 
     def remove(self, container_id: str, *, force: bool = False) -> None:
         self._call(f"remove {self.containers[container_id].name}")

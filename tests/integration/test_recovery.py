@@ -92,9 +92,16 @@ def test_ctrl_c_after_the_switch_lets_the_deploy_finish(make_stack: StackFactory
     slow.start()
     time.sleep(0.3)
     deploy = start_deploy(stack, APP_VERSION="v2")
-    wait_for(lambda: stack.get() == (200, "v2"))
+    # Once the switch is confirmed (v2 may answer a moment earlier, while nginx still swaps
+    # its workers: a Ctrl-C then rolls back, as it should).
+    assert deploy.stdout is not None
+    shown = [deploy.stdout.readline()]
+    while not shown[-1].startswith("switch"):
+        assert shown[-1], f"the deploy ended before its switch: {shown}"
+        shown.append(deploy.stdout.readline())
     deploy.send_signal(signal.SIGINT)
     stdout, stderr = deploy.communicate(timeout=60)
+    stdout = "".join(shown) + stdout
     slow.join()
 
     assert deploy.returncode == 0, stdout + stderr

@@ -37,3 +37,12 @@ def test_the_plugin_metadata_is_answered_without_loading_the_sdk() -> None:
     metadata = json.loads(lines[0])
     assert metadata["SchemaVersion"] == "0.1.0" and metadata["Vendor"] == "docker-swap"
     assert lines[1] == "False False"
+
+
+def test_the_deploy_command_loads_without_the_sdk_so_compose_starts_first() -> None:
+    # deploy starts `docker compose config`, then loads the Docker SDK while compose works
+    script = ("import sys, docker_swap.cli; "
+              "print('docker' in sys.modules, 'redis' in sys.modules)")
+    lines = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                           check=True).stdout.splitlines()
+    assert lines == ["False False"]

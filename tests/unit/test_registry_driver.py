@@ -10,9 +10,8 @@ import pytest
 
 from docker_swap.agent import Agent
 from docker_swap.errors import ProxyNotReady, SwitchNotConfirmed
-from docker_swap.models import Backend
+from docker_swap.models import AgentStatus, Backend
 from docker_swap.proxy.registry import RegistryDriver
-from docker_swap.registry import AgentStatus
 from docker_swap.testing import FakeProxy, FakeRegistry
 
 OLD = [Backend("a" * 64, "demo-app-1", "10.0.0.1", 8000)]

@@ -10,14 +10,17 @@ so there is one way to change what a proxy serves, and it is always confirmed.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from ..engine import Engine
 from ..errors import ProxyNotReady
 from ..models import Backend, Container
 from ..options import ProxyRef
 from .base import Drained, ProxyDriver
 from .haproxy import HAProxyDriver
 from .nginx import NginxDriver, seed
+
+if TYPE_CHECKING:
+    from ..engine import Engine
 
 __all__ = ["Drained", "ProxyDriver", "open_proxy", "seed_proxy"]
 

@@ -6,8 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from ..engine import ExecResult, Process
-from ..models import Backend
+from ..models import Backend, ExecResult, Process
 
 
 class ProxyEngine(Protocol):

@@ -19,9 +19,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
-from ..engine import ExecResult, Process
 from ..errors import ProxyConfigInvalid, ProxyNotReady, SwitchNotConfirmed
-from ..models import Backend, Container
+from ..models import Backend, Container, ExecResult, Process
 from .base import Drained, ProxyEngine
 from .nginx_config import (
     DEFAULT_DIRECTORY,
@@ -132,14 +131,17 @@ class NginxDriver:
         if not self._nginxes:
             self.check()
         content = render_upstream(self._upstream, backends, _now()).encode()
-        self._write(content)
-        if self._staged != tuple(backends):
-            self._validate()
-        # else nginx accepted these very servers when they were staged; only `down` goes
+        with ThreadPoolExecutor(1) as pool:  # which workers serve now, read while we write
+            serving = pool.submit(lambda: [self._current_workers(n) for n in self._nginxes])
+            self._write(content)
+            if self._staged != tuple(backends):
+                self._validate()
+            # else nginx accepted these very servers when they were staged; only `down` goes
+            before = serving.result()
         self._staged = None
         deadline = time.monotonic() + self._switch_timeout
-        for nginx in self._nginxes:
-            self._retiring[nginx.container.id] = self._reload(nginx, deadline)
+        for nginx, workers in zip(self._nginxes, before, strict=True):
+            self._retiring[nginx.container.id] = self._reload(nginx, workers, deadline)
             nginx.upstream_file = content
         names = ", ".join(b.name for b in backends)
         return f"upstream {self._upstream} -> {names}"
@@ -227,10 +229,13 @@ class NginxDriver:
                 nginx.container.id, self._directory, {self.upstream_file: previous}
             )
 
-    def _reload(self, nginx: _Nginx, deadline: float) -> set[int]:
-        """Reload and return the old workers' pids once new workers have taken over."""
+    def _current_workers(self, nginx: _Nginx) -> set[int]:
+        """The pids of the workers that serve now (not those of an earlier reload)."""
+        return {p.pid for p in self._workers(nginx.container.id) if _SHUTTING_DOWN not in p.args}
+
+    def _reload(self, nginx: _Nginx, before: set[int], deadline: float) -> set[int]:
+        """Reload and return the old workers' pids (`before`) once new workers took over."""
         cid = nginx.container.id
-        before = {p.pid for p in self._workers(cid) if _SHUTTING_DOWN not in p.args}
         if nginx.master_is_main_process:
             self._engine.signal(cid, "SIGHUP")  # what `nginx -s reload` sends, without an exec
         else:

@@ -14,8 +14,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from ..errors import ProxyNotReady, SwitchNotConfirmed
-from ..models import Backend
-from ..registry import AgentStatus, Generation
+from ..models import AgentStatus, Backend, Generation
 from .base import Drained
 
 _POLL_SECONDS = 0.05
