@@ -97,6 +97,7 @@ class Swap:
         self.proxy_touched = False
         self.phases: list[PhaseResult] = []
         self.notes: list[str] = list(plan.notes)
+        self.interrupts = Interrupts(self._note)
         self.entry = Entry(
             plan.project.name, plan.options.service, STARTING, old=[c.id for c in plan.old]
         )
@@ -105,17 +106,16 @@ class Swap:
         started = time.monotonic()
         for note in self.notes:
             self.observer.note(note)
-        with Interrupts(self._note) as interrupts:
+        with self.interrupts:
             try:
                 self._phase("start", self._start)
                 self._phase("ready", self._ready)
-                self._phase("switch", self._switch)
+                self._phase("switch", self._switch)  # signals are only noted once it returns
             except Exception as exc:
-                interrupts.defer("rolling back")
+                self.interrupts.defer("rolling back")
                 self._roll_back(_as_step_failure(exc))
             finally:
                 self._close_watches()
-            interrupts.defer("the new version already serves; finishing drain and retire first")
             self._phase("drain", self._drain)
             self._phase("retire", self._retire)
         self.plan.journal.clear()
@@ -169,6 +169,8 @@ class Swap:
         self._journal(SWITCHING)
         self.proxy_touched = True
         detail = self.plan.proxy.switch(self._backends(self.new))
+        # The new version serves: a signal from here on cannot undo the deploy, only be noted.
+        self.interrupts.defer("the new version already serves; finishing drain and retire first")
         self._journal(SWITCHED)
         return detail
 
