@@ -13,7 +13,9 @@ Per swap it prints failed requests by kind and by client, the swap's wall time, 
 container's own time to readiness (engine create -> the app's "warm" log line), the drain
 (waiting for requests in flight), the tool's overhead (wall - readiness - drain; and the same
 counted from the swap's first change, without process start-up and preflight), keep-alive GET
-latency p50/p99, and docker-swap's phases; then one summary row per method and nginx.
+latency p50/p99, and docker-swap's phases; then one summary row per method and proxy, and
+where docker-swap's time goes. `--idle` swaps without load, to show that breakdown on a machine
+at rest.
 """
 
 from __future__ import annotations
@@ -60,7 +62,12 @@ class Timing:
     swap: float
     """From the first change (compose starts a container) to the end; preflight excluded."""
     drain: float
-    phases: str = ""
+    phases: tuple[tuple[str, float], ...] = ()
+    """docker-swap's own report: each phase and its seconds."""
+
+    @property
+    def shown(self) -> str:
+        return " ".join(f"{name} {seconds:.2f}" for name, seconds in self.phases)
 
 
 @dataclass(frozen=True)
@@ -95,9 +102,9 @@ class Swap:
         return sum(r.failed for r in self.results)
 
     def latency(self) -> tuple[float, float]:
-        """Keep-alive GETs through the first proxy."""
-        keepalive = next(r for r in self.results if r.client == KEEPALIVE_GETS)
-        return keepalive.p50_ms, keepalive.p99_ms
+        """Keep-alive GETs through the first proxy (none without load)."""
+        keepalive = next((r for r in self.results if r.client == KEEPALIVE_GETS), None)
+        return (keepalive.p50_ms, keepalive.p99_ms) if keepalive else (0.0, 0.0)
 
 
 KINDS = ("non_2xx", "read", "write", "connect", "timeout")
@@ -109,9 +116,8 @@ def docker_swap(stack: Stack, version: str, *flags: str) -> Timing:
     wall = time.monotonic() - started
     if report["exit_code"] != 0:
         raise SystemExit(f"docker-swap failed: {report}")
-    phases = {p["name"]: float(p["seconds"]) for p in report["phases"]}
-    shown = " ".join(f"{name} {seconds:.2f}" for name, seconds in phases.items())
-    return Timing(wall, float(report["seconds"]), phases["drain"], shown)
+    phases = tuple((p["name"], float(p["seconds"])) for p in report["phases"])
+    return Timing(wall, float(report["seconds"]), dict(phases)["drain"], phases)
 
 
 def docker_swap_http(stack: Stack, version: str) -> Timing:
@@ -167,7 +173,8 @@ def make_stack(method: str, proxy: str, folder: Path) -> Stack:
     return Stack(folder / f"{method}-{proxy}", http_compose(nginx), conf)
 
 
-def run(method: str, proxy: str, swaps: int, folder: Path) -> tuple[list[Swap], Result]:
+def run(method: str, proxy: str, swaps: int, folder: Path,
+        idle: bool = False) -> tuple[list[Swap], Result | None]:
     stack = make_stack(method, proxy, folder)
     stack.env = {"DOCKER_SWAP_STATE_DIR": str(folder / "state"), "LISTEN_DELAY": "1",
                  "WARMUP": "2"}
@@ -183,11 +190,13 @@ def run(method: str, proxy: str, swaps: int, folder: Path) -> tuple[list[Swap], 
         stack.wait_serving("v1")
         urls = [stack.url(p) for p in (("proxy", "haproxy") if proxy == "registry" else
                                        ("proxy",))]
-        with Load(urls[0], CLIENTS, BASELINE_SECONDS) as load:
-            baseline = next(r for r in load.results() if r.client == KEEPALIVE_GETS)
+        baseline = None
+        if not idle:
+            with Load(urls[0], CLIENTS, BASELINE_SECONDS) as load:
+                baseline = next(r for r in load.results() if r.client == KEEPALIVE_GETS)
         measured = []
         for number in range(1, swaps + 1):
-            measured.append(one_swap(stack, urls, swap, f"v{number + 1}"))
+            measured.append(one_swap(stack, [] if idle else urls, swap, f"v{number + 1}"))
             print(f"  {method:<16} {proxy:<11} swap {number:>2}: {describe(measured[-1])}",
                   flush=True)
         return measured, baseline
@@ -200,7 +209,7 @@ def one_swap(stack: Stack, urls: Sequence[str], swap: Callable[[Stack, str], Tim
              version: str) -> Swap:
     with ExitStack() as loads:
         started = [loads.enter_context(Load(url, CLIENTS, WINDOW_SECONDS)) for url in urls]
-        time.sleep(SETTLE_SECONDS)
+        time.sleep(SETTLE_SECONDS if urls else 0)
         timing = swap(stack, version)
         if SETTLE_SECONDS + timing.wall > WINDOW_SECONDS - 1:
             print(f"  (the swap took {timing.wall:.1f} s: longer than its load window)")
@@ -215,7 +224,7 @@ def describe(swap: Swap) -> str:
     return (f"failed {swap.failed_total:>5} ({kinds}); wall {swap.wall:5.2f} s, "
             f"readiness {swap.readiness:4.2f} s, drain {swap.timing.drain:4.2f} s, "
             f"overhead {swap.overhead:5.2f} s (from the first change {swap.swap_overhead:4.2f} s);"
-            f" p50/p99 {p50:.0f}/{p99:.0f} ms {swap.timing.phases}")
+            f" p50/p99 {p50:.0f}/{p99:.0f} ms {swap.timing.shown}")
 
 
 @dataclass(frozen=True)
@@ -274,15 +283,66 @@ def table(rows: Sequence[Row]) -> str:
     return "\n".join(lines)
 
 
+@dataclass(frozen=True)
+class Breakdown:
+    """Where a method's swap time goes (medians, seconds); phases are docker-swap's own."""
+
+    method: str
+    proxy: str
+    wall: float
+    readiness: float
+    drain: float
+    overhead: float
+    swap_overhead: float
+    before_first_change: float
+    """Process start-up and preflight (and exit): wall time minus the report's total."""
+    phases: dict[str, float]
+
+
+def breakdown(method: str, proxy: str, swaps: Sequence[Swap]) -> Breakdown:
+    def median(values: Sequence[float]) -> float:
+        return statistics.median(values) if values else 0.0
+
+    names = [name for name, _ in swaps[0].timing.phases]
+    return Breakdown(
+        method=method, proxy=proxy,
+        wall=median([s.wall for s in swaps]),
+        readiness=median([s.readiness for s in swaps]),
+        drain=median([s.timing.drain for s in swaps]),
+        overhead=median([s.overhead for s in swaps]),
+        swap_overhead=median([s.swap_overhead for s in swaps]),
+        before_first_change=median([s.wall - s.timing.swap for s in swaps]),
+        phases={n: median([dict(s.timing.phases)[n] for s in swaps]) for n in names},
+    )
+
+
+def breakdown_table(rows: Sequence[Breakdown]) -> str:
+    head = ("| method | proxy | wall s | readiness s | drain s | overhead s | from the first "
+            "change s | start-up and preflight s | start s | ready s | switch s | retire s |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for r in rows:
+        phases = " | ".join(f"{r.phases.get(n, 0.0):.2f}"
+                            for n in ("start", "ready", "switch", "retire"))
+        lines.append(
+            f"| {r.method} | {r.proxy} | {r.wall:.2f} | {r.readiness:.2f} | {r.drain:.2f} | "
+            f"{r.overhead:.2f} | {r.swap_overhead:.2f} | {r.before_first_change:.2f} | "
+            f"{phases} |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--swaps", type=int, default=20)
     parser.add_argument("--proxy", action="append", choices=PROXIES)
     parser.add_argument("--method", action="append", choices=sorted(METHODS))
     parser.add_argument("--json", type=Path, help="also write the summary rows to this file")
+    parser.add_argument("--idle", action="store_true",
+                        help="swap without load: where the time goes on a machine at rest "
+                        "(prints the time breakdown only)")
     args = parser.parse_args()
     images.build_all()
-    rows = []
+    rows, times = [], []
     with tempfile.TemporaryDirectory(prefix="docker-swap-bench-") as folder:
         for proxy in args.proxy or PROXIES:
             for method in args.method or ["docker-swap", "classic"]:
@@ -290,12 +350,20 @@ def main() -> None:
                     continue  # their nginx set-ups
                 if method == "docker-swap-http" and proxy == "registry":
                     continue  # readiness is the deploying side's: the same as with nginx
-                swaps, baseline = run(method, proxy, args.swaps, Path(folder))
-                rows.append(summary(method, proxy, swaps, baseline))
-    print()
-    print(table(rows))
+                swaps, baseline = run(method, proxy, args.swaps, Path(folder), args.idle)
+                if baseline:
+                    rows.append(summary(method, proxy, swaps, baseline))
+                if swaps[0].timing.phases:
+                    times.append(breakdown(method, proxy, swaps))
+    if rows:
+        print()
+        print(table(rows))
+    if times:
+        print()
+        print(breakdown_table(times))
     if args.json:
-        args.json.write_text(json.dumps([asdict(row) for row in rows], indent=2))
+        args.json.write_text(json.dumps({"rows": [asdict(row) for row in rows],
+                                         "breakdown": [asdict(t) for t in times]}, indent=2))
 
 
 if __name__ == "__main__":

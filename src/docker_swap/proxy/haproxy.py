@@ -96,14 +96,14 @@ class HAProxyDriver:
             chosen = {s.name for s in slots if any(s.holds(b.address, b.port) for b in backends)}
             others = {s.name for s in slots if s.name not in chosen and not s.in_maintenance}
             try:  # the new servers first: both sides are ready, so no request meets a gap
-                self._api(haproxy,
-                          *(f"set server {self._backend}/{n} state ready" for n in sorted(chosen)),
-                          *(f"set server {self._backend}/{n} state drain" for n in sorted(others)))
+                after = self._set_and_save(
+                    haproxy,
+                    *(f"set server {self._backend}/{n} state ready" for n in sorted(chosen)),
+                    *(f"set server {self._backend}/{n} state drain" for n in sorted(others)))
             except ProxyConfigInvalid as exc:  # part of the line may have run: not "unchanged"
                 raise SwitchNotConfirmed(exc.message) from exc
-            self._confirm(haproxy, chosen, deadline)
+            self._confirm(haproxy, chosen, after, deadline)
             self._retiring[haproxy.container.id] = others
-            self._save_state(haproxy)
         return f"backend {self._backend} -> {', '.join(b.name for b in backends)}"
 
     def drain(self, timeout: float) -> Drained:
@@ -123,9 +123,8 @@ class HAProxyDriver:
         for haproxy in self._haproxies:
             names = self._retiring.get(haproxy.container.id, set())
             if names:
-                self._api(haproxy, *(f"set server {self._backend}/{n} state maint"
-                                     for n in sorted(names)))
-                self._save_state(haproxy)
+                self._set_and_save(haproxy, *(f"set server {self._backend}/{n} state maint"
+                                              for n in sorted(names)))
         if busy:
             return Drained(seconds, False,
                            f"{busy} session(s) still on old servers after {timeout:g} s")
@@ -210,9 +209,11 @@ class HAProxyDriver:
         ))
         return self._slots(haproxy)
 
-    def _confirm(self, haproxy: _HAProxy, chosen: set[str], deadline: float) -> None:
+    def _confirm(self, haproxy: _HAProxy, chosen: set[str], after: list[Slot],
+                 deadline: float) -> None:
+        """Return once HAProxy reports exactly `chosen` serving (first as `after` says)."""
         while True:
-            slots = {s.name: s for s in self._slots(haproxy)}
+            slots = {s.name: s for s in after}
             if all(slots[n].serving for n in chosen) and not any(
                 s.serving for n, s in slots.items() if n not in chosen
             ):
@@ -225,6 +226,7 @@ class HAProxyDriver:
                     f"`show servers state {self._backend}`.",
                 )
             time.sleep(_POLL_SECONDS)
+            after = self._slots(haproxy)
 
     def _sessions(self, haproxy: _HAProxy) -> int:
         names = self._retiring.get(haproxy.container.id, set())
@@ -233,10 +235,15 @@ class HAProxyDriver:
         sessions = parse_sessions(self._api(haproxy, "show stat"), self._backend)
         return sum(sessions.get(name, 0) for name in names)
 
-    def _save_state(self, haproxy: _HAProxy) -> None:
-        state = self._api(haproxy, "show servers state")
+    def _set_and_save(self, haproxy: _HAProxy, *commands: str) -> list[Slot]:
+        """Run `set server` commands and, in the same call, read every server's state back:
+        saved to the state file (a restarted HAProxy comes back as it is now), and this
+        backend's slots returned."""
+        answer = self._api(haproxy, *commands, "show servers state")
+        state = answer.lstrip()  # the set commands answer with blank lines
         directory, _, name = haproxy.state_file.rpartition("/")
         self._engine.write_files(haproxy.container.id, directory or "/", {name: state.encode()})
+        return [s for s in parse_servers_state(state) if s.backend == self._backend]
 
     def _api(self, haproxy: _HAProxy, *commands: str) -> str:
         line = command_line(commands)
