@@ -21,7 +21,7 @@ from .compose import Compose
 from .errors import InvalidSettings, ServiceNotFound, SwapError
 from .models import Generation
 from .options import ComposeOptions
-from .preflight import connect_engine, connect_proxy, load, redis_url
+from .preflight import connect_proxy, open_service, redis_url
 from .proxy import ProxyDriver
 from .proxy.registry import same_backends
 from .registry import HEARTBEAT_TTL_SECONDS, Registry
@@ -70,8 +70,8 @@ def run_agent(
     stop: threading.Event | None = None,
 ) -> None:
     """Follow the registry until `stop` is set (or, with `leave`, unregister and return)."""
-    engine = connect_engine()
-    project, options = load(Compose(compose_options or ComposeOptions()), service, flags or {})
+    compose = Compose(compose_options or ComposeOptions())
+    engine, project, options = open_service(compose, service, flags or {})
     if options.proxy is None or options.proxy.driver == "redis":
         raise InvalidSettings(
             "an agent needs the proxy it keeps in line: pass --proxy nginx:SERVICE or "

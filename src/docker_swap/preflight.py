@@ -52,15 +52,24 @@ def connect_engine() -> Engine:
     return Engine.connect()
 
 
-def prepare(
-    engine: Engine, compose: Compose, service: str, flags: Mapping[str, object | None]
-) -> Plan:
+def open_service(
+    compose: Compose, service: str, flags: Mapping[str, object | None]
+) -> tuple[Engine, Project, DeployOptions]:
+    """The engine, the project and the service's settings. Compose reads the project while
+    the Docker SDK loads and connects: neither waits for the other."""
+    with compose.loading_project():
+        engine = connect_engine()
+        project, options = load(compose, service, flags)
+    return engine, project, options
+
+
+def prepare(engine: Engine, project: Project, options: DeployOptions) -> Plan:
     """Run every preflight check, take the service's lock, and return the plan.
 
     Checks that do not depend on each other ask the engine side by side; their verdicts are
     read in a fixed order, so which refusal a user sees never depends on timing.
     """
-    project, options = load(compose, service, flags)
+    service = options.service
     definition = project.services[service]
     with ThreadPoolExecutor(3, thread_name_prefix="docker-swap-preflight") as pool:
         running = pool.submit(running_containers, engine, project, definition)

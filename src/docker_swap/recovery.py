@@ -21,9 +21,8 @@ from .models import Container, Project
 from .options import ComposeOptions, DeployOptions
 from .preflight import (
     choose_port,
-    connect_engine,
     connect_proxy,
-    load,
+    open_service,
     proxy_containers,
     refuse_unfinished,
     running_containers,
@@ -51,8 +50,8 @@ def recover(
     flags: Mapping[str, object | None] | None = None,
 ) -> RecoveryReport:
     """Finish or undo the interrupted deploy of `service`, as its journal says."""
-    engine = connect_engine()
-    project, options = load(Compose(compose_options or ComposeOptions()), service, flags or {})
+    compose = Compose(compose_options or ComposeOptions())
+    engine, project, options = open_service(compose, service, flags or {})
     journal = Journal(engine.engine_id(), project.name, service)
     journal.lock()
     try:
@@ -73,8 +72,8 @@ def sync(
     flags: Mapping[str, object | None] | None = None,
 ) -> RecoveryReport:
     """Point the service's proxy at the containers of `service` that run now."""
-    engine = connect_engine()
-    project, options = load(Compose(compose_options or ComposeOptions()), service, flags or {})
+    compose = Compose(compose_options or ComposeOptions())
+    engine, project, options = open_service(compose, service, flags or {})
     journal = Journal(engine.engine_id(), project.name, service)
     journal.lock()
     try:

@@ -45,7 +45,7 @@ from .journal import STARTED, STARTING, SWITCHED, SWITCHING, Entry
 from .models import Backend, Container
 from .observer import Observer, PhaseResult, SilentObserver
 from .options import ComposeOptions
-from .preflight import Plan, connect_engine, prepare
+from .preflight import Plan, open_service, prepare
 
 if TYPE_CHECKING:
     from .engine import ContainerWatch, Engine
@@ -76,9 +76,8 @@ def deploy(
 ) -> DeployReport:
     """Replace the running containers of `service` with its current definition."""
     compose = Compose(compose_options or ComposeOptions())
-    with compose.loading_project():  # compose reads the files while the Docker SDK loads
-        engine = connect_engine()
-        plan = prepare(engine, compose, service, flags or {})
+    engine, project, options = open_service(compose, service, flags or {})
+    plan = prepare(engine, project, options)
     try:
         return Swap(plan, engine, compose, observer or SilentObserver()).run()
     finally:
