@@ -3,11 +3,17 @@
 Before the switch completes, the first signal raises `Interrupted` where the swap is, and the
 swap rolls back. Once rolling back, or once the new version serves, signals are only noted: the
 swap finishes what it does (each step is bounded by a timeout) so that nothing is left half done.
+
+A signal that arrives while an exception is being handled does not raise: that exception may
+be the failure the swap is about to roll back, and a second one would escape the rollback. It
+is kept instead: the deferral that starts a rollback notes it, or `check()` raises it at the
+swap's next step.
 """
 
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from collections.abc import Callable
 from types import FrameType
@@ -23,6 +29,7 @@ class Interrupts:
         self._note = note
         self._armed = True
         self._deferred_reason = ""
+        self._pending = ""
         self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> Interrupts:
@@ -41,11 +48,26 @@ class Interrupts:
         """From now on, note signals with `reason` instead of interrupting."""
         self._armed = False
         self._deferred_reason = reason
+        if self._pending:
+            self._note(f"{self._pending} received: {reason}.")
+            self._pending = ""
+
+    def check(self) -> None:
+        """Raise the interruption a signal left pending, if any."""
+        if self._pending:
+            name, self._pending = self._pending, ""
+            self._interrupt(name)
 
     def _handle(self, number: int, _frame: FrameType | None) -> None:
         name = signal.Signals(number).name
-        if self._armed:
-            self._armed = False  # one interruption only: the rollback must not be interrupted
-            self._deferred_reason = "rolling back first"
-            raise Interrupted(f"interrupted by {name} before the switch completed.")
-        self._note(f"{name} received: {self._deferred_reason}.")
+        if self._armed and sys.exc_info()[1] is not None:
+            self._pending = name  # see the module's docstring
+        elif self._armed:
+            self._interrupt(name)
+        else:
+            self._note(f"{name} received: {self._deferred_reason}.")
+
+    def _interrupt(self, name: str) -> None:
+        self._armed = False  # one interruption only: the rollback must not be interrupted
+        self._deferred_reason = "rolling back first"
+        raise Interrupted(f"interrupted by {name} before the switch completed.")

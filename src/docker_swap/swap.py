@@ -156,6 +156,7 @@ class Swap:
             watch = self.watches[container.id]
 
             def report(attempt: int, answer: ProbeResult, name: str = container.name) -> None:
+                self.interrupts.check()
                 self.observer.progress(f"{name}: {answer.detail} (attempt {attempt})")
 
             ready = wait_until_ready(probe, watch, container.name, timeout, deadline, report)
@@ -235,6 +236,7 @@ class Swap:
     # Helpers.
 
     def _phase(self, name: str, step: Callable[[], str]) -> None:
+        self.interrupts.check()
         self.observer.phase_started(name)
         started = time.monotonic()
         detail = step()
