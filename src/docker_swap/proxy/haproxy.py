@@ -185,8 +185,11 @@ class HAProxyDriver:
         return found
 
     def _slots(self, haproxy: _HAProxy) -> list[Slot]:
-        answer = self._api(haproxy, f"show servers state {self._backend}")
-        return [s for s in parse_servers_state(answer) if s.backend == self._backend]
+        return self._own_slots(self._api(haproxy, f"show servers state {self._backend}"))
+
+    def _own_slots(self, servers_state: str) -> list[Slot]:
+        """This backend's slots in a `show servers state` answer."""
+        return [s for s in parse_servers_state(servers_state) if s.backend == self._backend]
 
     def _place(self, haproxy: _HAProxy, backends: Sequence[Backend],
                slots: list[Slot]) -> list[Slot]:
@@ -243,7 +246,7 @@ class HAProxyDriver:
         state = answer.lstrip()  # the set commands answer with blank lines
         directory, _, name = haproxy.state_file.rpartition("/")
         self._engine.write_files(haproxy.container.id, directory or "/", {name: state.encode()})
-        return [s for s in parse_servers_state(state) if s.backend == self._backend]
+        return self._own_slots(state)
 
     def _api(self, haproxy: _HAProxy, *commands: str) -> str:
         line = command_line(commands)
