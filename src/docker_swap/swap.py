@@ -30,6 +30,7 @@ from .errors import (
     StepFailed,
     SwapError,
 )
+from .failpoints import failpoint
 from .health import (
     CommandProbe,
     DockerHealthProbe,
@@ -135,6 +136,7 @@ class Swap:
         self.compose.scale_up(self.plan.options.service, 2 * len(self.plan.old))
         self.new = self._new_containers()
         self._journal(STARTED)
+        failpoint("after-start")
         if len(self.new) != len(self.plan.old):
             raise ComposeFailed(
                 f"docker compose started {len(self.new)} new container(s) for "
@@ -150,6 +152,7 @@ class Swap:
         # While the new containers warm up: will the proxy accept them? (No traffic moves.)
         self.plan.proxy.stage(self._backends(self.new), self._backends(self.plan.old))
         self.proxy_staged = True
+        failpoint("ready")
         detail = ""
         for container in self.new:
             probe = self._probe(container)
@@ -172,9 +175,11 @@ class Swap:
         # The new version serves: a signal from here on cannot undo the deploy, only be noted.
         self.interrupts.defer("the new version already serves; finishing drain and retire first")
         self._journal(SWITCHED)
+        failpoint("after-switch")
         return detail
 
     def _drain(self) -> str:
+        failpoint("drain")
         drained = self.plan.proxy.drain(self.plan.options.drain_timeout)
         if not drained.complete:
             self._note(f"drain timed out: {drained.detail}; their requests to the old "
@@ -185,6 +190,7 @@ class Swap:
         for container in self.plan.old:
             try:
                 self.engine.stop(container)
+                failpoint("retire")
                 self.engine.remove(container.id)
             except SwapError as exc:
                 raise NeedsAttention(

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..errors import ProxyConfigInvalid, ProxyNotReady, SwitchNotConfirmed
+from ..failpoints import failpoint
 from ..models import Backend, Container
 from .base import Drained, ProxyEngine
 from .haproxy_runtime import (
@@ -83,6 +84,7 @@ class HAProxyDriver:
             self.check()
         for haproxy in self._haproxies:
             self._place(haproxy, backends, self._slots(haproxy))
+        failpoint("stage")
 
     def unstage(self) -> None:
         """Staged slots stay in maintenance, where nothing reaches them: nothing to undo."""
@@ -95,6 +97,7 @@ class HAProxyDriver:
             slots = self._place(haproxy, backends, self._slots(haproxy))
             chosen = {s.name for s in slots if any(s.holds(b.address, b.port) for b in backends)}
             others = {s.name for s in slots if s.name not in chosen and not s.in_maintenance}
+            failpoint("switch")
             try:  # the new servers first: both sides are ready, so no request meets a gap
                 after = self._set_and_save(
                     haproxy,

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from ..errors import ProxyConfigInvalid, ProxyNotReady, SwitchNotConfirmed
+from ..failpoints import failpoint
 from ..models import Backend, Container, ExecResult, Process
 from .base import Drained, ProxyEngine
 from .nginx_config import (
@@ -119,6 +120,7 @@ class NginxDriver:
             self.check()
         content = render_upstream(self._upstream, serving, _now(), standby=backends).encode()
         self._write(content)
+        failpoint("stage")
         self._validate()
         self._staged = tuple(backends)
 
@@ -139,6 +141,7 @@ class NginxDriver:
             # else nginx accepted these very servers when they were staged; only `down` goes
             before = serving.result()
         self._staged = None
+        failpoint("switch")
         deadline = time.monotonic() + self._switch_timeout
         for nginx, workers in zip(self._nginxes, before, strict=True):
             self._retiring[nginx.container.id] = self._reload(nginx, workers, deadline)

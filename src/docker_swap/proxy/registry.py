@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from ..errors import ProxyNotReady, SwitchNotConfirmed
+from ..failpoints import failpoint
 from ..models import AgentStatus, Backend, Generation
 from .base import Drained
 
@@ -70,6 +71,7 @@ class RegistryDriver:
     def switch(self, backends: Sequence[Backend]) -> str:
         generation = self._registry.publish(backends)
         self._published = generation
+        failpoint("switch")
         deadline = time.monotonic() + self._switch_timeout
         while True:
             agents = self._registry.agents()
