@@ -12,14 +12,14 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 from rich.markup import escape
 
 from ._version import __version__
 from .doctor import diagnose
-from .errors import EXIT_REFUSED, SwapError
+from .errors import EXIT_NEEDS_ATTENTION, EXIT_REFUSED, SwapError, unexpected
 from .options import (
     DEFAULT_DRAIN_TIMEOUT,
     DEFAULT_SWITCH_TIMEOUT,
@@ -35,6 +35,7 @@ from .recovery import RecoveryReport, recover, sync
 from .swap import deploy
 
 F = TypeVar("F", bound=Callable[..., Any])
+log = logging.getLogger(__name__)
 
 
 @click.group(
@@ -128,9 +129,8 @@ def deploy_command(compose: ComposeOptions, /, service: str, as_json: bool, quie
         try:
             report = deploy(service, compose_options=compose, flags=_renamed(flags),
                             observer=shown)
-        except SwapError as error:
-            shown.failed(error, service)
-            sys.exit(error.exit_code)
+        except Exception as error:
+            _fail(shown, error, service)
     shown.deployed(report)
 
 
@@ -187,9 +187,8 @@ def agent_command(compose: ComposeOptions, /, service: str, name: str | None, re
     try:
         run_agent(service, compose_options=compose, flags=_renamed(flags), name=name,
                   resync=seconds, leave=leave, stop=stop, say=say)
-    except SwapError as error:
-        presenter(as_json=as_json, quiet=quiet).failed(error, service)
-        sys.exit(error.exit_code)
+    except Exception as error:
+        _fail(presenter(as_json=as_json, quiet=quiet), error, service)
 
 
 @cli.command("demo")
@@ -207,9 +206,8 @@ def demo_command(swaps: int, port: int, keep: bool, as_json: bool) -> None:
     try:
         report = run_demo(swaps=swaps, port=port, keep=keep, observer=shown,
                           say=lambda text: None if as_json else shown.out.print(escape(text)))
-    except SwapError as error:
-        shown.failed(error, "app")
-        sys.exit(error.exit_code)
+    except Exception as error:
+        _fail(shown, error, "app")
     except KeyboardInterrupt:
         shown.err.print("demo interrupted" + ("" if keep else "; what it made is removed"))
         sys.exit(130)
@@ -223,7 +221,7 @@ def demo_command(swaps: int, port: int, keep: bool, as_json: bool) -> None:
 @click.pass_obj
 def doctor_command(compose: ComposeOptions, /) -> None:
     """Check the engine, compose, the project and each swappable service's proxy; say what to
-    fix. Exits 1 when something needs fixing."""
+    fix. Exits 3 (needs attention) when something needs fixing."""
     console = presenter(as_json=False, quiet=False).out
     healthy = True
     for finding in diagnose(compose):
@@ -232,7 +230,7 @@ def doctor_command(compose: ComposeOptions, /) -> None:
         console.print(f"{mark} {escape(finding.subject)}: {escape(finding.text)}")
         if finding.hint:
             console.print(f"    {escape(finding.hint)}")
-    sys.exit(0 if healthy else 1)
+    sys.exit(0 if healthy else EXIT_NEEDS_ATTENTION)
 
 
 @cli.command("install-plugin")
@@ -241,9 +239,8 @@ def install_plugin_command(force: bool) -> None:
     """Make `docker swap ...` run docker-swap (a Docker CLI plugin; DOCKER_CONFIG honoured)."""
     try:
         path = install_plugin(force=force)
-    except SwapError as error:
-        presenter(as_json=False, quiet=False).failed(error, "")
-        sys.exit(error.exit_code)
+    except Exception as error:
+        _fail(presenter(as_json=False, quiet=False), error, "")
     click.echo(f"installed {path}: `docker swap deploy SERVICE` now runs docker-swap")
 
 
@@ -253,10 +250,19 @@ def _run_maintenance(
 ) -> None:
     try:
         report = action(service, compose_options=compose, flags=_renamed(flags))
-    except SwapError as error:
-        shown.failed(error, service)
-        sys.exit(error.exit_code)
+    except Exception as error:
+        _fail(shown, error, service)
     shown.recovered(report)
+
+
+def _fail(shown: Presenter, error: Exception, service: str) -> NoReturn:
+    """Say what failed and exit with its code; an error docker-swap did not expect needs
+    attention (exit 3): nobody can say what it left behind, and the journal is kept."""
+    if not isinstance(error, SwapError):
+        log.debug("unexpected error", exc_info=error)
+        error = unexpected(error, service)
+    shown.failed(error, service)
+    sys.exit(error.exit_code)
 
 
 def _renamed(flags: dict[str, Any]) -> dict[str, object | None]:
@@ -277,3 +283,7 @@ def main(argv: list[str] | None = None, prog: str = "docker-swap") -> None:
     except KeyboardInterrupt:
         click.echo("interrupted before anything changed.", err=True)
         sys.exit(EXIT_REFUSED)
+    except Exception as exc:  # a command's own handler did not see it (doctor, say)
+        log.debug("unexpected error", exc_info=exc)
+        click.echo(f"needs attention: {unexpected(exc, '').message}", err=True)
+        sys.exit(EXIT_NEEDS_ATTENTION)

@@ -20,8 +20,15 @@
     │   ├── EngineFailed          an Engine API call failed unexpectedly
     │   └── Interrupted           Ctrl-C or SIGTERM arrived before the switch completed
     ├── DeployFailed              a swap failed and was rolled back: the old version serves  (1)
-    └── NeedsAttention            a rollback or a retire could not finish; state is kept for
-                                  `docker-swap recover`                                      (3)
+    └── NeedsAttention            a rollback or a retire could not finish, a failure after the
+                                  switch, or an error docker-swap did not expect; the journal is
+                                  kept for `docker-swap recover`                             (3)
+
+Exit codes mean one thing each: 0 done; 1 failed and rolled back (the old version serves,
+nothing of the new one is left); 2 refused, nothing changed; 3 needs attention (the message says
+what serves, what is left over, and the command that fixes it). A StepFailed never reaches the
+user as such: before the switch the swap answers it with a rollback (DeployFailed, or
+NeedsAttention if the rollback cannot finish); in preflight it becomes a Refused.
 
 Lower-level errors (docker SDK, subprocess) are translated at the adapters' edge with
 ``raise ... from exc`` and never leak secrets such as environment values.
@@ -136,3 +143,14 @@ class NeedsAttention(SwapError):
     """Raised when a rollback or retire could not finish; `docker-swap recover` resumes it."""
 
     exit_code = EXIT_NEEDS_ATTENTION
+
+
+def unexpected(exc: BaseException, service: str) -> NeedsAttention:
+    """An exception docker-swap did not expect, as the error the user sees (exit 3)."""
+    recover = f"`docker-swap recover {service}`" if service else "`docker-swap recover SERVICE`"
+    return NeedsAttention(
+        f"unexpected error: {type(exc).__name__}: {exc}. What it left behind is unknown; "
+        "the journal of the deploy, if any, is kept.",
+        hint=f"Run {recover}, which finishes or undoes what the journal records; -v shows "
+        "the traceback (please report it).",
+    )

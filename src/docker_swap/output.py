@@ -86,6 +86,8 @@ class Lines(Presenter):
         )
 
     def recovered(self, report: RecoveryReport) -> None:
+        for note in report.notes:
+            self.out.print(f"[yellow]note[/]    {escape(note)}")
         self.out.print(f"[green]{report.action}[/]  {escape(report.detail)}")
 
 

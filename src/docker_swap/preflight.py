@@ -7,8 +7,9 @@ and how to fix it. Nothing here starts, stops or writes anything (except taking 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -17,7 +18,9 @@ from .errors import (
     InvalidSettings,
     NotSwappable,
     ProxyNotReady,
+    Refused,
     ServiceNotFound,
+    StepFailed,
     UnfinishedDeploy,
 )
 from .journal import Journal
@@ -57,10 +60,20 @@ def open_service(
 ) -> tuple[Engine, Project, DeployOptions]:
     """The engine, the project and the service's settings. Compose reads the project while
     the Docker SDK loads and connects: neither waits for the other."""
-    with compose.loading_project():
+    with nothing_changed_yet(), compose.loading_project():
         engine = connect_engine()
         project, options = load(compose, service, flags)
     return engine, project, options
+
+
+@contextmanager
+def nothing_changed_yet() -> Iterator[None]:
+    """Preflight only reads: an engine or proxy call that fails here refuses (exit 2); it
+    never reads as a failed step that was rolled back."""
+    try:
+        yield
+    except StepFailed as exc:
+        raise Refused(exc.message, hint=exc.hint) from exc
 
 
 def prepare(engine: Engine, project: Project, options: DeployOptions) -> Plan:
@@ -71,7 +84,8 @@ def prepare(engine: Engine, project: Project, options: DeployOptions) -> Plan:
     """
     service = options.service
     definition = project.services[service]
-    with ThreadPoolExecutor(3, thread_name_prefix="docker-swap-preflight") as pool:
+    pool = ThreadPoolExecutor(3, thread_name_prefix="docker-swap-preflight")
+    with nothing_changed_yet(), pool:
         running = pool.submit(running_containers, engine, project, definition)
         checked = pool.submit(_checked_proxy, engine, project, options)
         engine_id = pool.submit(engine.engine_id)

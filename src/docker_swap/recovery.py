@@ -10,18 +10,21 @@ is given the upstream and started.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from .compose import Compose
-from .errors import NeedsAttention
-from .journal import SWITCHED, Entry, Journal
+from .errors import NeedsAttention, Refused, SwapError
+from .interrupts import Interrupts
+from .journal import SWITCHED, SWITCHING, Entry, Journal
 from .models import Container, Project
 from .options import ComposeOptions, DeployOptions
 from .preflight import (
     choose_port,
     connect_proxy,
+    nothing_changed_yet,
     open_service,
     proxy_containers,
     refuse_unfinished,
@@ -41,6 +44,7 @@ class RecoveryReport:
     action: str
     """One of: nothing, undone, finished, synced."""
     detail: str
+    notes: tuple[str, ...] = ()
 
 
 def recover(
@@ -52,15 +56,18 @@ def recover(
     """Finish or undo the interrupted deploy of `service`, as its journal says."""
     compose = Compose(compose_options or ComposeOptions())
     engine, project, options = open_service(compose, service, flags or {})
-    journal = Journal(engine.engine_id(), project.name, service)
+    with nothing_changed_yet():
+        journal = Journal(engine.engine_id(), project.name, service)
     journal.lock()
     try:
         entry = journal.read()
         if entry is None:
             return RecoveryReport(service, "nothing", f"no interrupted deploy of {service}")
-        report = _resume(engine, project, options, entry)
+        changes = _Changes()
+        with _finishing(changes, "recover"):
+            report = _resume(engine, project, options, entry, changes)
         journal.clear()
-        return report
+        return replace(report, notes=tuple(changes.notes))
     finally:
         journal.unlock()
 
@@ -74,56 +81,98 @@ def sync(
     """Point the service's proxy at the containers of `service` that run now."""
     compose = Compose(compose_options or ComposeOptions())
     engine, project, options = open_service(compose, service, flags or {})
-    journal = Journal(engine.engine_id(), project.name, service)
+    with nothing_changed_yet():
+        journal = Journal(engine.engine_id(), project.name, service)
     journal.lock()
     try:
         refuse_unfinished(journal, service)
-        running = running_containers(engine, project, project.services[service])
-        _start_stopped_proxies(engine, project, options, running)
-        detail = _switch(engine, project, options, running)
-        return RecoveryReport(service, "synced", detail)
+        with nothing_changed_yet():
+            running = running_containers(engine, project, project.services[service])
+        changes = _Changes()
+        with _finishing(changes, "sync"):
+            _start_stopped_proxies(engine, project, options, running, changes)
+            detail = _switch(engine, project, options, running, changes)
+        return RecoveryReport(service, "synced", detail, tuple(changes.notes))
     finally:
         journal.unlock()
 
 
+@dataclass
+class _Changes:
+    """What recover or sync changed so far, and what it has to tell."""
+
+    made: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+@contextmanager
+def _finishing(changes: _Changes, command: str) -> Iterator[None]:
+    """Ctrl-C and SIGTERM are noted, not obeyed: what was started finishes (each step is
+    bounded), so that the proxy is never left half switched. A failure once something
+    changed needs attention; before that, it is a refusal (nothing changed)."""
+    interrupts = Interrupts(changes.notes.append)
+    with interrupts:
+        interrupts.defer(f"{command} finishes what it started first")
+        try:
+            with nothing_changed_yet():  # until something changed, a failure refuses
+                yield
+        except Exception as exc:
+            if isinstance(exc, NeedsAttention) or (isinstance(exc, Refused) and not changes.made):
+                raise
+            said = exc.message if isinstance(exc, SwapError) else f"unexpected error: {exc!r}"
+            raise NeedsAttention(
+                f"{command} could not finish: {said}",
+                hint=f"The proxy may have changed; fix the cause and run `docker-swap "
+                f"{command}` again.",
+            ) from exc
+
+
 def _resume(
-    engine: Engine, project: Project, options: DeployOptions, entry: Entry
+    engine: Engine, project: Project, options: DeployOptions, entry: Entry, changes: _Changes
 ) -> RecoveryReport:
+    """Leave the proxy, confirmed, on one set of containers, then remove the other set.
+
+    After the switch, the new containers are kept if they run (finish the deploy); before it,
+    the old ones (undo it). A deploy cut short while switching had proven its new containers
+    ready: they are kept only when no old one runs any more."""
     containers = engine.service_containers(project.name, options.service)
     old = [c for c in containers if c.id in entry.old]
     new = [c for c in containers if c.id not in entry.old]
-    if entry.phase == SWITCHED:
-        if old:
-            proxy, _ = connect_proxy(engine, project, options, old[0])
-            proxy.check()
-            proxy.drain(options.drain_timeout)
-        _retire(engine, old)
+    old_running = [c for c in old if c.running]
+    new_running = [c for c in new if c.running]
+    keep_new = entry.phase == SWITCHED or (entry.phase == SWITCHING and not old_running)
+    if keep_new and new_running:
+        _switch(engine, project, options, new_running, changes)
+        _retire(engine, old + [c for c in new if not c.running])
         return RecoveryReport(options.service, "finished", f"retired {_names(old) or 'nothing'}")
-    if not old or not all(c.running for c in old):
-        raise NeedsAttention(
-            f"the deploy of {options.service} was interrupted before its switch, but its old "
-            "containers no longer run, so it cannot be undone.",
-            hint=f"Start the service (`docker compose up -d {options.service}`), then run "
-            f"`docker-swap sync {options.service}`.",
-        )
-    if new:  # the proxy may name them (staged, or switching): back to the old ones only
-        _switch(engine, project, options, old)
-    _retire(engine, new)
-    return RecoveryReport(options.service, "undone", f"removed {_names(new) or 'nothing'}")
+    if old_running:
+        _switch(engine, project, options, old_running, changes)
+        _retire(engine, new + [c for c in old if not c.running])
+        return RecoveryReport(options.service, "undone", f"removed {_names(new) or 'nothing'}")
+    raise NeedsAttention(
+        f"the deploy of {options.service} was interrupted (phase {entry.phase}), and none of "
+        "the containers it could keep still runs, so it can be neither undone nor finished.",
+        hint=f"Start the service (`docker compose up -d {options.service}`), then run "
+        f"`docker-swap sync {options.service}`.",
+    )
 
 
 def _switch(
-    engine: Engine, project: Project, options: DeployOptions, containers: Sequence[Container]
+    engine: Engine, project: Project, options: DeployOptions, containers: Sequence[Container],
+    changes: _Changes,
 ) -> str:
+    """Send every request to `containers`, confirmed, and drain what went elsewhere."""
     proxy, network = connect_proxy(engine, project, options, containers[0])
     proxy.check()
+    changes.made = True
     detail = proxy.switch(backends(containers, network, choose_port(options, containers[0])))
     proxy.drain(options.drain_timeout)
     return detail
 
 
 def _start_stopped_proxies(
-    engine: Engine, project: Project, options: DeployOptions, running: Sequence[Container]
+    engine: Engine, project: Project, options: DeployOptions, running: Sequence[Container],
+    changes: _Changes,
 ) -> None:
     if options.proxy is None or options.proxy.driver == "redis":
         return  # agents start their own proxies
@@ -132,6 +181,7 @@ def _start_stopped_proxies(
         return
     network = shared_network(stopped, running[0])
     port = choose_port(options, running[0])
+    changes.made = True
     seed_proxy(options.proxy, engine, stopped, options.upstream_name,
                backends(running, network, port), options.switch_timeout)
 

@@ -46,7 +46,8 @@ from .journal import STARTED, STARTING, SWITCHED, SWITCHING, Entry
 from .models import Backend, Container
 from .observer import Observer, PhaseResult, SilentObserver
 from .options import ComposeOptions
-from .preflight import Plan, open_service, prepare
+from .preflight import Plan, connect_proxy, open_service, prepare
+from .proxy import Drained
 
 if TYPE_CHECKING:
     from .engine import ContainerWatch, Engine
@@ -116,8 +117,9 @@ class Swap:
                 self._roll_back(_as_step_failure(exc))
             finally:
                 self._close_watches()
-            self._phase("drain", self._drain)
-            self._phase("retire", self._retire)
+            # The new version serves: from here on no failure rolls back (exit 0 or 3).
+            self._after_switch("drain", self._drain, "draining the old containers")
+            self._after_switch("retire", self._retire, "retiring the old containers")
         self.plan.journal.clear()
         return DeployReport(
             project=self.plan.project.name,
@@ -150,8 +152,8 @@ class Swap:
         timeout = self.plan.options.timeout
         deadline = time.monotonic() + timeout
         # While the new containers warm up: will the proxy accept them? (No traffic moves.)
+        self.proxy_staged = True  # before: a stage cut short is undone too
         self.plan.proxy.stage(self._backends(self.new), self._backends(self.plan.old))
-        self.proxy_staged = True
         failpoint("ready")
         detail = ""
         for container in self.new:
@@ -180,64 +182,115 @@ class Swap:
 
     def _drain(self) -> str:
         failpoint("drain")
-        drained = self.plan.proxy.drain(self.plan.options.drain_timeout)
+        timeout = self.plan.options.drain_timeout
+        try:
+            drained = self.plan.proxy.drain(timeout)
+        except Exception as exc:
+            drained = self._drain_again(exc, timeout)
         if not drained.complete:
             self._note(f"drain timed out: {drained.detail}; their requests to the old "
                        "containers fail when those stop. Raise --drain-timeout to wait longer.")
         return drained.detail
 
+    def _drain_again(self, failure: Exception, timeout: float) -> Drained:
+        """The proxy failed while draining (most often it was restarted): find it again,
+        confirm it on the new containers, and drain that one."""
+        self._note(f"{self.plan.proxy.description} failed while draining ({_message(failure)}); "
+                   f"confirming it on {_names(self.new)} again")
+        proxy, _ = connect_proxy(self.engine, self.plan.project, self.plan.options, self.new[0])
+        proxy.check()
+        proxy.switch(self._backends(self.new))
+        self.plan.proxy = proxy
+        return proxy.drain(timeout)
+
     def _retire(self) -> str:
         for container in self.plan.old:
-            try:
-                self.engine.stop(container)
-                failpoint("retire")
-                self.engine.remove(container.id)
-            except SwapError as exc:
-                raise NeedsAttention(
-                    f"the new version serves, but retiring {container.name} failed: {exc.message}",
-                    hint=f"Run `docker-swap recover {self.plan.options.service}` to retry.",
-                ) from exc
+            self.engine.stop(container)
+            failpoint("retire")
+            self.engine.remove(container.id)
         return f"{_names(self.plan.old)} stopped and removed"
+
+    def _after_switch(self, name: str, step: Callable[[], str], doing: str) -> None:
+        """Run a phase after the switch: a failure leaves the new version serving, so it
+        needs attention (exit 3), never a rollback."""
+        try:
+            self._phase(name, step)
+        except Exception as exc:
+            raise NeedsAttention(
+                f"the new version serves ({_names(self.new)}), but {doing} failed: "
+                f"{_message(exc)}; {self._old_left()}.",
+                hint=f"Run `docker-swap recover {self.plan.options.service}` to finish: it "
+                "confirms the proxy on the new containers, drains and retires the old ones.",
+            ) from exc
+
+    def _old_left(self) -> str:
+        try:
+            found = {c.id for c in self.engine.service_containers(
+                self.plan.project.name, self.plan.options.service)}
+        except Exception:
+            return f"the old container(s) {_names(self.plan.old)} may still exist"
+        left = [c.name for c in self.plan.old if c.id in found]
+        if not left:
+            return "nothing of the old version is left"
+        return f"the old container(s) {', '.join(left)} still exist, out of the proxy"
 
     # Rolling back.
 
     def _roll_back(self, failure: StepFailed) -> None:
-        problems = []
-        if not self.new:
-            try:
-                self.new = self._new_containers()
-            except SwapError as exc:
-                problems.append(f"the new containers could not be listed ({exc.message})")
-        logs, failed = "", ""
-        if self.new and isinstance(failure, _CONTAINER_FAILURES):
-            failed = self.new[0].name
-            logs = self.engine.logs(self.new[0].id, tail=_LOG_LINES)
-        switched_back = False
-        try:
-            if isinstance(failure, ProxyConfigInvalid):
-                pass  # the driver put its file back; nginx never loaded the rejected one
-            elif self.proxy_touched:
-                self.plan.proxy.switch(self._backends(self.plan.old))
-                self.plan.proxy.drain(self.plan.options.drain_timeout)
-                switched_back = True
-            elif self.proxy_staged:
-                self.plan.proxy.unstage()
-        except SwapError as exc:
-            problems.append(f"the proxy could not be switched back ({exc.message})")
-        for container in self.new:
-            try:
-                if switched_back:
-                    self.engine.stop(container)
-                self.engine.remove(container.id, force=True)
-            except SwapError as exc:
-                problems.append(f"{container.name} could not be removed ({exc.message})")
+        """Put the proxy back on the old containers, confirmed, and only then remove the new
+        ones: until the proxy is confirmed off them, they may be what serves."""
+        problems: list[str] = []
+        self._find_new(problems)
+        logs, failed = self._failure_logs(failure)
+        if self._proxy_back(failure, problems):
+            self._remove_new(problems)
+        elif self.new:
+            problems.append(f"{_names(self.new)} kept, as the proxy may still send to them")
         if problems:
             raise NeedsAttention(
-                f"{failure.message} Rolling back did not finish: {'; '.join(problems)}.",
-                hint=f"Run `docker-swap recover {self.plan.options.service}` once that is fixed.",
+                f"{failure.message} Rolling back did not finish: {'; '.join(problems)}. "
+                f"The old container(s) {_names(self.plan.old)} still run.",
+                hint=f"Run `docker-swap recover {self.plan.options.service}` once that is "
+                "fixed: it puts the proxy on the old containers, confirmed, then removes the "
+                "new ones.",
             ) from failure
         self.plan.journal.clear()
         raise DeployFailed(failure, logs=logs, container=failed) from failure
+
+    def _find_new(self, problems: list[str]) -> None:
+        if self.new:
+            return
+        try:
+            self.new = self._new_containers()
+        except Exception as exc:
+            problems.append(f"the new containers could not be listed ({_message(exc)})")
+
+    def _failure_logs(self, failure: StepFailed) -> tuple[str, str]:
+        if not self.new or not isinstance(failure, _CONTAINER_FAILURES):
+            return "", ""
+        return self.engine.logs(self.new[0].id, tail=_LOG_LINES), self.new[0].name
+
+    def _proxy_back(self, failure: StepFailed, problems: list[str]) -> bool:
+        """True once the proxy is confirmed on the old containers only."""
+        try:
+            if self.proxy_touched and not isinstance(failure, ProxyConfigInvalid):
+                self.plan.proxy.switch(self._backends(self.plan.old))
+                self.plan.proxy.drain(self.plan.options.drain_timeout)
+            elif self.proxy_staged:  # a rejected config was put back by the driver already
+                self.plan.proxy.unstage()
+        except Exception as exc:
+            problems.append(f"the proxy could not be switched back ({_message(exc)})")
+            return False
+        return True
+
+    def _remove_new(self, problems: list[str]) -> None:
+        for container in self.new:
+            try:
+                if self.proxy_touched:  # it may have had requests: let them finish
+                    self.engine.stop(container)
+                self.engine.remove(container.id, force=True)
+            except Exception as exc:
+                problems.append(f"{container.name} could not be removed ({_message(exc)})")
 
     # Helpers.
 
@@ -302,6 +355,10 @@ def _as_step_failure(exc: Exception) -> StepFailed:
     if isinstance(exc, SwapError):
         return StepFailed(exc.message, hint=exc.hint)
     return StepFailed(f"unexpected error: {exc!r}.")
+
+
+def _message(exc: BaseException) -> str:
+    return exc.message if isinstance(exc, SwapError) else f"unexpected error: {exc!r}"
 
 
 def _names(containers: Sequence[Container]) -> str:

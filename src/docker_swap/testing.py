@@ -128,6 +128,7 @@ class FakeProxy:
     staged: list[list[str]] = field(default_factory=list)
     unstaged: int = 0
     stage_error: StepFailed | None = None
+    drain_error: StepFailed | None = None
 
     def check(self) -> list[str]:
         return list(self.notes)
@@ -151,6 +152,8 @@ class FakeProxy:
         return f"switched to {', '.join(b.name for b in backends)}"
 
     def drain(self, timeout: float) -> Drained:
+        if self.drain_error:
+            raise self.drain_error
         return self.drained
 
 

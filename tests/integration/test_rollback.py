@@ -156,3 +156,34 @@ def test_ctrl_c_or_sigterm_before_the_switch_rolls_back(
     name = signal.Signals(signal_number).name
     result = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
     assert_rolled_back(stack, result, before, f"interrupted by {name} before the switch completed")
+
+
+def test_a_failed_stage_or_switch_back_leaves_nothing_nginx_cannot_load(
+    make_stack: StackFactory,
+) -> None:
+    stack = make_stack(http_compose(), **FAST)
+    before = stack.snapshot()
+
+    # An engine error right after the staged upstream was written: it is put back, so nginx
+    # still starts once the new container is gone.
+    staged = stack.swap("deploy", "app", env={"APP_VERSION": "v2",
+                                               "DOCKER_SWAP_FAILPOINTS": "stage=error"})
+    assert_rolled_back(stack, staged, before, "simulated Engine API failure")
+    docker("restart", "-t", "0", stack.proxy_container())
+    stack.wait_serving("v1")
+
+    # The switch fails and so does the switch back: the new container may be what nginx
+    # serves, so it stays (exit 3) until `recover` has put nginx on the old one, confirmed.
+    result = stack.swap("deploy", "app", env={"APP_VERSION": "v2",
+                                              "DOCKER_SWAP_FAILPOINTS": "switch=error"})
+    assert result.returncode == 3, result.stdout + result.stderr
+    said = " ".join(result.stderr.split())
+    assert said.startswith("needs attention:") and "could not be switched back" in said
+    assert "kept, as the proxy may still send to them" in said
+    assert len(stack.containers("app")) == 2
+    recovered = stack.swap("recover", "app")
+    assert recovered.returncode == 0, recovered.stderr
+    assert recovered.stdout.startswith("undone")
+    assert stack.snapshot()[:2] == before[:2]
+    assert stack.upstream_servers() == [f"server {stack.name}-app-1:8000;"]
+    assert stack.get() == (200, "v1")

@@ -163,7 +163,7 @@ def test_a_config_the_proxy_rejects_fails_before_the_readiness_wait(tmp_path: Pa
 
     assert isinstance(failure.value.cause, ProxyConfigInvalid)
     assert not any(call.startswith("exec") for call in world.engine.calls)
-    assert world.proxy.switches == [] and world.proxy.unstaged == 0
+    assert world.proxy.switches == [] and world.proxy.unstaged == 1
     assert world.names() == ["demo-app-1"]
 
 
@@ -240,7 +240,9 @@ def test_a_failed_retire_needs_attention_after_the_switch(tmp_path: Path) -> Non
     with pytest.raises(NeedsAttention) as failure:
         world.swap().run()
 
-    assert "the new version serves, but retiring demo-app-1 failed" in failure.value.message
+    assert failure.value.message.startswith(
+        "the new version serves (demo-app-2), but retiring the old containers failed: "
+        "stop demo-app-1 failed; the old container(s) demo-app-1 still exist")
     assert world.proxy.switches == [["demo-app-2"]]
     entry = world.journal.read()
     assert entry is not None and entry.phase == "switched"

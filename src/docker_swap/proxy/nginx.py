@@ -119,10 +119,12 @@ class NginxDriver:
         if not self._nginxes:
             self.check()
         content = render_upstream(self._upstream, serving, _now(), standby=backends).encode()
+        # Marked before the write: a stage cut short (a signal, an engine error) is put back
+        # by `unstage` too, or nginx could not start again once the staged containers are gone.
+        self._staged = tuple(backends)
         self._write(content)
         failpoint("stage")
         self._validate()
-        self._staged = tuple(backends)
 
     def unstage(self) -> None:
         if self._staged is not None:
@@ -133,8 +135,8 @@ class NginxDriver:
         if not self._nginxes:
             self.check()
         content = render_upstream(self._upstream, backends, _now()).encode()
-        with ThreadPoolExecutor(1) as pool:  # which workers serve now, read while we write
-            serving = pool.submit(lambda: [self._current_workers(n) for n in self._nginxes])
+        with ThreadPoolExecutor(1) as pool:  # which workers run now, read while we write
+            serving = pool.submit(lambda: [self._worker_pids(n) for n in self._nginxes])
             self._write(content)
             if self._staged != tuple(backends):
                 self._validate()
@@ -232,9 +234,10 @@ class NginxDriver:
                 nginx.container.id, self._directory, {self.upstream_file: previous}
             )
 
-    def _current_workers(self, nginx: _Nginx) -> set[int]:
-        """The pids of the workers that serve now (not those of an earlier reload)."""
-        return {p.pid for p in self._workers(nginx.container.id) if _SHUTTING_DOWN not in p.args}
+    def _worker_pids(self, nginx: _Nginx) -> set[int]:
+        """Every worker now: those that serve, and those of an earlier reload still finishing
+        requests (to the containers before those, perhaps): the drain waits for them all."""
+        return {p.pid for p in self._workers(nginx.container.id)}
 
     def _reload(self, nginx: _Nginx, before: set[int], deadline: float) -> set[int]:
         """Reload and return the old workers' pids (`before`) once new workers took over."""
