@@ -116,6 +116,7 @@ def http_compose(nginx: str = "1.30", **x_swap: object) -> dict[str, Any]:
                     "WARMUP": "${WARMUP:-2}",
                     "EXIT_AFTER": "${EXIT_AFTER:-}",
                     "NEVER_READY": "${NEVER_READY:-}",
+                    "ERRORS": "${ERRORS:-}",
                 },
                 "x-swap": {"proxy": "nginx:proxy", "health-cmd": "./healthcheck", **x_swap},
             },

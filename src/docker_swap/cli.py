@@ -22,12 +22,15 @@ from .doctor import diagnose
 from .errors import EXIT_NEEDS_ATTENTION, EXIT_REFUSED, SwapError, unexpected
 from .options import (
     DEFAULT_DRAIN_TIMEOUT,
+    DEFAULT_HOOK_TIMEOUT,
     DEFAULT_SWITCH_TIMEOUT,
     DEFAULT_TIMEOUT,
+    DEFAULT_VERIFY_RATE,
     DEMO_PORT,
     DEMO_SWAPS,
     ComposeOptions,
     parse_duration,
+    parse_verify,
 )
 from .output import Presenter, demo_json, demo_report, presenter
 from .plugin import install_plugin
@@ -105,6 +108,39 @@ def _service_options(command: F) -> F:
     return command
 
 
+def _release_options(command: F) -> F:
+    """Hooks, the watch window and --verify: what makes a deploy a release one can trust."""
+    for decorator in reversed([
+        click.option("--before-switch", metavar="CMD",
+                     help="Run in one new container once it is ready, before any traffic "
+                     "moves (migrations); failing rolls back. [x-swap: hooks.before-switch]"),
+        click.option("--after-switch", metavar="CMD",
+                     help="Run in one new container after the switch. "
+                     "[x-swap: hooks.after-switch]"),
+        click.option("--before-stop", metavar="CMD",
+                     help="Run in each old container before its stop signal. "
+                     "[x-swap: hooks.before-stop]"),
+        click.option("--hook-timeout", metavar="DURATION",
+                     help=f"How long a hook may run (default {DEFAULT_HOOK_TIMEOUT:g}s). "
+                     "[x-swap: hook-timeout]"),
+        click.option("--watch", metavar="DURATION",
+                     help="Keep the old containers running, out of the proxy, this long after "
+                     "the switch; a new container that exits or turns unhealthy switches "
+                     "back to them. [x-swap: watch]"),
+        click.option("--max-error-rate", metavar="RATE",
+                     help="With --watch, behind HAProxy: switch back when more than this share "
+                     "of the new containers' answers are 5xx (0.05 or 5%). "
+                     "[x-swap: max-error-rate]"),
+        click.option("--verify", metavar="URL", multiple=True,
+                     help="Send a light, steady load of GETs to URL during the deploy and "
+                     "report what failed (repeatable)."),
+        click.option("--verify-rate", metavar="N", default=str(DEFAULT_VERIFY_RATE),
+                     show_default=True, help="Requests per second --verify sends to each URL."),
+    ]):
+        command = decorator(command)
+    return command
+
+
 @cli.command("deploy")
 @click.argument("service")
 @click.option("--health-cmd", metavar="CMD",
@@ -116,10 +152,11 @@ def _service_options(command: F) -> F:
 @click.option("--timeout", metavar="DURATION",
               help=f"How long the new container has to become ready "
               f"(default {DEFAULT_TIMEOUT:g}s). [x-swap: timeout]")
+@_release_options
 @_service_options
 @click.pass_obj
 def deploy_command(compose: ComposeOptions, /, service: str, as_json: bool, quiet: bool,
-                   **flags: Any) -> None:
+                   verify: tuple[str, ...], verify_rate: str, **flags: Any) -> None:
     """Start the new version of SERVICE beside the old one, switch the proxy, retire the old.
 
     Readiness is judged by --health-cmd, else --http, else the image's HEALTHCHECK, else a TCP
@@ -128,7 +165,7 @@ def deploy_command(compose: ComposeOptions, /, service: str, as_json: bool, quie
     with presenter(as_json=as_json, quiet=quiet) as shown:
         try:
             report = deploy(service, compose_options=compose, flags=_renamed(flags),
-                            observer=shown)
+                            observer=shown, verify=parse_verify(verify, verify_rate))
         except Exception as error:
             _fail(shown, error, service)
     shown.deployed(report)

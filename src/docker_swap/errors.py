@@ -18,7 +18,10 @@
     │   ├── ProxyConfigInvalid    the proxy rejected the configuration we generated
     │   ├── SwitchNotConfirmed    the proxy did not show the new configuration live in time
     │   ├── EngineFailed          an Engine API call failed unexpectedly
-    │   └── Interrupted           Ctrl-C or SIGTERM arrived before the switch completed
+    │   ├── HookFailed            the before-switch hook failed (its output is kept)
+    │   ├── ReleaseFailed         a new container failed during the watch window
+    │   └── Interrupted           Ctrl-C or SIGTERM arrived before the switch completed (or
+    │                             during the watch window)
     ├── DeployFailed              a swap failed and was rolled back: the old version serves  (1)
     └── NeedsAttention            a rollback or a retire could not finish, a failure after the
                                   switch, or an error docker-swap did not expect; the journal is
@@ -51,6 +54,8 @@ class SwapError(Exception):
         super().__init__(message)
         self.message = message
         self.hint = hint
+        self.verify: object | None = None
+        """What `--verify` saw during the deploy that ended with this error, if it ran."""
 
 
 class Refused(SwapError):
@@ -123,6 +128,23 @@ class EngineFailed(StepFailed):
     """Raised when an Engine API call fails in a way docker-swap did not expect."""
 
 
+class HookFailed(StepFailed):
+    """Raised when the before-switch hook exits non-zero or times out; `output` says why."""
+
+    def __init__(self, message: str, *, output: str = "", hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.output = output
+
+
+class ReleaseFailed(StepFailed):
+    """Raised when, during the watch window, a new container exits, turns unhealthy, or its
+    share of 5xx answers passes --max-error-rate; `container` names the one that failed."""
+
+    def __init__(self, message: str, *, container: str = "", hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.container = container
+
+
 class Interrupted(StepFailed):
     """Raised when Ctrl-C or SIGTERM arrives before the switch has completed."""
 
@@ -132,11 +154,13 @@ class DeployFailed(SwapError):
 
     exit_code = EXIT_ROLLED_BACK
 
-    def __init__(self, cause: StepFailed, *, logs: str = "", container: str = "") -> None:
+    def __init__(self, cause: StepFailed, *, logs: str = "", container: str = "",
+                 logs_title: str = "") -> None:
         super().__init__(cause.message, hint=cause.hint)
         self.cause = cause
         self.logs = logs
         self.container = container
+        self.logs_title = logs_title or f"last log lines of {container}"
 
 
 class NeedsAttention(SwapError):
@@ -154,3 +178,8 @@ def unexpected(exc: BaseException, service: str) -> NeedsAttention:
         hint=f"Run {recover}, which finishes or undoes what the journal records; -v shows "
         "the traceback (please report it).",
     )
+
+
+def message_of(exc: BaseException) -> str:
+    """One sentence on an error, whether docker-swap raised it on purpose or not."""
+    return exc.message if isinstance(exc, SwapError) else f"unexpected error: {exc!r}"

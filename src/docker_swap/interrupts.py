@@ -30,6 +30,7 @@ class Interrupts:
         self._armed = True
         self._deferred_reason = ""
         self._pending = ""
+        self._when = "before the switch completed"
         self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> Interrupts:
@@ -52,6 +53,10 @@ class Interrupts:
             self._note(f"{self._pending} received: {reason}.")
             self._pending = ""
 
+    def arm(self, when: str) -> None:
+        """Interrupt again from now on (the watch window: the old containers still wait)."""
+        self._armed, self._when = True, when
+
     def check(self) -> None:
         """Raise the interruption a signal left pending, if any."""
         if self._pending:
@@ -70,4 +75,4 @@ class Interrupts:
     def _interrupt(self, name: str) -> None:
         self._armed = False  # one interruption only: the rollback must not be interrupted
         self._deferred_reason = "rolling back first"
-        raise Interrupted(f"interrupted by {name} before the switch completed.")
+        raise Interrupted(f"interrupted by {name} {self._when}.")

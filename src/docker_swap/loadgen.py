@@ -1,6 +1,6 @@
-"""A small load generator for the demo: keep-alive GETs and POSTs from threads, every answer
-and every failure counted. (The tests and benchmarks count with wrk; this needs nothing but
-Python, so that the demo runs anywhere docker-swap does.)
+"""A small load generator for the demo and `--verify`: keep-alive GETs and POSTs from threads,
+every answer and every failure counted. (The tests and benchmarks count with wrk; this needs
+nothing but Python, so that the demo and --verify run anywhere docker-swap does.)
 """
 
 from __future__ import annotations
@@ -35,12 +35,17 @@ class Tally:
 
 
 class DemoLoad:
-    """`gets` keep-alive GET clients and `posts` POST clients, each pausing `pause` seconds."""
+    """`gets` keep-alive GET clients and `posts` POST clients, each pausing `pause` seconds.
+
+    An answer with a status of `fails_from` or more counts as failed (`HTTP 503`)."""
 
     def __init__(self, host: str, port: int, gets: int = 8, posts: int = 2,
-                 pause: float = 0.01) -> None:
+                 pause: float = 0.01, *, path: str = "/", tls: bool = False,
+                 fails_from: int = 300) -> None:
         self.tally = Tally()
         self._host, self._port, self._pause = host, port, pause
+        self._path, self._fails_from = path, fails_from
+        self._connection = http.client.HTTPSConnection if tls else http.client.HTTPConnection
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._threads = [
@@ -62,19 +67,19 @@ class DemoLoad:
         connection: http.client.HTTPConnection | None = None
         body = b"x" * 512 if method == "POST" else None
         while not self._stop.is_set():
-            connection = connection or http.client.HTTPConnection(
+            connection = connection or self._connection(
                 self._host, self._port, timeout=_TIMEOUT_SECONDS)
             started = time.monotonic()
             try:
-                connection.request(method, "/", body=body)
+                connection.request(method, self._path, body=body)
                 answer = connection.getresponse()
                 text = answer.read().decode(errors="replace")
             except (OSError, http.client.HTTPException) as exc:
-                self._count(method, failure=_kind(exc))
+                self._count(method, failure=failure_kind(exc))
                 connection.close()
                 connection = None
             else:
-                if 200 <= answer.status < 300:
+                if answer.status < self._fails_from:
                     version = text.split()[0] if text.split() else "?"
                     self._count(method, version=version, latency=time.monotonic() - started)
                 else:
@@ -97,7 +102,7 @@ class DemoLoad:
                 self.tally.latencies.append((time.monotonic(), latency * 1000))
 
 
-def _kind(exc: BaseException) -> str:
+def failure_kind(exc: BaseException) -> str:
     if isinstance(exc, TimeoutError | socket.timeout):
         return "timeout"
     if isinstance(exc, ConnectionRefusedError):

@@ -3,7 +3,7 @@ by the rest."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 
@@ -120,3 +120,8 @@ class AgentStatus:
     failed: int = 0
     """The newest generation it could not apply, with `error` saying why."""
     error: str = ""
+
+
+def names(containers: Sequence[Container]) -> str:
+    """Containers' names, as a message says them."""
+    return ", ".join(c.name for c in containers)

@@ -8,8 +8,9 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 from .errors import InvalidSettings
 
@@ -23,6 +24,14 @@ DEFAULT_PROBE_INTERVAL = 0.1
 """Seconds from one run of a health command to the next (each costs a process in the container)."""
 NETWORK_PROBE_INTERVAL = 0.05
 """Seconds from one HTTP or TCP readiness attempt to the next (each costs one connection)."""
+DEFAULT_HOOK_TIMEOUT = 300.0
+"""Seconds a hook (a migration, say) may run before it counts as failed."""
+DEFAULT_VERIFY_RATE = 20.0
+"""Requests per second `--verify` sends to each URL, over VERIFY_CONNECTIONS connections."""
+VERIFY_CONNECTIONS = 4
+HOOKS = ("before-switch", "after-switch", "before-stop")
+"""Where a hook runs: in one new container once ready, before any traffic moves; in one new
+container after the switch; in each old container before its stop signal."""
 
 DEMO_PORT = 8080
 DEMO_SWAPS = 3
@@ -41,6 +50,10 @@ SWAP_KEYS = (
     "switch-timeout",
     "upstream",
     "redis",
+    "hooks",
+    "hook-timeout",
+    "watch",
+    "max-error-rate",
 )
 READINESS_KEYS = ("health-cmd", "http")
 """One choice written two ways: a readiness flag replaces both x-swap keys."""
@@ -112,6 +125,13 @@ class DeployOptions:
     upstream: str | None = None
     redis: str | None = None
     """Redis URL of the registry (x-swap.redis, --redis, or DOCKER_SWAP_REDIS_URL)."""
+    hooks: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Hook name (one of HOOKS) to the command it runs."""
+    hook_timeout: float = DEFAULT_HOOK_TIMEOUT
+    watch: float | None = None
+    """Seconds after the switch during which a failing new container switches back."""
+    max_error_rate: float | None = None
+    """Share (0..1) of 5xx answers from the new containers that fails the watch window."""
 
     @property
     def upstream_name(self) -> str:
@@ -149,6 +169,11 @@ def resolve_settings(
         or DEFAULT_SWITCH_TIMEOUT,
         upstream=_parsed(get("upstream"), "upstream", _upstream),
         redis=_parsed(get("redis"), "redis", _redis_url),
+        hooks=_hooks(service, x_swap.get("hooks"), given),
+        hook_timeout=_parsed(get("hook-timeout"), "hook-timeout", parse_duration)
+        or DEFAULT_HOOK_TIMEOUT,
+        watch=_parsed(get("watch"), "watch", parse_duration),
+        max_error_rate=_parsed(get("max-error-rate"), "max-error-rate", parse_rate),
     )
 
 
@@ -239,3 +264,68 @@ def _redis_url(value: object) -> str:
 def redact(text: str) -> str:
     """A URL without its password, for messages."""
     return re.sub(r"(//[^:/@]*:)[^@/]*@", r"\1***@", text)
+
+
+@dataclass(frozen=True)
+class VerifyOptions:
+    """`--verify URL`: a light, steady load that docker-swap itself sends during a deploy."""
+
+    urls: tuple[str, ...] = ()
+    rate: float = DEFAULT_VERIFY_RATE
+
+
+def parse_verify(urls: tuple[str, ...], rate: object) -> VerifyOptions:
+    """Validated --verify URLs and --verify-rate; InvalidSettings names what is wrong."""
+    for url in urls:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname or not url.isascii() \
+                or any(c.isspace() for c in url):
+            raise InvalidSettings(
+                f"--verify has value {url!r}; expected an http:// or https:// URL such as "
+                "http://127.0.0.1:8080/."
+            )
+    try:
+        per_second = float(rate) if isinstance(rate, int | float | str) else float("nan")
+    except ValueError:
+        per_second = float("nan")
+    if not (0 < per_second <= 1000):
+        raise InvalidSettings(f"--verify-rate has value {rate!r}; expected requests per second "
+                              "from 1 to 1000, such as 20.")
+    return VerifyOptions(urls, per_second)
+
+
+def parse_rate(value: object) -> float:
+    """A share from 0 to 1, written 0.05 or 5%."""
+    text = value.strip() if isinstance(value, str) else value
+    try:
+        if isinstance(text, str) and text.endswith("%"):
+            share = float(text[:-1]) / 100
+        elif isinstance(text, int | float | str) and not isinstance(text, bool):
+            share = float(text)
+        else:
+            share = float("nan")
+    except ValueError:
+        share = float("nan")
+    if not 0 <= share <= 1:
+        raise ValueError("a share of answers such as 0.05 or 5%")
+    return share
+
+
+def _hooks(
+    service: str, x_swap_hooks: object, flags: Mapping[str, object]
+) -> dict[str, tuple[str, ...]]:
+    """x-swap `hooks:` (a mapping of HOOKS to commands), each overridden by its own flag."""
+    if x_swap_hooks is None:
+        x_swap_hooks = {}
+    if not isinstance(x_swap_hooks, dict):
+        raise InvalidSettings(f"x-swap key 'hooks' of service {service!r} must map "
+                              f"{', '.join(HOOKS)} to commands.")
+    unknown = sorted(set(x_swap_hooks) - set(HOOKS))
+    if unknown:
+        raise InvalidSettings(f"x-swap hooks of service {service!r} has unknown hook "
+                              f"{unknown[0]!r}; known hooks are {', '.join(HOOKS)}.")
+    chosen = {name: _parsed(("x-swap", command), f"hooks.{name}", _argv)
+              for name, command in x_swap_hooks.items()}
+    chosen |= {name: _parsed(("flag", flags[name]), name, _argv) for name in HOOKS
+               if name in flags}
+    return {name: argv for name, argv in chosen.items() if argv}

@@ -11,6 +11,7 @@ Colours follow rich, which honours NO_COLOR. Only the CLI uses this module.
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,7 @@ from rich.text import Text
 from .errors import DeployFailed, SwapError
 from .observer import PhaseResult, SilentObserver
 from .swap import DeployReport
+from .verify import VerifyReport
 
 if TYPE_CHECKING:
     from .demo import DemoReport
@@ -62,7 +64,7 @@ class Presenter(SilentObserver):
         if error.hint:
             self.err.print(f"  {escape(error.hint)}")
         if isinstance(error, DeployFailed) and error.logs.strip():
-            self.err.print(f"last log lines of {error.container}:")
+            self.err.print(f"{escape(error.logs_title)}:")
             for line in error.logs.rstrip().splitlines():
                 self.err.print(f"  | {escape(line)}")
 
@@ -80,10 +82,21 @@ class Lines(Presenter):
         self.out.print(f"[yellow]note[/]    {escape(text)}")
 
     def deployed(self, report: DeployReport) -> None:
+        if report.verify:
+            self._verified(report.verify)
         self.out.print(
             f"[green]done[/]    {report.seconds:6.2f}s  {report.service} now runs "
             f"{', '.join(report.new)} (replaced {', '.join(report.old)})"
         )
+
+    def failed(self, error: SwapError, service: str) -> None:
+        if isinstance(error.verify, VerifyReport):
+            self._verified(error.verify)
+        super().failed(error, service)
+
+    def _verified(self, verify: VerifyReport) -> None:
+        colour = "red" if verify.failed else "green"
+        self.out.print(f"[{colour}]verify[/]  {escape(verify.summary())}")
 
     def recovered(self, report: RecoveryReport) -> None:
         for note in report.notes:
@@ -152,7 +165,7 @@ class Json(Presenter):
         data["seconds"] = round(report.seconds, 3)
         for phase in data["phases"]:
             phase["seconds"] = round(phase["seconds"], 3)
-        print(json.dumps(data))
+        print(json.dumps(_finite(data)))
 
     def recovered(self, report: RecoveryReport) -> None:
         print(json.dumps({"result": report.action, **asdict(report)}))
@@ -168,7 +181,20 @@ class Json(Presenter):
         }
         if isinstance(error, DeployFailed):
             data |= {"container": error.container, "logs": error.logs}
-        print(json.dumps(data))
+        if isinstance(error.verify, VerifyReport):
+            data["verify"] = asdict(error.verify)
+        print(json.dumps(_finite(data)))
+
+
+def _finite(data: Any) -> Any:
+    """NaN (a latency nobody measured) is not JSON: null instead."""
+    if isinstance(data, dict):
+        return {key: _finite(value) for key, value in data.items()}
+    if isinstance(data, list | tuple):
+        return [_finite(value) for value in data]
+    if isinstance(data, float) and math.isnan(data):
+        return None
+    return data
 
 
 def presenter(*, as_json: bool, quiet: bool) -> Presenter:

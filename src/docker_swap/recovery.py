@@ -16,10 +16,10 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from .compose import Compose
-from .errors import NeedsAttention, Refused, SwapError
+from .errors import NeedsAttention, Refused, message_of
 from .interrupts import Interrupts
 from .journal import SWITCHED, SWITCHING, Entry, Journal
-from .models import Container, Project
+from .models import Container, Project, names
 from .options import ComposeOptions, DeployOptions
 from .preflight import (
     choose_port,
@@ -119,9 +119,8 @@ def _finishing(changes: _Changes, command: str) -> Iterator[None]:
         except Exception as exc:
             if isinstance(exc, NeedsAttention) or (isinstance(exc, Refused) and not changes.made):
                 raise
-            said = exc.message if isinstance(exc, SwapError) else f"unexpected error: {exc!r}"
             raise NeedsAttention(
-                f"{command} could not finish: {said}",
+                f"{command} could not finish: {message_of(exc)}",
                 hint=f"The proxy may have changed; fix the cause and run `docker-swap "
                 f"{command}` again.",
             ) from exc
@@ -144,11 +143,11 @@ def _resume(
     if keep_new and new_running:
         _switch(engine, project, options, new_running, changes)
         _retire(engine, old + [c for c in new if not c.running])
-        return RecoveryReport(options.service, "finished", f"retired {_names(old) or 'nothing'}")
+        return RecoveryReport(options.service, "finished", f"retired {names(old) or 'nothing'}")
     if old_running:
         _switch(engine, project, options, old_running, changes)
         _retire(engine, new + [c for c in old if not c.running])
-        return RecoveryReport(options.service, "undone", f"removed {_names(new) or 'nothing'}")
+        return RecoveryReport(options.service, "undone", f"removed {names(new) or 'nothing'}")
     raise NeedsAttention(
         f"the deploy of {options.service} was interrupted (phase {entry.phase}), and none of "
         "the containers it could keep still runs, so it can be neither undone nor finished.",
@@ -191,7 +190,3 @@ def _retire(engine: Engine, containers: Sequence[Container]) -> None:
         if container.running:
             engine.stop(container)
         engine.remove(container.id)
-
-
-def _names(containers: Sequence[Container]) -> str:
-    return ", ".join(c.name for c in containers)

@@ -1,34 +1,39 @@
 """The swap sequence: start -> ready -> switch -> drain -> retire, or roll back.
 
-    start   compose starts the new container(s) beside the old ones (`up --scale`)
-    ready   a probe passes in each new container; an exit or an unhealthy report fails at once
-    switch  the proxy sends every new request to the new containers, confirmed live
-    drain   requests the proxy sent to the old containers before the switch finish
-    retire  the old containers stop with their grace period and are removed
+    start          compose starts the new container(s) beside the old ones (`up --scale`)
+    ready          a probe passes in each new container; an exit or an unhealthy report fails
+                   at once
+    before-switch  (a hook) runs in one new container; nothing moved yet
+    switch         the proxy sends every new request to the new containers, confirmed live
+    after-switch   (a hook) runs in one new container
+    drain          requests the proxy sent to the old containers before the switch finish
+    watch          (--watch) the old containers wait, running; a failing new one switches back
+    retire         (the before-stop hook in each, then) the old containers stop with their
+                   grace period and are removed
 
 Any failure up to and including the switch rolls back: the proxy is switched back (if it was
-touched), the new containers are removed, and the old ones never noticed. The journal records
-every phase so that a killed deploy can be finished or undone by `docker-swap recover`.
+touched), confirmed, and only then are the new containers removed; the old ones never
+noticed. After the switch nothing rolls back but a new version failing its watch window. The
+journal records every phase so that a killed deploy can be finished or undone by
+`docker-swap recover`.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, NoReturn
 
 from .compose import Compose
 from .errors import (
     ComposeFailed,
-    ContainerExited,
-    ContainerUnhealthy,
-    DeployFailed,
+    Interrupted,
     NeedsAttention,
-    NotReady,
-    ProxyConfigInvalid,
+    ReleaseFailed,
     StepFailed,
     SwapError,
+    message_of,
 )
 from .failpoints import failpoint
 from .health import (
@@ -41,24 +46,26 @@ from .health import (
     raise_if_failed,
     wait_until_ready,
 )
+from .hooks import HookResult, require, run_hook
 from .interrupts import Interrupts
 from .journal import STARTED, STARTING, SWITCHED, SWITCHING, Entry
-from .models import Backend, Container
+from .models import Backend, Container, names
 from .observer import Observer, PhaseResult, SilentObserver
-from .options import ComposeOptions
+from .options import ComposeOptions, VerifyOptions
 from .preflight import Plan, connect_proxy, open_service, prepare
 from .proxy import Drained
+from .rollback import Rollback
+from .verify import Verifier, VerifyReport
+from .watch import CountsAnswers, watch_release
 
 if TYPE_CHECKING:
     from .engine import ContainerWatch, Engine
 
-_LOG_LINES = 50
-_CONTAINER_FAILURES = (ComposeFailed, NotReady, ContainerExited, ContainerUnhealthy)
 
 
 @dataclass(frozen=True)
 class DeployReport:
-    """What a finished deploy did, phase by phase."""
+    """What a finished deploy did, phase by phase (and what `--verify` saw, if it ran)."""
 
     project: str
     service: str
@@ -67,6 +74,7 @@ class DeployReport:
     phases: tuple[PhaseResult, ...]
     seconds: float
     notes: tuple[str, ...] = field(default=())
+    verify: VerifyReport | None = None
 
 
 def deploy(
@@ -75,15 +83,22 @@ def deploy(
     compose_options: ComposeOptions | None = None,
     flags: Mapping[str, object | None] | None = None,
     observer: Observer | None = None,
+    verify: VerifyOptions | None = None,
 ) -> DeployReport:
     """Replace the running containers of `service` with its current definition."""
     compose = Compose(compose_options or ComposeOptions())
     engine, project, options = open_service(compose, service, flags or {})
     plan = prepare(engine, project, options)
+    verifier = Verifier(verify or VerifyOptions())
     try:
-        return Swap(plan, engine, compose, observer or SilentObserver()).run()
+        with verifier:
+            report = Swap(plan, engine, compose, observer or SilentObserver()).run()
+    except SwapError as error:
+        error.verify = verifier.report() if verifier.active else None
+        raise
     finally:
         plan.journal.unlock()
+    return replace(report, verify=verifier.report()) if verifier.active else report
 
 
 class Swap:
@@ -109,16 +124,15 @@ class Swap:
             self.observer.note(note)
         with self.interrupts:
             try:
-                self._phase("start", self._start)
-                self._phase("ready", self._ready)
-                self._phase("switch", self._switch)  # signals are only noted once it returns
-            except Exception as exc:
-                self.interrupts.defer("rolling back")
-                self._roll_back(_as_step_failure(exc))
+                self._until_switched()
+                # The new version serves: a failure from here on is never a rollback (0 or 3),
+                # but for a failing new version in the watch window.
+                if self._command("after-switch"):
+                    self._after_switch("after-switch", self._after_switch_hook, "the hook")
+                self._after_switch("drain", self._drain, "draining the old containers")
+                self._watch_window()
             finally:
                 self._close_watches()
-            # The new version serves: from here on no failure rolls back (exit 0 or 3).
-            self._after_switch("drain", self._drain, "draining the old containers")
             self._after_switch("retire", self._retire, "retiring the old containers")
         self.plan.journal.clear()
         return DeployReport(
@@ -130,6 +144,33 @@ class Swap:
             seconds=time.monotonic() - started,
             notes=tuple(self.notes),
         )
+
+    def _until_switched(self) -> None:
+        """Start, ready, (the before-switch hook,) switch: any failure rolls back."""
+        try:
+            self._phase("start", self._start)
+            self._phase("ready", self._ready)
+            if self._command("before-switch"):
+                self._phase("before-switch", self._before_switch_hook)
+            self._phase("switch", self._switch)  # signals are only noted once it returns
+        except Exception as exc:
+            self.interrupts.defer("rolling back")
+            self._roll_back(_as_step_failure(exc))
+
+    def _watch_window(self) -> None:
+        """Old containers wait, running, out of the proxy; a failing new version (or a
+        signal) switches back to them."""
+        if not self.plan.options.watch:
+            return
+        self.interrupts.arm("during the watch window")
+        try:
+            self._phase("watch", self._watch)
+        except (ReleaseFailed, Interrupted) as failure:
+            self.interrupts.defer("switching back")
+            self._roll_back(failure)
+        except Exception as exc:
+            raise self._needs_attention("watching the new containers", exc) from exc
+        self.interrupts.defer("the watch window passed; retiring the old containers first")
 
     # The phases, in order.
 
@@ -146,7 +187,7 @@ class Swap:
             )
         for container in self.new:
             self.watches[container.id] = self.engine.watch(container.id)
-        return f"{_names(self.new)} started"
+        return f"{names(self.new)} started"
 
     def _ready(self) -> str:
         timeout = self.plan.options.timeout
@@ -180,6 +221,27 @@ class Swap:
         failpoint("after-switch")
         return detail
 
+    def _before_switch_hook(self) -> str:
+        return require(self._run_hook("before-switch", self.new[0]))
+
+    def _after_switch_hook(self) -> str:
+        result = self._run_hook("after-switch", self.new[0])
+        if not result.ok:
+            self._note(f"the {_with_output(result)}")
+        return result.detail
+
+    def _watch(self) -> str:
+        options = self.plan.options
+        proxy = self.plan.proxy
+        counter = proxy if isinstance(proxy, CountsAnswers) else None
+        if options.max_error_rate is not None and counter is None:
+            self._note(f"{proxy.description} does not count answers: only exits and "
+                       "unhealthy reports are watched, not --max-error-rate.")
+        states = {c.name: self.watches[c.id] for c in self.new}
+        assert options.watch is not None
+        return watch_release(states, options.watch, counter, options.max_error_rate,
+                             self.observer.progress)
+
     def _drain(self) -> str:
         failpoint("drain")
         timeout = self.plan.options.drain_timeout
@@ -195,8 +257,8 @@ class Swap:
     def _drain_again(self, failure: Exception, timeout: float) -> Drained:
         """The proxy failed while draining (most often it was restarted): find it again,
         confirm it on the new containers, and drain that one."""
-        self._note(f"{self.plan.proxy.description} failed while draining ({_message(failure)}); "
-                   f"confirming it on {_names(self.new)} again")
+        self._note(f"{self.plan.proxy.description} failed while draining "
+                   f"({message_of(failure)}); confirming it on {names(self.new)} again")
         proxy, _ = connect_proxy(self.engine, self.plan.project, self.plan.options, self.new[0])
         proxy.check()
         proxy.switch(self._backends(self.new))
@@ -205,10 +267,14 @@ class Swap:
 
     def _retire(self) -> str:
         for container in self.plan.old:
+            if self._command("before-stop"):
+                result = self._run_hook("before-stop", container)
+                if not result.ok:
+                    self._note(f"the {_with_output(result)}; stopping it all the same")
             self.engine.stop(container)
             failpoint("retire")
             self.engine.remove(container.id)
-        return f"{_names(self.plan.old)} stopped and removed"
+        return f"{names(self.plan.old)} stopped and removed"
 
     def _after_switch(self, name: str, step: Callable[[], str], doing: str) -> None:
         """Run a phase after the switch: a failure leaves the new version serving, so it
@@ -216,19 +282,22 @@ class Swap:
         try:
             self._phase(name, step)
         except Exception as exc:
-            raise NeedsAttention(
-                f"the new version serves ({_names(self.new)}), but {doing} failed: "
-                f"{_message(exc)}; {self._old_left()}.",
-                hint=f"Run `docker-swap recover {self.plan.options.service}` to finish: it "
-                "confirms the proxy on the new containers, drains and retires the old ones.",
-            ) from exc
+            raise self._needs_attention(doing, exc) from exc
+
+    def _needs_attention(self, doing: str, exc: Exception) -> NeedsAttention:
+        return NeedsAttention(
+            f"the new version serves ({names(self.new)}), but {doing} failed: "
+            f"{message_of(exc)}; {self._old_left()}.",
+            hint=f"Run `docker-swap recover {self.plan.options.service}` to finish: it "
+            "confirms the proxy on the new containers, drains and retires the old ones.",
+        )
 
     def _old_left(self) -> str:
         try:
             found = {c.id for c in self.engine.service_containers(
                 self.plan.project.name, self.plan.options.service)}
         except Exception:
-            return f"the old container(s) {_names(self.plan.old)} may still exist"
+            return f"the old container(s) {names(self.plan.old)} may still exist"
         left = [c.name for c in self.plan.old if c.id in found]
         if not left:
             return "nothing of the old version is left"
@@ -236,61 +305,9 @@ class Swap:
 
     # Rolling back.
 
-    def _roll_back(self, failure: StepFailed) -> None:
-        """Put the proxy back on the old containers, confirmed, and only then remove the new
-        ones: until the proxy is confirmed off them, they may be what serves."""
-        problems: list[str] = []
-        self._find_new(problems)
-        logs, failed = self._failure_logs(failure)
-        if self._proxy_back(failure, problems):
-            self._remove_new(problems)
-        elif self.new:
-            problems.append(f"{_names(self.new)} kept, as the proxy may still send to them")
-        if problems:
-            raise NeedsAttention(
-                f"{failure.message} Rolling back did not finish: {'; '.join(problems)}. "
-                f"The old container(s) {_names(self.plan.old)} still run.",
-                hint=f"Run `docker-swap recover {self.plan.options.service}` once that is "
-                "fixed: it puts the proxy on the old containers, confirmed, then removes the "
-                "new ones.",
-            ) from failure
-        self.plan.journal.clear()
-        raise DeployFailed(failure, logs=logs, container=failed) from failure
-
-    def _find_new(self, problems: list[str]) -> None:
-        if self.new:
-            return
-        try:
-            self.new = self._new_containers()
-        except Exception as exc:
-            problems.append(f"the new containers could not be listed ({_message(exc)})")
-
-    def _failure_logs(self, failure: StepFailed) -> tuple[str, str]:
-        if not self.new or not isinstance(failure, _CONTAINER_FAILURES):
-            return "", ""
-        return self.engine.logs(self.new[0].id, tail=_LOG_LINES), self.new[0].name
-
-    def _proxy_back(self, failure: StepFailed, problems: list[str]) -> bool:
-        """True once the proxy is confirmed on the old containers only."""
-        try:
-            if self.proxy_touched and not isinstance(failure, ProxyConfigInvalid):
-                self.plan.proxy.switch(self._backends(self.plan.old))
-                self.plan.proxy.drain(self.plan.options.drain_timeout)
-            elif self.proxy_staged:  # a rejected config was put back by the driver already
-                self.plan.proxy.unstage()
-        except Exception as exc:
-            problems.append(f"the proxy could not be switched back ({_message(exc)})")
-            return False
-        return True
-
-    def _remove_new(self, problems: list[str]) -> None:
-        for container in self.new:
-            try:
-                if self.proxy_touched:  # it may have had requests: let them finish
-                    self.engine.stop(container)
-                self.engine.remove(container.id, force=True)
-            except Exception as exc:
-                problems.append(f"{container.name} could not be removed ({_message(exc)})")
+    def _roll_back(self, failure: StepFailed) -> NoReturn:
+        Rollback(self.plan, self.engine, self.new, self._new_containers, self._backends,
+                 proxy_touched=self.proxy_touched, proxy_staged=self.proxy_staged).run(failure)
 
     # Helpers.
 
@@ -302,6 +319,15 @@ class Swap:
         result = PhaseResult(name, time.monotonic() - started, detail)
         self.phases.append(result)
         self.observer.phase_finished(result)
+
+    def _command(self, hook: str) -> tuple[str, ...] | None:
+        return self.plan.options.hooks.get(hook)
+
+    def _run_hook(self, hook: str, container: Container) -> HookResult:
+        argv = self._command(hook)
+        assert argv is not None
+        self.observer.progress(f"{hook}: {' '.join(argv)} in {container.name}")
+        return run_hook(self.engine, hook, argv, container, self.plan.options.hook_timeout)
 
     def _probe(self, container: Container) -> Probe:
         options = self.plan.options
@@ -357,9 +383,6 @@ def _as_step_failure(exc: Exception) -> StepFailed:
     return StepFailed(f"unexpected error: {exc!r}.")
 
 
-def _message(exc: BaseException) -> str:
-    return exc.message if isinstance(exc, SwapError) else f"unexpected error: {exc!r}"
-
-
-def _names(containers: Sequence[Container]) -> str:
-    return ", ".join(c.name for c in containers)
+def _with_output(result: HookResult) -> str:
+    lines = result.output.strip().splitlines()
+    return result.detail + (f": {lines[-1]}" if lines else "")

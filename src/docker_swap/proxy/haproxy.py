@@ -26,6 +26,7 @@ from .haproxy_runtime import (
     Socket,
     api_error,
     command_line,
+    parse_answers,
     parse_servers_state,
     parse_sessions,
     parse_setup,
@@ -64,6 +65,7 @@ class HAProxyDriver:
         self._switch_timeout = switch_timeout
         self._haproxies: list[_HAProxy] = []
         self._retiring: dict[str, set[str]] = {}
+        self._serving: dict[str, set[str]] = {}
 
     def check(self) -> list[str]:
         self._haproxies = [self._inspect(container) for container in self._containers]
@@ -107,6 +109,7 @@ class HAProxyDriver:
                 raise SwitchNotConfirmed(exc.message) from exc
             self._confirm(haproxy, chosen, after, deadline)
             self._retiring[haproxy.container.id] = others
+            self._serving[haproxy.container.id] = chosen
         return f"backend {self._backend} -> {', '.join(b.name for b in backends)}"
 
     def drain(self, timeout: float) -> Drained:
@@ -132,6 +135,18 @@ class HAProxyDriver:
             return Drained(seconds, False,
                            f"{busy} session(s) still on old servers after {timeout:g} s")
         return Drained(seconds, True, f"{waited} old server(s) drained")
+
+    def answers(self) -> tuple[int, int]:
+        """5xx answers and all answers so far of the servers the last switch made ready (the
+        watch window compares two readings)."""
+        errors = total = 0
+        for haproxy in self._haproxies:
+            names = self._serving.get(haproxy.container.id, set())
+            if names:
+                counts = parse_answers(self._api(haproxy, "show stat"), self._backend)
+                errors += sum(counts.get(name, (0, 0))[0] for name in names)
+                total += sum(counts.get(name, (0, 0))[1] for name in names)
+        return errors, total
 
     def _inspect(self, container: Container) -> _HAProxy:
         processes = self._engine.processes(container.id)

@@ -92,6 +92,22 @@ def parse_sessions(stat_csv: str, backend: str) -> dict[str, int]:
     return sessions
 
 
+def parse_answers(stat_csv: str, backend: str) -> dict[str, tuple[int, int]]:
+    """Server name to (5xx answers, all answers) so far, from `show stat`."""
+    lines = stat_csv.lstrip("# ").splitlines()
+    counts = {}
+    for row in csv.DictReader(lines):
+        if row.get("pxname") == backend and row.get("svname") not in ("FRONTEND", "BACKEND"):
+            kinds = [_count(row.get(f"hrsp_{kind}")) for kind in
+                     ("1xx", "2xx", "3xx", "4xx", "5xx", "other")]
+            counts[row["svname"]] = (kinds[4], sum(kinds))
+    return counts
+
+
+def _count(field: str | None) -> int:
+    return int(field) if field and field.isdigit() else 0
+
+
 def parse_setup(config: str) -> Setup:
     sections = dict(_sections(config))
     global_lines = sections.get(("global", ""), [])

@@ -6,6 +6,7 @@ LISTEN_DELAY  seconds before it listens at all (default 0)
 WARMUP        seconds after it listens during which every request gets 503 (default 0)
 EXIT_AFTER    exit with code 3 this many seconds after start (default: never)
 NEVER_READY   when set, /healthz answers 503 forever
+ERRORS        when set, GET / answers 500 once warm (a bad release that passes its health check)
 
 GET /            200 VERSION
 GET /slow?seconds=S   200 after S seconds
@@ -28,6 +29,7 @@ LISTEN_DELAY = float(os.environ.get("LISTEN_DELAY", "0"))
 WARMUP = float(os.environ.get("WARMUP", "0"))
 EXIT_AFTER = os.environ.get("EXIT_AFTER")
 NEVER_READY = bool(os.environ.get("NEVER_READY"))
+ERRORS = bool(os.environ.get("ERRORS"))
 state = {"warm_at": float("inf")}
 
 
@@ -50,7 +52,7 @@ class Handler(BaseHTTPRequestHandler):
         else:
             if url.path == "/slow":
                 time.sleep(float(parse_qs(url.query).get("seconds", ["2"])[0]))
-            self.answer(200, f"{VERSION}\n")
+            self.answer(500 if ERRORS else 200, f"{VERSION}\n")
 
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
