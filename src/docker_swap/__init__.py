@@ -21,6 +21,7 @@ if TYPE_CHECKING:
         DeployInProgress,
         EngineFailed,
         EngineUnreachable,
+        HookFailed,
         Interrupted,
         InvalidSettings,
         NeedsAttention,
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
         ProxyConfigInvalid,
         ProxyNotReady,
         Refused,
+        ReleaseFailed,
         ServiceNotFound,
         StepFailed,
         SwapError,
@@ -36,21 +38,23 @@ if TYPE_CHECKING:
         UnfinishedDeploy,
     )
     from .observer import Observer, PhaseResult
-    from .options import ComposeOptions, DeployOptions, ProxyRef
+    from .options import ComposeOptions, DeployOptions, ProxyRef, VerifyOptions
     from .recovery import RecoveryReport, recover, sync
     from .swap import DeployReport, deploy
+    from .verify import VerifyReport
 
 
 _WHERE = {
     **dict.fromkeys([
         "ComposeFailed", "ComposeUnavailable", "ContainerExited", "ContainerUnhealthy",
-        "DeployFailed", "DeployInProgress", "EngineFailed", "EngineUnreachable", "Interrupted",
-        "InvalidSettings", "NeedsAttention", "NotReady", "NotSwappable", "ProxyConfigInvalid",
-        "ProxyNotReady", "Refused", "ServiceNotFound", "StepFailed", "SwapError",
-        "SwitchNotConfirmed", "UnfinishedDeploy",
+        "DeployFailed", "DeployInProgress", "EngineFailed", "EngineUnreachable", "HookFailed",
+        "Interrupted", "InvalidSettings", "NeedsAttention", "NotReady", "NotSwappable",
+        "ProxyConfigInvalid", "ProxyNotReady", "Refused", "ReleaseFailed", "ServiceNotFound",
+        "StepFailed", "SwapError", "SwitchNotConfirmed", "UnfinishedDeploy",
     ], "errors"),
     "Observer": "observer", "PhaseResult": "observer",
     "ComposeOptions": "options", "DeployOptions": "options", "ProxyRef": "options",
+    "VerifyOptions": "options", "VerifyReport": "verify",
     "RecoveryReport": "recovery", "recover": "recovery", "sync": "recovery",
     "DeployReport": "swap", "deploy": "swap",
 }
@@ -80,6 +84,7 @@ __all__ = [
     "DeployReport",
     "EngineFailed",
     "EngineUnreachable",
+    "HookFailed",
     "Interrupted",
     "InvalidSettings",
     "NeedsAttention",
@@ -92,11 +97,14 @@ __all__ = [
     "ProxyRef",
     "RecoveryReport",
     "Refused",
+    "ReleaseFailed",
     "ServiceNotFound",
     "StepFailed",
     "SwapError",
     "SwitchNotConfirmed",
     "UnfinishedDeploy",
+    "VerifyOptions",
+    "VerifyReport",
     "__version__",
     "deploy",
     "recover",
