@@ -54,7 +54,7 @@ from .observer import Observer, PhaseResult, SilentObserver
 from .options import ComposeOptions, VerifyOptions
 from .preflight import Plan, connect_proxy, open_service, prepare
 from .proxy import Drained
-from .rollback import Rollback
+from .undo import Undo
 from .verify import Verifier, VerifyReport
 from .watch import CountsAnswers, watch_release
 
@@ -306,7 +306,7 @@ class Swap:
     # Rolling back.
 
     def _roll_back(self, failure: StepFailed) -> NoReturn:
-        Rollback(self.plan, self.engine, self.new, self._new_containers, self._backends,
+        Undo(self.plan, self.engine, self.new, self._new_containers, self._backends,
                  proxy_touched=self.proxy_touched, proxy_staged=self.proxy_staged).run(failure)
 
     # Helpers.

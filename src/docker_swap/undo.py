@@ -1,5 +1,5 @@
-"""Rolling a swap back: the proxy on the old containers, confirmed, and only then the new
-containers removed. Until the proxy is confirmed off them, the new containers may be what
+"""Undoing a swap that failed (its rollback): the proxy on the old containers, confirmed, and
+only then the new containers removed. Until the proxy is confirmed off them, the new containers may be what
 serves, so a rollback that cannot switch the proxy back keeps them and needs attention.
 """
 
@@ -32,7 +32,7 @@ _CONTAINER_FAILURES = (ComposeFailed, NotReady, ContainerExited, ContainerUnheal
                        ReleaseFailed)
 
 
-class Rollback:
+class Undo:
     """Undo one swap whose failure is `failure`: always raises, DeployFailed (exit 1) once
     nothing of the new version is left, NeedsAttention (exit 3) otherwise."""
 
