@@ -1,6 +1,7 @@
 """Undoing a swap that failed (its rollback): the proxy on the old containers, confirmed, and
-only then the new containers removed. Until the proxy is confirmed off them, the new containers may be what
-serves, so a rollback that cannot switch the proxy back keeps them and needs attention.
+only then the new containers removed. Until the proxy is confirmed off them, the new containers
+may be what serves, so an undo that cannot switch the proxy back keeps them and needs
+attention.
 """
 
 from __future__ import annotations
