@@ -5,6 +5,9 @@ A switch publishes the next generation and returns once every registered agent h
 the failed generation). An agent that does not, within the switch timeout, fails the switch and
 is named; an agent that reports an error fails it at once. The drain waits until every agent
 has drained its own proxy.
+
+An agent whose report cannot be trusted (malformed, or not validly signed when the registry
+has a key) counts as one that has applied nothing: its acknowledgements are never believed.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import time
 from collections.abc import Sequence
 from typing import Protocol
 
-from ..errors import ProxyNotReady, SwitchNotConfirmed
+from ..errors import ProxyNotReady, RegistryDataInvalid, SwitchNotConfirmed
 from ..failpoints import failpoint
 from ..models import AgentStatus, Backend, Generation
 from .base import Drained
@@ -24,13 +27,16 @@ _POLL_SECONDS = 0.05
 class RegistryStore(Protocol):
     url: str
 
-    def publish(self, backends: Sequence[Backend]) -> Generation: ...
+    @property
+    def signed(self) -> bool: ...
+
+    def publish(self, backends: Sequence[Backend], after: int = 0) -> Generation: ...
 
     def generation(self, number: int) -> Generation | None: ...
 
     def agents(self) -> list[AgentStatus]: ...
 
-    def current(self) -> Generation | None: ...
+    def current_number(self) -> int: ...
 
 
 class RegistryDriver:
@@ -49,18 +55,26 @@ class RegistryDriver:
                 hint=f"Start one beside each proxy: `docker-swap agent {self._service} "
                 "--proxy nginx:SERVICE`.",
             )
-        silent = [a.name for a in agents if not a.alive]
+        notes = [f"agent {a.name} cannot be trusted: {a.problem}; the deploy rolls back "
+                 "unless it reports the new backends applied in time." for a in agents
+                 if a.problem]
+        silent = [a.name for a in agents if not a.alive and not a.problem]
         if silent:
-            return [f"agent(s) {', '.join(silent)} did not report lately; the deploy rolls "
-                    "back unless they apply the new backends in time."]
-        return []
+            notes.append(f"agent(s) {', '.join(silent)} did not report lately; the deploy "
+                         "rolls back unless they apply the new backends in time.")
+        return notes
+
+    @property
+    def signed(self) -> bool:
+        """Generations and reports are signed with a registry key."""
+        return self._registry.signed
 
     def status(self) -> str:
         agents = self._registry.agents()
-        current = self._registry.current()
-        shown = ", ".join(f"{a.name} ({'alive' if a.alive else 'silent'}, generation "
-                          f"{a.applied})" for a in agents)
-        return (f"generation {current.number if current else 0}; agents: {shown or 'none'}")
+        current = self._registry.current_number()
+        shown = ", ".join(f"{a.name} ({_state(a)}, generation {a.applied})" for a in agents)
+        signed = "signed" if self.signed else "unsigned"
+        return f"generation {current} ({signed}); agents: {shown or 'none'}"
 
     def stage(self, backends: Sequence[Backend], serving: Sequence[Backend]) -> None:
         """Each agent checks the backends with its own proxy when it applies them."""
@@ -69,13 +83,15 @@ class RegistryDriver:
         pass
 
     def switch(self, backends: Sequence[Backend]) -> str:
-        generation = self._registry.publish(backends)
+        reported = max((max(a.applied, a.drained, a.failed) for a in self._registry.agents()),
+                       default=0)
+        generation = self._registry.publish(backends, after=reported)
         self._published = generation
         failpoint("switch")
         deadline = time.monotonic() + self._switch_timeout
         while True:
             agents = self._registry.agents()
-            failed = [a for a in agents if a.failed >= generation.number]
+            failed = [a for a in agents if a.failed >= generation.number and not a.problem]
             if failed:
                 raise SwitchNotConfirmed(
                     f"agent {failed[0].name} could not apply generation {generation.number}: "
@@ -86,8 +102,7 @@ class RegistryDriver:
                 return (f"generation {generation.number} applied by {len(agents)} agent(s): "
                         f"{', '.join(b.name for b in backends)}")
             if time.monotonic() > deadline:
-                names = ", ".join(f"{a.name} ({'silent' if not a.alive else 'busy'})"
-                                  for a in waiting)
+                names = ", ".join(f"{a.name} ({_state(a)})" for a in waiting)
                 raise SwitchNotConfirmed(
                     f"agent(s) {names} did not apply generation {generation.number} within "
                     f"{self._switch_timeout:g} s.",
@@ -97,24 +112,44 @@ class RegistryDriver:
             time.sleep(_POLL_SECONDS)
 
     def drain(self, timeout: float) -> Drained:
+        """Without a switch in this process (recover), the current generation is the one
+        whose old backends must drain."""
         started = time.monotonic()
-        number = self._published.number if self._published else 0
+        number = self._published.number if self._published else self._registry.current_number()
         while True:
-            busy = [a.name for a in self._registry.agents()
+            busy = [a for a in self._registry.agents()
                     if a.alive and a.applied >= number and a.drained < number]
             seconds = time.monotonic() - started
             if not busy:
                 return Drained(seconds, True, "every agent drained its proxy")
             if seconds >= timeout:
+                said = "; ".join(f"{a.name}: {a.error}" for a in busy if a.error)
                 return Drained(seconds, False,
-                               f"agent(s) {', '.join(busy)} still draining after {timeout:g} s")
+                               f"agent(s) {', '.join(a.name for a in busy)} still draining "
+                               f"after {timeout:g} s" + (f" ({said})" if said else ""))
             time.sleep(_POLL_SECONDS)
 
     def _serves(self, agent: AgentStatus, generation: Generation) -> bool:
-        if agent.applied >= generation.number:
+        """It applied this very generation, or still serves one with the same backends (an
+        agent that reports a higher number than was just published is not believed: Redis
+        lost its data, or someone wrote there)."""
+        if agent.problem:
+            return False
+        if agent.applied == generation.number:
             return True
-        applied = self._registry.generation(agent.applied) if agent.applied else None
+        if not agent.applied or agent.applied > generation.number:
+            return False
+        try:
+            applied = self._registry.generation(agent.applied)
+        except RegistryDataInvalid:
+            return False
         return applied is not None and same_backends(applied.backends, generation.backends)
+
+
+def _state(agent: AgentStatus) -> str:
+    if agent.problem:
+        return f"report refused: {agent.problem}"
+    return "busy" if agent.alive else "silent"
 
 
 def same_backends(a: Sequence[Backend], b: Sequence[Backend]) -> bool:
