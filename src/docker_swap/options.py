@@ -273,7 +273,7 @@ def _namespace(value: object) -> str:
 
 
 _USERINFO_PASSWORD = re.compile(r"(?P<head>\w+://[^/?#@:\s]*:)\S*@")
-_QUERY_PASSWORD = re.compile(r"(?P<head>[?&](?:ssl_)?password=)[^&#\s]*", re.IGNORECASE)
+_QUERY_PASSWORD = re.compile(r"(?P<head>[?&](?:ssl_)?password=)[^&\s]*", re.IGNORECASE)
 
 
 def redact(text: str) -> str:
@@ -282,5 +282,5 @@ def redact(text: str) -> str:
     holding `@` or `/` is hidden whole) and the
     query's (`?password=`, `&ssl_password=`). The one redaction of every message that may show
     a Redis URL."""
-    text = _USERINFO_PASSWORD.sub(r"\g<head>***@", text)
-    return _QUERY_PASSWORD.sub(r"\g<head>***", text)
+    text = _QUERY_PASSWORD.sub(r"\g<head>***", text)
+    return _USERINFO_PASSWORD.sub(r"\g<head>***@", text)
