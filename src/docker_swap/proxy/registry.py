@@ -71,7 +71,7 @@ class RegistryDriver:
 
     def status(self) -> str:
         agents = self._registry.agents()
-        current = self._registry.current_number()
+        current = self._current(agents)
         shown = ", ".join(f"{a.name} ({_state(a)}, generation {a.applied})" for a in agents)
         signed = "signed" if self.signed else "unsigned"
         return f"generation {current} ({signed}); agents: {shown or 'none'}"
@@ -115,7 +115,8 @@ class RegistryDriver:
         """Without a switch in this process (recover), the current generation is the one
         whose old backends must drain."""
         started = time.monotonic()
-        number = self._published.number if self._published else self._registry.current_number()
+        number = self._published.number if self._published else self._current(
+            self._registry.agents())
         while True:
             busy = [a for a in self._registry.agents()
                     if a.alive and a.applied >= number and a.drained < number]
@@ -128,6 +129,14 @@ class RegistryDriver:
                                f"agent(s) {', '.join(a.name for a in busy)} still draining "
                                f"after {timeout:g} s" + (f" ({said})" if said else ""))
             time.sleep(_POLL_SECONDS)
+
+    def _current(self, agents: Sequence[AgentStatus]) -> int:
+        """The current generation's number; if `current` is not a number (written by hand, or
+        forged), the newest one an agent applied."""
+        try:
+            return self._registry.current_number()
+        except RegistryDataInvalid:
+            return max((a.applied for a in agents), default=0)
 
     def _serves(self, agent: AgentStatus, generation: Generation) -> bool:
         """It applied this very generation, or still serves one with the same backends (an
