@@ -171,10 +171,6 @@ class Registry:
         number = self._call(lambda: self._client.get(self._key("current")))
         return parse_number(number, "current") if number is not None else 0
 
-    def current(self) -> Generation | None:
-        number = self.current_number()
-        return self.generation(number) if number else None
-
     def generation(self, number: int) -> Generation | None:
         """Generation `number`, checked (RegistryDataInvalid), or None when it is not kept."""
         data = self._call(lambda: self._client.hget(self._key("generations"), str(number)))

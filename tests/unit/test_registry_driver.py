@@ -256,3 +256,26 @@ def test_an_agent_reports_an_unexpected_proxy_error_instead_of_dying() -> None:
         wait_until(lambda: registry.statuses["edge-1"].applied == 3)
     finally:
         stop.set()
+
+
+def test_redis_failing_in_preflight_is_a_refusal() -> None:
+    registry = registry_with("edge-1")
+    registry.down = True
+
+    with pytest.raises(ProxyNotReady, match="Redis at redis://fake failed"):
+        RegistryDriver(registry, "app", 1).check()
+
+
+def test_the_agent_apply_failpoint_acts_before_a_generation_is_applied(
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DOCKER_SWAP_FAILPOINTS", "agent-apply=error")
+    registry = registry_with()
+    proxy = FakeProxy()
+    stop, _ = start_agent(registry, proxy)
+    try:
+        wait_until(lambda: registry.statuses["edge-1"].failed == 1)
+        assert "failpoint agent-apply" in registry.statuses["edge-1"].error
+        assert proxy.switches == []
+    finally:
+        stop.set()

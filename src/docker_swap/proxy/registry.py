@@ -16,7 +16,7 @@ import time
 from collections.abc import Sequence
 from typing import Protocol
 
-from ..errors import ProxyNotReady, RegistryDataInvalid, SwitchNotConfirmed
+from ..errors import ProxyNotReady, RegistryDataInvalid, StepFailed, SwitchNotConfirmed
 from ..failpoints import failpoint
 from ..models import AgentStatus, Backend, Generation
 from .base import Drained
@@ -48,7 +48,10 @@ class RegistryDriver:
         self._published: Generation | None = None
 
     def check(self) -> list[str]:
-        agents = self._registry.agents()
+        try:
+            agents = self._registry.agents()
+        except StepFailed as exc:  # before anything changed: a refusal, not a rollback
+            raise ProxyNotReady(exc.message, hint=exc.hint) from exc
         if not agents:
             raise ProxyNotReady(
                 f"no docker-swap agent follows {self._service} in {self._registry.url}.",
