@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 
 import pytest
 
 from docker_swap.agent import Agent
 from docker_swap.errors import ProxyNotReady, SwitchNotConfirmed
-from docker_swap.models import AgentStatus, Backend
+from docker_swap.models import AgentStatus, Backend, Generation
 from docker_swap.proxy import Drained
 from docker_swap.proxy.registry import RegistryDriver
 from docker_swap.testing import FakeProxy, FakeRegistry
@@ -279,3 +280,19 @@ def test_the_agent_apply_failpoint_acts_before_a_generation_is_applied(
         assert proxy.switches == []
     finally:
         stop.set()
+
+
+def test_an_agent_that_refuses_a_rollback_it_does_not_need_does_not_fail_it() -> None:
+    registry = registry_with("edge-1")  # serves generation 1 (OLD)
+    registry.statuses["edge-1"] = replace(registry.statuses["edge-1"],
+                                          error="generation 2 was refused: it is not signed")
+
+    def publish_refused(backends: Sequence[Backend], after: int = 0) -> Generation:
+        generation = FakeRegistry.publish(registry, backends, after)
+        registry.statuses["edge-1"] = replace(registry.statuses["edge-1"],
+                                              failed=generation.number)
+        return generation
+
+    registry.publish = publish_refused  # type: ignore[method-assign]
+
+    assert RegistryDriver(registry, "app", 0.5).switch(OLD).startswith("generation 2 applied")

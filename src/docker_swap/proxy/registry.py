@@ -94,25 +94,29 @@ class RegistryDriver:
         deadline = time.monotonic() + self._switch_timeout
         while True:
             agents = self._registry.agents()
-            failed = [a for a in agents if a.failed >= generation.number and not a.problem]
+            waiting = [a for a in agents if not self._serves(a, generation)]
+            failed = [a for a in waiting if a.failed >= generation.number and not a.problem]
             if failed:
                 raise SwitchNotConfirmed(
                     f"agent {failed[0].name} could not apply generation {generation.number}: "
                     f"{failed[0].error}"
                 )
-            waiting = [a for a in agents if not self._serves(a, generation)]
             if not waiting:
                 return (f"generation {generation.number} applied by {len(agents)} agent(s): "
                         f"{', '.join(b.name for b in backends)}")
             if time.monotonic() > deadline:
-                names = ", ".join(f"{a.name} ({_state(a)})" for a in waiting)
-                raise SwitchNotConfirmed(
-                    f"agent(s) {names} did not apply generation {generation.number} within "
-                    f"{self._switch_timeout:g} s.",
-                    hint="Start them again (`docker-swap agent ...`); an agent that is gone for "
-                    "good leaves with `docker-swap agent SERVICE --leave --name NAME`.",
-                )
+                raise self._not_applied(waiting, generation)
             time.sleep(_POLL_SECONDS)
+
+    def _not_applied(self, waiting: Sequence[AgentStatus],
+                     generation: Generation) -> SwitchNotConfirmed:
+        names = ", ".join(f"{a.name} ({_state(a)})" for a in waiting)
+        return SwitchNotConfirmed(
+            f"agent(s) {names} did not apply generation {generation.number} within "
+            f"{self._switch_timeout:g} s.",
+            hint="Start them again (`docker-swap agent ...`); an agent that is gone for good "
+            "leaves with `docker-swap agent SERVICE --leave --name NAME`.",
+        )
 
     def drain(self, timeout: float) -> Drained:
         """Without a switch in this process (recover), the current generation is the one
