@@ -28,7 +28,7 @@ from .compose import Compose
 from .errors import InvalidSettings, RegistryDataInvalid, ServiceNotFound, SwapError
 from .failpoints import failpoint
 from .models import Generation
-from .options import ComposeOptions
+from .options import ComposeOptions, redact
 from .preflight import connect_proxy, open_service
 from .proxy import Drained, ProxyDriver
 from .proxy.registry import same_backends
@@ -146,10 +146,10 @@ class Agent:
             while not stop.is_set():
                 try:
                     self._follow(stop, resync, backoff)
-                except SwapError as exc:  # Redis is down, restarting, or refuses us
+                except Exception as exc:  # Redis is down, restarting, or refuses us
                     self._lost = True
                     delay = backoff.next()
-                    self._say(f"registry: {exc.message} Trying again in {delay:g} s.")
+                    self._say(f"registry: {_reason(exc)} Trying again in {delay:g} s.")
                     stop.wait(delay)
         finally:
             stop.set()
@@ -259,4 +259,5 @@ class Agent:
 def _reason(exc: Exception) -> str:
     if isinstance(exc, SwapError):
         return exc.message
-    return f"unexpected {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    first = str(exc).splitlines()[0] if str(exc) else ""
+    return redact(f"unexpected {type(exc).__name__}: {first}")
