@@ -106,6 +106,17 @@ def test_forged_generations_never_reach_a_proxy_and_never_stop_an_agent(
     assert result.returncode == 0, result.stdout + result.stderr
     assert stack.get(proxy="proxy") == (200, "v2") and stack.get(proxy="haproxy") == (200, "v2")
 
+    attacker = Attacker(stack)  # a malformed agent record: a bad agent, not a traceback
+    attacker.client.hset(attacker.prefix + "agents", "broken-agent", "{not json")
+    attacker.close()
+    before = stack.container_ids("app")
+    result = stack.swap("deploy", "app", env={"APP_VERSION": "v3"})
+    said = " ".join((result.stdout + result.stderr).split())
+    assert result.returncode == 2 and "Traceback" not in said, said
+    assert "refused: agent broken-agent cannot be trusted: its report is not valid JSON." in said
+    assert "--leave --name broken-agent" in said
+    assert stack.container_ids("app") == before
+
 
 def free_port() -> int:
     with socket.socket() as probe:

@@ -146,9 +146,9 @@ def test_a_report_that_cannot_be_trusted_never_acknowledges() -> None:
     registry.statuses["edge-1"] = AgentStatus(
         "edge-1", "", True, problem="its report was refused: it is not signed")
 
-    assert RegistryDriver(registry, "app", 1).check() == [
-        "agent edge-1 cannot be trusted: its report was refused: it is not signed; the deploy "
-        "rolls back unless it reports the new backends applied in time."]
+    with pytest.raises(ProxyNotReady, match="agent edge-1 cannot be trusted: its report was "
+                       "refused: it is not signed"):
+        RegistryDriver(registry, "app", 1).check()
     with pytest.raises(SwitchNotConfirmed, match=r"edge-1 \(report refused: its report was "
                        r"refused: it is not signed\) did not apply generation 2"):
         RegistryDriver(registry, "app", 0.2).switch(NEW)

@@ -58,14 +58,19 @@ class RegistryDriver:
                 hint=f"Start one beside each proxy: `docker-swap agent {self._service} "
                 "--proxy nginx:SERVICE`.",
             )
-        notes = [f"agent {a.name} cannot be trusted: {a.problem}; the deploy rolls back "
-                 "unless it reports the new backends applied in time." for a in agents
-                 if a.problem]
-        silent = [a.name for a in agents if not a.alive and not a.problem]
+        untrusted = next((a for a in agents if a.problem), None)
+        if untrusted:  # nothing it says can be believed, not even what it serves now
+            raise ProxyNotReady(
+                f"agent {untrusted.name} cannot be trusted: {untrusted.problem}.",
+                hint="If it runs, give it the registry key of the deploys and start it again "
+                "(its next report replaces this one); if it is gone, `docker-swap agent "
+                f"{self._service} --leave --name {untrusted.name}`.",
+            )
+        silent = [a.name for a in agents if not a.alive]
         if silent:
-            notes.append(f"agent(s) {', '.join(silent)} did not report lately; the deploy "
-                         "rolls back unless they apply the new backends in time.")
-        return notes
+            return [f"agent(s) {', '.join(silent)} did not report lately; the deploy rolls "
+                    "back unless they apply the new backends in time."]
+        return []
 
     @property
     def signed(self) -> bool:
