@@ -50,6 +50,9 @@ class Subscription(Protocol):
 class AgentRegistry(Protocol):
     url: str
 
+    @property
+    def signed(self) -> bool: ...
+
     def current_number(self) -> int: ...
 
     def generation(self, number: int) -> Generation | None: ...
@@ -138,7 +141,10 @@ class Agent:
 
     def run(self, stop: threading.Event, resync: float) -> None:
         """Follow the registry until `stop` is set, reconnecting whenever Redis goes away."""
-        self._say(f"agent {self.name} follows {self._registry.url} for {self._status.proxy}")
+        trust = ("validly signed generations only" if self._registry.signed else
+                 "no registry key: whoever can write to Redis controls this proxy")
+        self._say(f"agent {self.name} follows {self._registry.url} for {self._status.proxy} "
+                  f"({trust})")
         heartbeat = threading.Thread(target=self._beat, args=(stop,), daemon=True)
         heartbeat.start()
         backoff = _Backoff()
