@@ -133,7 +133,8 @@ class Registry:
                 check: bool = True) -> Registry:
         try:
             client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5,
-                                          decode_responses=True, **_tls(url),
+                                          decode_responses=True, encoding_errors="replace",
+                                          **_tls(url),
                                           **({"password": password} if password else {}))
             if check:
                 client.ping()

@@ -37,9 +37,9 @@ class Attacker:
         where = f"@{namespace}" if namespace else ""
         self.prefix = f"docker-swap{where}:{stack.name}:app:"
 
-    def publish(self, record: Mapping[str, object] | str) -> int:
+    def publish(self, record: Mapping[str, object] | str | bytes) -> int:
         number = int(self.client.get(self.prefix + "current") or 0) + 1
-        text = record if isinstance(record, str) else json.dumps(record)
+        text = record if isinstance(record, str | bytes) else json.dumps(record)
         self.client.hset(self.prefix + "generations", str(number), text)
         self.client.set(self.prefix + "current", number)
         self.client.publish(self.prefix + "published", number)
@@ -75,21 +75,22 @@ def test_forged_generations_never_reach_a_proxy_and_never_stop_an_agent(
 ) -> None:
     stack, agents = unsigned
     attacker = Attacker(stack)
-    forgeries = [
+    forgeries: list[tuple[Mapping[str, object] | bytes, str]] = [
         ({"backends": [backend(name=NGINX_INJECTION)], "published_at": "now"},
-         "backend 1 was refused: its name is not a Docker container name"),
+         "{n}: backend 1 was refused: its name is not a Docker container name"),
         ({"backends": [backend(address=HAPROXY_INJECTION)], "published_at": "now"},
-         "backend 1 was refused: its address is not an IPv4 or IPv6 address"),
+         "{n}: backend 1 was refused: its address is not an IPv4 or IPv6 address"),
         ({"backends": [{**backend(), "weight": 1}], "published_at": "now"},
-         "backend 1 does not have exactly the keys"),
+         "{n}: backend 1 does not have exactly the keys"),
         ({"backends": [backend(port="80")], "published_at": "now"},
-         "backend 1 was refused: its port"),
+         "{n}: backend 1 was refused: its port"),
+        (b'\xff\xfe{"backends": []}', "{n} is not valid JSON"),
     ]
     for forgery, reason in forgeries:
         number = attacker.publish(forgery)
         for name in ("nginx-agent", "haproxy-agent"):
-            agents.wait_for(name, f"refused generation {number}: generation {number}: {reason}",
-                            seconds=10)
+            agents.wait_for(name, f"refused generation {number}: generation "
+                            + reason.format(n=number), seconds=10)
         serving_v1(stack, agents)
     attacker.client.set(attacker.prefix + "current", "abc")
     agents.wait_for("nginx-agent", "refused the registry: current is abc, not a generation "
