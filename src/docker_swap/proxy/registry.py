@@ -7,7 +7,9 @@ is named; an agent that reports an error fails it at once. The drain waits until
 has drained its own proxy.
 
 An agent whose report cannot be trusted (malformed, or not validly signed when the registry
-has a key) counts as one that has applied nothing: its acknowledgements are never believed.
+has a key) refuses a deploy before it starts, and counts during a switch as one that has
+applied nothing: its acknowledgements are never believed. A generation's number is above
+every number an agent reports, and only the very number published counts as applied.
 """
 
 from __future__ import annotations
