@@ -83,11 +83,14 @@ def haproxy_compose(**x_swap: object) -> dict[str, Any]:
     return compose
 
 
-def registry_compose() -> dict[str, Any]:
+def registry_compose(
+    redis_port: int | None = None, x_swap: Mapping[str, object] | None = None
+) -> dict[str, Any]:
     """The app behind two proxies (nginx 1.30 and HAProxy) that agents keep in line with a
-    Redis registry; Redis runs in the project too."""
+    Redis registry; Redis runs in the project too, on `redis_port` of the host (a fixed port
+    survives a restart of Redis; by default the engine picks one)."""
     compose = http_compose()
-    compose["services"]["app"]["x-swap"]["proxy"] = "redis"
+    compose["services"]["app"]["x-swap"] |= {"proxy": "redis", **(x_swap or {})}
     compose["services"]["haproxy"] = {
         **haproxy_compose()["services"]["proxy"],
         "volumes": ["./haproxy.cfg:/usr/local/etc/haproxy/haproxy.cfg:ro",
@@ -97,7 +100,7 @@ def registry_compose() -> dict[str, Any]:
         "image": images.BOOKWORM,
         "command": ["redis-server", "--save", "", "--appendonly", "no",
                     "--protected-mode", "no", "--requirepass", "${REDIS_PASSWORD:-secret}"],
-        "ports": ["127.0.0.1::6379"],
+        "ports": [f"127.0.0.1:{redis_port or ''}:6379"],
     }
     compose["volumes"]["haproxy-state"] = {}
     return compose

@@ -1,38 +1,48 @@
 """`docker-swap agent`: keeps one proxy in line with the backends a registry publishes.
 
-It registers itself, catches up with the newest generation, then follows the registry: each
-published number (pub/sub) and, in case a message was missed, a full look every `resync`
-seconds. Each generation is applied with the proxy's own driver (nginx: write, `nginx -t`,
-reload, confirm; HAProxy: runtime API), acknowledged, drained, and acknowledged again. A
-heartbeat (a report that expires) tells deploys that the agent is alive. Stopping the agent
-does not unregister it, so deploys wait for it and roll back without it: `--leave` does.
+It reports itself (which registers it), catches up with the newest generation, then follows
+the registry: each published number (pub/sub) and, in case a message was missed, a full look
+every `resync` seconds. Each generation is applied with the proxy's own driver (nginx: write,
+`nginx -t`, reload, confirm; HAProxy: runtime API), acknowledged, drained, and acknowledged
+again. A heartbeat (a report that expires) tells deploys that the agent is alive. Stopping the
+agent does not unregister it, so deploys wait for it and roll back without it: `--leave` does.
+
+It outlives whatever goes wrong around it: Redis going away (it reconnects with backoff,
+resubscribes, reports itself again and looks at the newest generation), a generation that is
+malformed or not validly signed (refused: reported, and the proxy keeps what it serves), a
+proxy that fails to apply or drain (reported; the proxy is looked up again next time). It
+stops only when told to (a signal sets `stop`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from .compose import Compose
-from .errors import InvalidSettings, ServiceNotFound, SwapError
+from .errors import InvalidSettings, RegistryDataInvalid, ServiceNotFound, SwapError
+from .failpoints import failpoint
 from .models import Generation
-from .options import ComposeOptions
-from .preflight import connect_proxy, open_service, redis_url
-from .proxy import ProxyDriver
+from .options import ComposeOptions, redact
+from .preflight import connect_proxy, open_service
+from .proxy import Drained, ProxyDriver
 from .proxy.registry import same_backends
-from .registry import HEARTBEAT_TTL_SECONDS, Registry
+from .registry import HEARTBEAT_TTL_SECONDS, connect_registry
+from .registry_data import AGENT_NAME, Report
 
 DEFAULT_RESYNC_SECONDS = 5.0
 _HEARTBEAT_SECONDS = HEARTBEAT_TTL_SECONDS / 4
+_FIRST_RETRY_SECONDS = 0.5
+_LAST_RETRY_SECONDS = 10.0
 
 
 class Subscription(Protocol):
-    def get_message(self, ignore_subscribe_messages: bool = False,
-                    timeout: float = 0.0) -> object: ...
+    def wait(self, timeout: float) -> None: ...
 
     def close(self) -> None: ...
 
@@ -40,22 +50,16 @@ class Subscription(Protocol):
 class AgentRegistry(Protocol):
     url: str
 
-    def register(self, name: str, proxy: str) -> None: ...
+    @property
+    def signed(self) -> bool: ...
 
-    def current(self) -> Generation | None: ...
+    def current_number(self) -> int: ...
 
-    def report(self, name: str, proxy: str, applied: int, drained: int, failed: int = 0,
-               error: str = "") -> None: ...
+    def generation(self, number: int) -> Generation | None: ...
+
+    def report(self, name: str, report: Report) -> None: ...
 
     def subscribe(self) -> Subscription: ...
-
-
-@dataclass
-class _Status:
-    applied: int = 0
-    drained: int = 0
-    failed: int = 0
-    error: str = ""
 
 
 def run_agent(
@@ -77,8 +81,12 @@ def run_agent(
             "an agent needs the proxy it keeps in line: pass --proxy nginx:SERVICE or "
             "--proxy haproxy:SERVICE."
         )
-    registry = Registry.connect(redis_url(options), project.name, service)
     agent_name = name or f"{socket.gethostname()}:{project.name}-{options.proxy.service}"
+    if not AGENT_NAME.fullmatch(agent_name):
+        raise InvalidSettings(
+            f"agent name {agent_name!r} is not 1 to 200 letters, digits, '_', '.', ':', '@' "
+            "and '-' (starting with a letter or digit).", hint="Pass --name NAME.")
+    registry = connect_registry(options, project.name, check=leave)
     if leave:
         registry.forget(agent_name)
         say(f"agent {agent_name} left {registry.url}")
@@ -98,6 +106,20 @@ def run_agent(
     agent.run(stop or threading.Event(), resync)
 
 
+@dataclass
+class _Backoff:
+    """Seconds to wait before the next attempt to reach Redis: doubling, up to a limit."""
+
+    seconds: float = _FIRST_RETRY_SECONDS
+
+    def next(self) -> float:
+        seconds, self.seconds = self.seconds, min(self.seconds * 2, _LAST_RETRY_SECONDS)
+        return seconds
+
+    def reset(self) -> None:
+        self.seconds = _FIRST_RETRY_SECONDS
+
+
 class Agent:
     """Applies each generation to one proxy; `open_driver` finds the proxy (again, after a
     failure: it may have been recreated)."""
@@ -107,60 +129,114 @@ class Agent:
         self.name = name
         self._registry = registry
         self._open_driver = open_driver
-        self._proxy_label = proxy
         self._drain_timeout = drain_timeout
         self._say = say
-        self._status = _Status()
+        self._status = Report(proxy)
         self._lock = threading.Lock()
         self._serving: Generation | None = None
         self._driver: ProxyDriver | None = None
+        self._refused: tuple[int, str] | None = None
+        self._ready = False
+        self._lost = False
 
     def run(self, stop: threading.Event, resync: float) -> None:
-        self._registry.register(self.name, self._proxy_label)
-        self._say(f"agent {self.name} follows {self._registry.url} for {self._proxy_label}")
-        pubsub = self._registry.subscribe()  # before catching up: no publication falls between
-        self._catch_up()
+        """Follow the registry until `stop` is set, reconnecting whenever Redis goes away."""
+        trust = ("validly signed generations only" if self._registry.signed else
+                 "no registry key: whoever can write to Redis controls this proxy")
+        self._say(f"agent {self.name} follows {self._registry.url} for {self._status.proxy} "
+                  f"({trust})")
         heartbeat = threading.Thread(target=self._beat, args=(stop,), daemon=True)
         heartbeat.start()
-        self._say(f"ready at generation {self._status.applied}")
+        backoff = _Backoff()
         try:
             while not stop.is_set():
-                pubsub.get_message(timeout=resync)
-                self._catch_up()
+                try:
+                    self._follow(stop, resync, backoff)
+                except Exception as exc:  # Redis is down, restarting, or refuses us
+                    self._lost = True
+                    delay = backoff.next()
+                    self._say(f"registry: {_reason(exc)} Trying again in {delay:g} s.")
+                    stop.wait(delay)
         finally:
-            pubsub.close()
             stop.set()
             heartbeat.join()
 
-    def _catch_up(self) -> None:
+    def _follow(self, stop: threading.Event, resync: float, backoff: _Backoff) -> None:
+        subscription = self._registry.subscribe()  # before catching up: no publication between
         try:
-            newest = self._registry.current()
-        except SwapError as exc:
-            self._say(f"registry: {exc.message}")
+            self._send()  # registers this agent, or again after Redis lost its data
+            self._catch_up()
+            backoff.reset()
+            if not self._ready:
+                self._ready = True
+                self._say(f"ready at generation {self._status.applied}")
+            elif self._lost:
+                self._say(f"registry answers again; following it at generation "
+                          f"{self._status.applied}")
+            self._lost = False
+            while not stop.is_set():
+                subscription.wait(resync)
+                self._catch_up()
+        finally:
+            subscription.close()
+
+    def _catch_up(self) -> None:
+        """Apply the newest generation if it is newer than the one applied; refuse (and say
+        so, once) one that is not valid. Redis errors propagate: `run` reconnects."""
+        number = 0
+        try:
+            number = self._registry.current_number()
+            if number <= self._status.applied:
+                return  # nothing new (an older number is never gone back to: a replay)
+            generation = self._registry.generation(number)
+        except RegistryDataInvalid as exc:
+            self._refuse(number, exc.message)
             return
-        if newest is not None and newest.number > self._status.applied:
-            self._apply(newest)
+        if generation is not None:
+            self._apply(generation)
+
+    def _refuse(self, number: int, reason: str) -> None:
+        if self._refused == (number, reason):
+            return  # said already; look again at the next resync
+        self._refused = (number, reason)
+        self._update(failed=number or self._status.failed, error=reason)
+        self._say(f"refused {f'generation {number}' if number else 'the registry'}: {reason} "
+                  f"The proxy keeps generation {self._status.applied}.")
 
     def _apply(self, generation: Generation) -> None:
-        started = time.monotonic()
-        if self._serving and same_backends(self._serving.backends, generation.backends):
-            detail = "already serving these backends"
-        else:
-            try:
+        number, started = generation.number, time.monotonic()
+        try:
+            failpoint("agent-apply")
+            if self._serving and same_backends(self._serving.backends, generation.backends):
+                detail = "already serving these backends"
+            else:
                 detail = self._proxy().switch(generation.backends)
-            except SwapError as exc:
-                self._driver = None  # the proxy may have been recreated: look it up again
-                self._update(failed=generation.number, error=exc.message)
-                self._say(f"generation {generation.number} failed: {exc.message}")
-                return
+        except Exception as exc:  # any proxy error: reported, never fatal
+            self._driver = None  # the proxy may have been recreated: look it up again
+            reason = _reason(exc)
+            self._update(failed=number, error=reason)
+            self._say(f"generation {number} failed: {reason}")
+            return
         self._serving = generation
-        self._update(applied=generation.number)
-        self._say(f"generation {generation.number} applied in "
-                  f"{time.monotonic() - started:.2f}s: {detail}")
-        drained = self._proxy().drain(self._drain_timeout)
-        self._update(drained=generation.number)
-        self._say(f"generation {generation.number} drained in {drained.seconds:.2f}s: "
-                  f"{drained.detail}")
+        self._update(applied=number, error="")
+        self._say(f"generation {number} applied in {time.monotonic() - started:.2f}s: {detail}")
+        drained = self._drain(number)
+        if drained is not None:
+            self._update(drained=number)
+            self._say(f"generation {number} drained in {drained.seconds:.2f}s: "
+                      f"{drained.detail}")
+
+    def _drain(self, number: int) -> Drained | None:
+        """The proxy's drain, or None (reported) when the proxy failed during it: deploys then
+        wait for this agent until their drain timeout, as for requests still in flight."""
+        try:
+            return self._proxy().drain(self._drain_timeout)
+        except Exception as exc:  # any proxy error: reported, never fatal
+            self._driver = None
+            reason = f"could not drain generation {number}: {_reason(exc)}"
+            self._update(error=reason)
+            self._say(reason)
+            return None
 
     def _proxy(self) -> ProxyDriver:
         if self._driver is None:
@@ -168,20 +244,26 @@ class Agent:
         return self._driver
 
     def _update(self, **changes: object) -> None:
+        """Change the status and report it; if Redis is away, the heartbeat reports it later
+        and the main loop finds out that Redis is away."""
         with self._lock:
-            for field, value in changes.items():
-                setattr(self._status, field, value)
-        self._report()
+            self._status = replace(self._status, **changes)  # type: ignore[arg-type]
+        with contextlib.suppress(SwapError):
+            self._send()
 
-    def _report(self) -> None:
+    def _send(self) -> None:
         with self._lock:
-            status = _Status(**vars(self._status))
-        try:
-            self._registry.report(self.name, self._proxy_label, status.applied,
-                                  status.drained, status.failed, status.error)
-        except SwapError as exc:
-            self._say(f"registry: {exc.message}")
+            report = replace(self._status, at=round(time.time(), 3))
+        self._registry.report(self.name, report)
 
     def _beat(self, stop: threading.Event) -> None:
         while not stop.wait(_HEARTBEAT_SECONDS):
-            self._report()
+            with contextlib.suppress(SwapError):  # Redis is away: the main loop says so
+                self._send()
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, SwapError):
+        return exc.message
+    first = str(exc).splitlines()[0] if str(exc) else ""
+    return redact(f"unexpected {type(exc).__name__}: {first}")

@@ -87,6 +87,9 @@ def _service_options(command: F) -> F:
         click.option("--redis", metavar="URL",
                      help="Redis URL of the registry, e.g. redis://:PASSWORD@HOST:6379/0 or "
                      "rediss://... (or DOCKER_SWAP_REDIS_URL). [x-swap: redis]"),
+        click.option("--redis-password-file", metavar="FILE",
+                     help="File holding the Redis password, so that it is not in the URL "
+                     "(or DOCKER_SWAP_REDIS_PASSWORD). [x-swap: redis-password-file]"),
         click.option("--port", type=int, metavar="PORT",
                      help="Container port the proxy sends to (default: the only exposed "
                      "port). [x-swap: port]"),

@@ -13,7 +13,7 @@ from .compose import Compose
 from .errors import SwapError
 from .journal import Journal
 from .models import Project, ServiceDefinition
-from .options import ComposeOptions, resolve_settings
+from .options import REGISTRY_KEY_ENV, REGISTRY_KEY_FILE_ENV, ComposeOptions, resolve_settings
 from .preflight import (
     choose_port,
     connect_engine,
@@ -21,9 +21,16 @@ from .preflight import (
     refuse_unswappable,
     running_containers,
 )
+from .proxy.registry import RegistryDriver
 
 if TYPE_CHECKING:
     from .engine import Engine
+
+
+UNSIGNED_REGISTRY = ("the registry has no key: anyone with write access to its Redis controls "
+                     "the proxies (generations and agent reports are not signed)")
+UNSIGNED_REGISTRY_HINT = (f"Set one key for the deploys and every agent: x-swap registry-key "
+                          f"(file:PATH), {REGISTRY_KEY_ENV} or {REGISTRY_KEY_FILE_ENV}.")
 
 
 @dataclass(frozen=True)
@@ -68,6 +75,8 @@ def _service(engine: Engine, project: Project, definition: ServiceDefinition) ->
                       f"{proxy.status()}")
         for note in notes:
             yield Finding(False, name, note)
+        if isinstance(proxy, RegistryDriver) and not proxy.signed:
+            yield Finding(False, name, UNSIGNED_REGISTRY, UNSIGNED_REGISTRY_HINT)
         port = choose_port(options, old[0])
         readiness = (f"command {' '.join(options.health_cmd)}" if options.health_cmd else
                      f"GET {options.http_path}" if options.http_path else

@@ -15,11 +15,14 @@
     │   ├── NotReady              the new container did not become ready within the timeout
     │   ├── ContainerExited       the new container exited while we waited for it
     │   ├── ContainerUnhealthy    Docker reported the new container unhealthy
-    │   ├── ProxyConfigInvalid    the proxy rejected the configuration we generated
+    │   ├── ProxyConfigInvalid    the proxy rejected the configuration we generated, or a
+    │   │                         backend's name, address or port is not one a proxy may take
     │   ├── SwitchNotConfirmed    the proxy did not show the new configuration live in time
     │   ├── EngineFailed          an Engine API call failed unexpectedly
     │   ├── HookFailed            the before-switch hook failed (its output is kept)
     │   ├── ReleaseFailed         a new container failed during the watch window
+    │   ├── RegistryUnavailable   Redis stopped answering (the agent reconnects)
+    │   ├── RegistryDataInvalid   a generation in Redis is malformed or not validly signed
     │   └── Interrupted           Ctrl-C or SIGTERM arrived before the switch completed (or
     │                             during the watch window)
     ├── DeployFailed              a swap failed and was rolled back: the old version serves  (1)
@@ -143,6 +146,13 @@ class ReleaseFailed(StepFailed):
     def __init__(self, message: str, *, container: str = "", hint: str | None = None) -> None:
         super().__init__(message, hint=hint)
         self.container = container
+class RegistryUnavailable(StepFailed):
+    """Raised when Redis does not answer a registry operation (down, restarted, unreachable)."""
+
+
+class RegistryDataInvalid(StepFailed):
+    """Raised when a generation read from Redis is malformed or not validly signed; the agent
+    refuses it and its proxy keeps what it served."""
 
 
 class Interrupted(StepFailed):

@@ -12,7 +12,8 @@ Signals act during a pause as they would at that point of the deploy.
 The points, in a deploy's order: after-start, ready (the proxy staged, readiness not waited
 yet), stage (inside a driver: new configuration written, not yet checked), switch (inside a
 driver: the change made, not yet confirmed), after-switch, drain, retire (the first old
-container stopped, not yet removed).
+container stopped, not yet removed). In `docker-swap agent`: agent-apply (a generation about to
+be applied to the agent's proxy).
 """
 
 from __future__ import annotations

@@ -3,8 +3,17 @@ by the rest."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import ipaddress
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+
+from .errors import ProxyConfigInvalid
+
+CONTAINER_ID = re.compile(r"[0-9a-f]{12,64}")
+"""A container ID as the engine reports it (64 hex digits), or its short form (12 or more)."""
+CONTAINER_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,252}")
+"""A Docker container name (also the host name a proxy resolves on the network)."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +89,56 @@ class Backend:
     def short_id(self) -> str:
         return self.container_id[:12]
 
+    def problem(self) -> str | None:
+        """Why a proxy must not be given this backend (it names what is wrong), or None.
+
+        Backends come from the engine, or from Redis where anyone who can write may put them:
+        a name, address or port is written into nginx's configuration and into HAProxy's
+        runtime commands, so each must be exactly what it claims to be.
+        """
+        if not isinstance(self.container_id, str) or not CONTAINER_ID.fullmatch(
+                self.container_id):
+            return "its container ID is not 12 to 64 hex digits"
+        if not isinstance(self.name, str) or not CONTAINER_NAME.fullmatch(self.name):
+            return "its name is not a Docker container name"
+        if not is_ip_address(self.address):
+            return "its address is not an IPv4 or IPv6 address"
+        if isinstance(self.port, bool) or not isinstance(self.port, int) or not (
+                1 <= self.port <= 65535):
+            return "its port is not a number from 1 to 65535"
+        return None
+
+
+def is_ip_address(text: object) -> bool:
+    """An IPv4 or IPv6 address, written only with the characters such an address has (no
+    IPv6 zone: `%` and what follows could carry anything)."""
+    if not isinstance(text, str) or not text or len(text) > 45 or not re.fullmatch(
+            r"[0-9a-fA-F:.]+", text):
+        return False
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def check_backends(backends: Iterable[Backend]) -> None:
+    """Raise ProxyConfigInvalid for the first backend a proxy must not be given."""
+    for backend in backends:
+        problem = backend.problem()
+        if problem:
+            raise ProxyConfigInvalid(
+                f"refused backend {safe_text(backend.name)} ({safe_text(backend.address)}:"
+                f"{safe_text(backend.port)}): {problem}; nothing was changed in the proxy."
+            )
+
+
+def safe_text(value: object, limit: int = 60) -> str:
+    """A value from an untrusted source, for a message: escaped to printable ASCII, short."""
+    text = value if isinstance(value, str) else repr(value)
+    text = text.encode("unicode_escape").decode("ascii")
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
 
 @dataclass(frozen=True)
 class ExecResult:
@@ -120,6 +179,9 @@ class AgentStatus:
     failed: int = 0
     """The newest generation it could not apply, with `error` saying why."""
     error: str = ""
+    problem: str = ""
+    """Why its report cannot be trusted (malformed, or not validly signed): then its numbers
+    are 0, and a deploy treats it as an agent that has not applied anything."""
 
 
 def names(containers: Sequence[Container]) -> str:

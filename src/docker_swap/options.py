@@ -37,9 +37,14 @@ DEMO_PORT = 8080
 DEMO_SWAPS = 3
 """`docker-swap demo`: the example's host port, and how many swaps it makes."""
 PROXY_DRIVERS = ("nginx", "haproxy", "redis")
+"""nginx and haproxy take the compose service that runs them; redis takes none."""
 REDIS_URL_ENV = "DOCKER_SWAP_REDIS_URL"
 """Where the registry's Redis URL is read when neither --redis nor x-swap.redis gives it."""
-"""nginx and haproxy take the compose service that runs them; redis takes none."""
+REDIS_PASSWORD_ENV = "DOCKER_SWAP_REDIS_PASSWORD"
+"""The Redis password, when neither the URL nor a password file gives it."""
+REGISTRY_KEY_ENV = "DOCKER_SWAP_REGISTRY_KEY"
+REGISTRY_KEY_FILE_ENV = "DOCKER_SWAP_REGISTRY_KEY_FILE"
+"""The key that signs generations and agent reports, when x-swap.registry-key does not."""
 SWAP_KEYS = (
     "proxy",
     "port",
@@ -54,12 +59,18 @@ SWAP_KEYS = (
     "hook-timeout",
     "watch",
     "max-error-rate",
+    "redis-password-file",
+    "registry-key",
+    "registry-namespace",
 )
+SECRET_KEYS = ("registry-key",)
+"""Keys whose values are never shown in a message."""
 READINESS_KEYS = ("health-cmd", "http")
 """One choice written two ways: a readiness flag replaces both x-swap keys."""
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 _UPSTREAM_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+_NAMESPACE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
 @dataclass(frozen=True)
@@ -132,6 +143,12 @@ class DeployOptions:
     """Seconds after the switch during which a failing new container switches back."""
     max_error_rate: float | None = None
     """Share (0..1) of 5xx answers from the new containers that fails the watch window."""
+    redis_password_file: str | None = None
+    """A file holding the Redis password (x-swap.redis-password-file, --redis-password-file)."""
+    registry_key: str | None = field(default=None, repr=False)
+    """x-swap.registry-key: the key itself, or `file:PATH` of a file holding it."""
+    registry_namespace: str | None = None
+    """Keeps this stack's registry keys apart from another's with the same project name."""
 
     @property
     def upstream_name(self) -> str:
@@ -174,6 +191,9 @@ def resolve_settings(
         or DEFAULT_HOOK_TIMEOUT,
         watch=_parsed(get("watch"), "watch", parse_duration),
         max_error_rate=_parsed(get("max-error-rate"), "max-error-rate", parse_rate),
+        redis_password_file=_parsed(get("redis-password-file"), "redis-password-file", _path),
+        registry_key=_parsed(get("registry-key"), "registry-key", _text),
+        registry_namespace=_parsed(get("registry-namespace"), "registry-namespace", _namespace),
     )
 
 
@@ -213,6 +233,8 @@ def _parsed(
         raise
     except ValueError as exc:
         label = f"--{key}" if where == "flag" else f"x-swap key {key!r}"
+        if key in SECRET_KEYS:
+            raise InvalidSettings(f"{label} has a value we cannot use; expected {exc}.") from None
         shown = redact(value) if isinstance(value, str) else value
         raise InvalidSettings(f"{label} has value {shown!r}; expected {exc}.") from None
 
@@ -261,9 +283,24 @@ def _redis_url(value: object) -> str:
     return url
 
 
-def redact(text: str) -> str:
-    """A URL without its password, for messages."""
-    return re.sub(r"(//[^:/@]*:)[^@/]*@", r"\1***@", text)
+def _path(value: object) -> str:
+    path = _text(value)
+    if not path.strip():
+        raise ValueError("the path of a file")
+    return path
+
+
+def _namespace(value: object) -> str:
+    name = _text(value)
+    if not _NAMESPACE.fullmatch(name):
+        raise ValueError("a name of at most 64 letters, digits, '_', '.' and '-'")
+    return name
+
+
+_USERINFO_PASSWORD = re.compile(r"(?P<head>\w+://[^/?#@:\s]*:)\S*@")
+_QUERY_PASSWORD = re.compile(r"(?P<head>[?&](?:ssl_)?password=)[^&\s]*", re.IGNORECASE)
+
+
 
 
 @dataclass(frozen=True)
@@ -329,3 +366,13 @@ def _hooks(
     chosen |= {name: _parsed(("flag", flags[name]), name, _argv) for name in HOOKS
                if name in flags}
     return {name: argv for name, argv in chosen.items() if argv}
+
+
+def redact(text: str) -> str:
+    """`text` with every password in a URL replaced by `***`: the userinfo's
+    (`redis://:pw@`, `redis://user:pw@`, up to the last `@` before a space, so a password
+    holding `@` or `/` is hidden whole) and the
+    query's (`?password=`, `&ssl_password=`). The one redaction of every message that may show
+    a Redis URL."""
+    text = _QUERY_PASSWORD.sub(r"\g<head>***", text)
+    return _USERINFO_PASSWORD.sub(r"\g<head>***@", text)

@@ -6,7 +6,6 @@ and how to fix it. Nothing here starts, stops or writes anything (except taking 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -25,7 +24,7 @@ from .errors import (
 )
 from .journal import Journal
 from .models import Container, Project, ServiceDefinition
-from .options import REDIS_URL_ENV, DeployOptions, resolve_settings
+from .options import DeployOptions, resolve_settings
 from .proxy import ProxyDriver, open_proxy
 from .proxy.registry import RegistryDriver
 
@@ -170,21 +169,10 @@ def proxy_network(proxies: Sequence[Container], sample: Container) -> str:
 
 
 def _registry_driver(project: Project, options: DeployOptions) -> ProxyDriver:
-    from .registry import Registry  # noqa: PLC0415  (redis loads only for this driver)
+    from .registry import connect_registry  # noqa: PLC0415  (redis loads only for this driver)
 
-    registry = Registry.connect(redis_url(options), project.name, options.service)
+    registry = connect_registry(options, project.name)
     return RegistryDriver(registry, options.service, options.switch_timeout)
-
-
-def redis_url(options: DeployOptions) -> str:
-    """The registry's URL: --redis or x-swap.redis, else the environment."""
-    url = options.redis or os.environ.get(REDIS_URL_ENV)
-    if not url:
-        raise ProxyNotReady(
-            f"the registry of service {options.service!r} needs a Redis URL.",
-            hint=f"Set x-swap.redis, pass --redis, or set {REDIS_URL_ENV}.",
-        )
-    return url
 
 
 def shared_network(proxies: Sequence[Container], sample: Container) -> str:

@@ -12,10 +12,11 @@ from dataclasses import dataclass, field, replace
 
 from .compose import Compose
 from .engine import Engine
-from .errors import StepFailed
+from .errors import RegistryDataInvalid, RegistryUnavailable, StepFailed
 from .models import AgentStatus, Backend, Container, ExecResult, Generation
 from .options import ComposeOptions
 from .proxy import Drained
+from .registry_data import Report
 
 
 class FakeWatch:
@@ -161,11 +162,11 @@ class FakeSubscription:
     def __init__(self, registry: FakeRegistry) -> None:
         self._registry = registry
 
-    def get_message(self, ignore_subscribe_messages: bool = False,
-                    timeout: float = 0.0) -> object:
-        published = self._registry.published.wait(timeout)
+    def wait(self, timeout: float) -> None:
+        if self._registry.down:
+            raise RegistryUnavailable("Redis at redis://fake failed: Connection refused.")
+        self._registry.published.wait(timeout)
         self._registry.published.clear()
-        return published or None
 
     def close(self) -> None:
         pass
@@ -174,16 +175,22 @@ class FakeSubscription:
 @dataclass
 class FakeRegistry:
     """A registry in memory. `agents_apply` lists agents that apply each publication at once
-    (as live agents would); the others stay where they are."""
+    (as live agents would); the others stay where they are. `invalid` maps generation numbers
+    to the RegistryDataInvalid message reading them gives; `down` makes every call fail as
+    when Redis is away."""
 
     url: str = "redis://fake"
     generations: dict[int, Generation] = field(default_factory=dict)
     statuses: dict[str, AgentStatus] = field(default_factory=dict)
     agents_apply: set[str] = field(default_factory=set)
     published: threading.Event = field(default_factory=threading.Event)
+    invalid: dict[int, str] = field(default_factory=dict)
+    down: bool = False
+    signed: bool = False
 
-    def publish(self, backends: Sequence[Backend]) -> Generation:
-        number = max(self.generations, default=0) + 1
+    def publish(self, backends: Sequence[Backend], after: int = 0) -> Generation:
+        self._answer()
+        number = max(max(self.generations, default=0), max(self.invalid, default=0), after) + 1
         generation = Generation(number, tuple(backends), "now")
         self.generations[number] = generation
         for name in self.agents_apply:
@@ -191,21 +198,29 @@ class FakeRegistry:
         self.published.set()
         return generation
 
-    def current(self) -> Generation | None:
-        return self.generations[max(self.generations)] if self.generations else None
+    def current_number(self) -> int:
+        self._answer()
+        return max(max(self.generations, default=0), max(self.invalid, default=0))
 
     def generation(self, number: int) -> Generation | None:
+        self._answer()
+        if number in self.invalid:
+            raise RegistryDataInvalid(self.invalid[number])
         return self.generations.get(number)
 
     def agents(self) -> list[AgentStatus]:
+        self._answer()
         return [self.statuses[name] for name in sorted(self.statuses)]
 
-    def register(self, name: str, proxy: str) -> None:
-        self.statuses.setdefault(name, AgentStatus(name, proxy, alive=False))
-
-    def report(self, name: str, proxy: str, applied: int, drained: int, failed: int = 0,
-               error: str = "") -> None:
-        self.statuses[name] = AgentStatus(name, proxy, True, applied, drained, failed, error)
+    def report(self, name: str, report: Report) -> None:
+        self._answer()
+        self.statuses[name] = AgentStatus(name, report.proxy, True, report.applied,
+                                          report.drained, report.failed, report.error)
 
     def subscribe(self) -> FakeSubscription:
+        self._answer()
         return FakeSubscription(self)
+
+    def _answer(self) -> None:
+        if self.down:
+            raise RegistryUnavailable(f"Redis at {self.url} failed: Connection refused.")

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 
 import pytest
 
 from docker_swap.agent import Agent
 from docker_swap.errors import ProxyNotReady, SwitchNotConfirmed
-from docker_swap.models import AgentStatus, Backend
+from docker_swap.models import AgentStatus, Backend, Generation
+from docker_swap.proxy import Drained
 from docker_swap.proxy.registry import RegistryDriver
 from docker_swap.testing import FakeProxy, FakeRegistry
 
@@ -122,3 +124,175 @@ def test_an_agent_reports_what_it_could_not_apply_and_skips_a_needless_reload() 
         assert proxy.switches == [["demo-app-1"], ["demo-app-2"]]
     finally:
         stop.set()
+
+
+def test_a_drain_in_a_fresh_process_waits_for_the_current_generation() -> None:
+    registry = registry_with("edge-1")
+    registry.publish(NEW)  # generation 2, published by a deploy that was killed
+    registry.statuses["edge-1"] = AgentStatus("edge-1", "nginx:proxy", True, 2, 1)
+
+    def drained() -> None:
+        time.sleep(0.3)
+        registry.statuses["edge-1"] = replace(registry.statuses["edge-1"], drained=2)
+
+    threading.Thread(target=drained).start()
+    result = RegistryDriver(registry, "app", 1).drain(5)  # `recover`: no switch in this process
+
+    assert result.complete and result.seconds >= 0.25
+
+
+def test_a_report_that_cannot_be_trusted_never_acknowledges() -> None:
+    registry = registry_with("edge-1")
+    registry.statuses["edge-1"] = AgentStatus(
+        "edge-1", "", True, problem="its report was refused: it is not signed")
+
+    with pytest.raises(ProxyNotReady, match="agent edge-1 cannot be trusted: its report was "
+                       "refused: it is not signed"):
+        RegistryDriver(registry, "app", 1).check()
+    with pytest.raises(SwitchNotConfirmed, match=r"edge-1 \(report refused: its report was "
+                       r"refused: it is not signed\) did not apply generation 2"):
+        RegistryDriver(registry, "app", 0.2).switch(NEW)
+
+
+def test_a_generation_is_numbered_above_what_any_agent_reports() -> None:
+    registry = registry_with("edge-1")  # Redis lost its data, the agent had applied 7
+    registry.generations.clear()
+    registry.statuses["edge-1"] = AgentStatus("edge-1", "nginx:proxy", True, 7, 7)
+    registry.agents_apply = {"edge-1"}
+
+    assert RegistryDriver(registry, "app", 1).switch(NEW) == (
+        "generation 8 applied by 1 agent(s): demo-app-2")
+
+
+def test_an_agent_ahead_of_the_published_generation_is_not_taken_for_done() -> None:
+    registry = registry_with("edge-1")
+    registry.statuses["edge-1"] = AgentStatus("edge-1", "nginx:proxy", True, 9, 9)
+    driver = RegistryDriver(registry, "app", 0.2)
+    registry.publish = lambda backends, after=0: FakeRegistry.publish(  # type: ignore[method-assign]
+        registry, backends)  # as if the agent had reported its 9 only after the publication
+
+    with pytest.raises(SwitchNotConfirmed, match="did not apply generation 2"):
+        driver.switch(NEW)
+
+
+def start_agent(registry: FakeRegistry, proxy: FakeProxy) -> tuple[threading.Event, list[str]]:
+    said: list[str] = []
+    stop = threading.Event()
+    agent = Agent("edge-1", registry, lambda: proxy, "nginx:proxy", 1.0, said.append)
+    threading.Thread(target=agent.run, args=(stop, 0.05), daemon=True).start()
+    wait_until(lambda: any("ready at generation" in line for line in said))
+    return stop, said
+
+
+def test_an_agent_refuses_a_bad_generation_keeps_serving_and_applies_the_next() -> None:
+    registry = registry_with()
+    proxy = FakeProxy()
+    stop, said = start_agent(registry, proxy)
+    try:
+        registry.invalid[2] = "generation 2: backend 1 was refused: its name is not valid."
+        registry.published.set()
+        wait_until(lambda: registry.statuses["edge-1"].failed == 2)
+        assert registry.statuses["edge-1"].error.startswith("generation 2: backend 1 was")
+        assert proxy.switches == [["demo-app-1"]]
+        time.sleep(0.2)  # resyncs see it again: said once
+        assert sum("refused generation 2" in line for line in said) == 1
+
+        registry.publish(NEW)  # generation 3
+        wait_until(lambda: registry.statuses["edge-1"].drained == 3)
+        assert proxy.switches == [["demo-app-1"], ["demo-app-2"]]
+        assert registry.statuses["edge-1"].error == ""
+    finally:
+        stop.set()
+
+
+def test_an_agent_outlives_redis_going_away_and_catches_up_when_it_is_back() -> None:
+    registry = registry_with()
+    proxy = FakeProxy()
+    stop, said = start_agent(registry, proxy)
+    try:
+        registry.down = True
+        registry.published.set()
+        wait_until(lambda: any("Trying again in" in line for line in said))
+        registry.down = False
+        registry.statuses.clear()  # Redis came back empty
+        registry.publish(NEW)
+
+        wait_until(lambda: registry.statuses.get("edge-1", AgentStatus("", "", False)).drained
+                   == 2)
+        assert any("registry answers again" in line for line in said)
+        assert proxy.switches == [["demo-app-1"], ["demo-app-2"]]
+    finally:
+        stop.set()
+
+
+class BrokenProxy(FakeProxy):
+    def drain(self, timeout: float) -> Drained:
+        raise SwitchNotConfirmed("could not list the processes of demo-proxy-1")
+
+
+def test_an_agent_reports_a_proxy_that_fails_while_draining_and_goes_on() -> None:
+    registry = registry_with()
+    proxy = BrokenProxy()
+    stop, _ = start_agent(registry, proxy)
+    try:
+        registry.publish(NEW)
+        wait_until(lambda: registry.statuses["edge-1"].applied == 2)
+        wait_until(lambda: "could not drain generation 2" in registry.statuses["edge-1"].error)
+        assert registry.statuses["edge-1"].drained < 2  # the deploy waits, as for requests
+        registry.publish(OLD)
+        wait_until(lambda: registry.statuses["edge-1"].applied == 3)
+    finally:
+        stop.set()
+
+
+def test_an_agent_reports_an_unexpected_proxy_error_instead_of_dying() -> None:
+    registry = registry_with()
+    proxy = FakeProxy(errors={1: RuntimeError("boom")})  # type: ignore[dict-item]
+    stop, _ = start_agent(registry, proxy)
+    try:
+        registry.publish(NEW)
+        wait_until(lambda: registry.statuses["edge-1"].failed == 2)
+        assert registry.statuses["edge-1"].error == "unexpected RuntimeError: boom"
+        registry.publish(OLD)
+        wait_until(lambda: registry.statuses["edge-1"].applied == 3)
+    finally:
+        stop.set()
+
+
+def test_redis_failing_in_preflight_is_a_refusal() -> None:
+    registry = registry_with("edge-1")
+    registry.down = True
+
+    with pytest.raises(ProxyNotReady, match="Redis at redis://fake failed"):
+        RegistryDriver(registry, "app", 1).check()
+
+
+def test_the_agent_apply_failpoint_acts_before_a_generation_is_applied(
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DOCKER_SWAP_FAILPOINTS", "agent-apply=error")
+    registry = registry_with()
+    proxy = FakeProxy()
+    stop, _ = start_agent(registry, proxy)
+    try:
+        wait_until(lambda: registry.statuses["edge-1"].failed == 1)
+        assert "failpoint agent-apply" in registry.statuses["edge-1"].error
+        assert proxy.switches == []
+    finally:
+        stop.set()
+
+
+def test_an_agent_that_refuses_a_rollback_it_does_not_need_does_not_fail_it() -> None:
+    registry = registry_with("edge-1")  # serves generation 1 (OLD)
+    registry.statuses["edge-1"] = replace(registry.statuses["edge-1"],
+                                          error="generation 2 was refused: it is not signed")
+
+    def publish_refused(backends: Sequence[Backend], after: int = 0) -> Generation:
+        generation = FakeRegistry.publish(registry, backends, after)
+        registry.statuses["edge-1"] = replace(registry.statuses["edge-1"],
+                                              failed=generation.number)
+        return generation
+
+    registry.publish = publish_refused  # type: ignore[method-assign]
+
+    assert RegistryDriver(registry, "app", 0.5).switch(OLD).startswith("generation 2 applied")

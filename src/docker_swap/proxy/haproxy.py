@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from ..errors import ProxyConfigInvalid, ProxyNotReady, SwitchNotConfirmed
 from ..failpoints import failpoint
-from ..models import Backend, Container
+from ..models import Backend, Container, check_backends
 from .base import Drained, ProxyEngine
 from .haproxy_runtime import (
     Slot,
@@ -212,6 +212,7 @@ class HAProxyDriver:
     def _place(self, haproxy: _HAProxy, backends: Sequence[Backend],
                slots: list[Slot]) -> list[Slot]:
         """Give each backend a slot (its own if it has one, else a free one, in maintenance)."""
+        check_backends(backends)  # an address goes into a `;`-joined runtime command
         missing = [b for b in backends if not any(s.holds(b.address, b.port) for s in slots)]
         taken = {(b.address, b.port) for b in backends}
         free = [s for s in slots if s.in_maintenance and (s.address, s.port) not in taken]

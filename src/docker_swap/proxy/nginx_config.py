@@ -9,7 +9,7 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
-from ..models import Backend
+from ..models import Backend, check_backends
 
 DEFAULT_DIRECTORY = "/etc/nginx/docker-swap"
 """Where docker-swap writes its files inside the nginx container (a volume, so they persist)."""
@@ -102,7 +102,9 @@ def render_upstream(
     upstream: str, backends: Sequence[Backend], generation: str,
     standby: Sequence[Backend] = (),
 ) -> str:
-    """The upstream block; `standby` servers are named (so nginx checks them) but marked down."""
+    """The upstream block; `standby` servers are named (so nginx checks them) but marked down.
+    A backend whose name, address or port is not valid is refused (ProxyConfigInvalid)."""
+    check_backends([*backends, *standby])
     lines = [
         f"# Written by docker-swap ({generation}). Do not edit: each deploy rewrites this file.",
         f"upstream {upstream} {{",

@@ -5,6 +5,11 @@ A switch publishes the next generation and returns once every registered agent h
 the failed generation). An agent that does not, within the switch timeout, fails the switch and
 is named; an agent that reports an error fails it at once. The drain waits until every agent
 has drained its own proxy.
+
+An agent whose report cannot be trusted (malformed, or not validly signed when the registry
+has a key) refuses a deploy before it starts, and counts during a switch as one that has
+applied nothing: its acknowledgements are never believed. A generation's number is above
+every number an agent reports, and only the very number published counts as applied.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import time
 from collections.abc import Sequence
 from typing import Protocol
 
-from ..errors import ProxyNotReady, SwitchNotConfirmed
+from ..errors import ProxyNotReady, RegistryDataInvalid, StepFailed, SwitchNotConfirmed
 from ..failpoints import failpoint
 from ..models import AgentStatus, Backend, Generation
 from .base import Drained
@@ -24,13 +29,16 @@ _POLL_SECONDS = 0.05
 class RegistryStore(Protocol):
     url: str
 
-    def publish(self, backends: Sequence[Backend]) -> Generation: ...
+    @property
+    def signed(self) -> bool: ...
+
+    def publish(self, backends: Sequence[Backend], after: int = 0) -> Generation: ...
 
     def generation(self, number: int) -> Generation | None: ...
 
     def agents(self) -> list[AgentStatus]: ...
 
-    def current(self) -> Generation | None: ...
+    def current_number(self) -> int: ...
 
 
 class RegistryDriver:
@@ -42,12 +50,23 @@ class RegistryDriver:
         self._published: Generation | None = None
 
     def check(self) -> list[str]:
-        agents = self._registry.agents()
+        try:
+            agents = self._registry.agents()
+        except StepFailed as exc:  # before anything changed: a refusal, not a rollback
+            raise ProxyNotReady(exc.message, hint=exc.hint) from exc
         if not agents:
             raise ProxyNotReady(
                 f"no docker-swap agent follows {self._service} in {self._registry.url}.",
                 hint=f"Start one beside each proxy: `docker-swap agent {self._service} "
                 "--proxy nginx:SERVICE`.",
+            )
+        untrusted = next((a for a in agents if a.problem), None)
+        if untrusted:  # nothing it says can be believed, not even what it serves now
+            raise ProxyNotReady(
+                f"agent {untrusted.name} cannot be trusted: {untrusted.problem}.",
+                hint="If it runs, give it the registry key of the deploys and start it again "
+                "(its next report replaces this one); if it is gone, `docker-swap agent "
+                f"{self._service} --leave --name {untrusted.name}`.",
             )
         silent = [a.name for a in agents if not a.alive]
         if silent:
@@ -55,12 +74,17 @@ class RegistryDriver:
                     "back unless they apply the new backends in time."]
         return []
 
+    @property
+    def signed(self) -> bool:
+        """Generations and reports are signed with a registry key."""
+        return self._registry.signed
+
     def status(self) -> str:
         agents = self._registry.agents()
-        current = self._registry.current()
-        shown = ", ".join(f"{a.name} ({'alive' if a.alive else 'silent'}, generation "
-                          f"{a.applied})" for a in agents)
-        return (f"generation {current.number if current else 0}; agents: {shown or 'none'}")
+        current = self._current(agents)
+        shown = ", ".join(f"{a.name} ({_state(a)}, generation {a.applied})" for a in agents)
+        signed = "signed" if self.signed else "unsigned"
+        return f"generation {current} ({signed}); agents: {shown or 'none'}"
 
     def stage(self, backends: Sequence[Backend], serving: Sequence[Backend]) -> None:
         """Each agent checks the backends with its own proxy when it applies them."""
@@ -69,52 +93,86 @@ class RegistryDriver:
         pass
 
     def switch(self, backends: Sequence[Backend]) -> str:
-        generation = self._registry.publish(backends)
+        reported = max((max(a.applied, a.drained, a.failed) for a in self._registry.agents()),
+                       default=0)
+        generation = self._registry.publish(backends, after=reported)
         self._published = generation
         failpoint("switch")
         deadline = time.monotonic() + self._switch_timeout
         while True:
             agents = self._registry.agents()
-            failed = [a for a in agents if a.failed >= generation.number]
+            waiting = [a for a in agents if not self._serves(a, generation)]
+            failed = [a for a in waiting if a.failed >= generation.number and not a.problem]
             if failed:
                 raise SwitchNotConfirmed(
                     f"agent {failed[0].name} could not apply generation {generation.number}: "
                     f"{failed[0].error}"
                 )
-            waiting = [a for a in agents if not self._serves(a, generation)]
             if not waiting:
                 return (f"generation {generation.number} applied by {len(agents)} agent(s): "
                         f"{', '.join(b.name for b in backends)}")
             if time.monotonic() > deadline:
-                names = ", ".join(f"{a.name} ({'silent' if not a.alive else 'busy'})"
-                                  for a in waiting)
-                raise SwitchNotConfirmed(
-                    f"agent(s) {names} did not apply generation {generation.number} within "
-                    f"{self._switch_timeout:g} s.",
-                    hint="Start them again (`docker-swap agent ...`); an agent that is gone for "
-                    "good leaves with `docker-swap agent SERVICE --leave --name NAME`.",
-                )
+                raise self._not_applied(waiting, generation)
             time.sleep(_POLL_SECONDS)
 
+    def _not_applied(self, waiting: Sequence[AgentStatus],
+                     generation: Generation) -> SwitchNotConfirmed:
+        names = ", ".join(f"{a.name} ({_state(a)})" for a in waiting)
+        return SwitchNotConfirmed(
+            f"agent(s) {names} did not apply generation {generation.number} within "
+            f"{self._switch_timeout:g} s.",
+            hint="Start them again (`docker-swap agent ...`); an agent that is gone for good "
+            "leaves with `docker-swap agent SERVICE --leave --name NAME`.",
+        )
+
     def drain(self, timeout: float) -> Drained:
+        """Without a switch in this process (recover), the current generation is the one
+        whose old backends must drain."""
         started = time.monotonic()
-        number = self._published.number if self._published else 0
+        number = self._published.number if self._published else self._current(
+            self._registry.agents())
         while True:
-            busy = [a.name for a in self._registry.agents()
+            busy = [a for a in self._registry.agents()
                     if a.alive and a.applied >= number and a.drained < number]
             seconds = time.monotonic() - started
             if not busy:
                 return Drained(seconds, True, "every agent drained its proxy")
             if seconds >= timeout:
+                said = "; ".join(f"{a.name}: {a.error}" for a in busy if a.error)
                 return Drained(seconds, False,
-                               f"agent(s) {', '.join(busy)} still draining after {timeout:g} s")
+                               f"agent(s) {', '.join(a.name for a in busy)} still draining "
+                               f"after {timeout:g} s" + (f" ({said})" if said else ""))
             time.sleep(_POLL_SECONDS)
 
+    def _current(self, agents: Sequence[AgentStatus]) -> int:
+        """The current generation's number; if `current` is not a number (written by hand, or
+        forged), the newest one an agent applied."""
+        try:
+            return self._registry.current_number()
+        except RegistryDataInvalid:
+            return max((a.applied for a in agents), default=0)
+
     def _serves(self, agent: AgentStatus, generation: Generation) -> bool:
-        if agent.applied >= generation.number:
+        """It applied this very generation, or still serves one with the same backends (an
+        agent that reports a higher number than was just published is not believed: Redis
+        lost its data, or someone wrote there)."""
+        if agent.problem:
+            return False
+        if agent.applied == generation.number:
             return True
-        applied = self._registry.generation(agent.applied) if agent.applied else None
+        if not agent.applied or agent.applied > generation.number:
+            return False
+        try:
+            applied = self._registry.generation(agent.applied)
+        except RegistryDataInvalid:
+            return False
         return applied is not None and same_backends(applied.backends, generation.backends)
+
+
+def _state(agent: AgentStatus) -> str:
+    if agent.problem:
+        return f"report refused: {agent.problem}"
+    return "busy" if agent.alive else "silent"
 
 
 def same_backends(a: Sequence[Backend], b: Sequence[Backend]) -> bool:
