@@ -176,6 +176,7 @@ def _service(name: str, spec: Mapping[str, object]) -> ServiceDefinition:
         published_ports=published,
         network_mode=_optional_str(spec.get("network_mode")),
         x_swap=x_swap if isinstance(x_swap, dict) else {"": x_swap},
+        image=_optional_str(spec.get("image")),
     )
 
 

@@ -24,6 +24,8 @@ class ServiceDefinition:
     published_ports: tuple[PublishedPort, ...] = ()
     network_mode: str | None = None
     x_swap: Mapping[str, object] = field(default_factory=dict)
+    image: str | None = None
+    """Its `image:`, if set; compose names a `build:` service's image PROJECT-SERVICE."""
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,8 @@ class Container:
     """Paths inside the container where a volume or a host directory is mounted."""
     stop_grace: int = 10
     """Seconds its main process has to exit after the stop signal (stop_grace_period)."""
+    config_hash: str = ""
+    """Compose's hash of the definition it was made from (com.docker.compose.config-hash)."""
 
     @property
     def short_id(self) -> str:
@@ -79,6 +83,15 @@ class Backend:
     @property
     def short_id(self) -> str:
         return self.container_id[:12]
+
+
+@dataclass(frozen=True)
+class Image:
+    """One image as the engine lists it: its ID, its tags (repository:tag), its labels."""
+
+    id: str
+    tags: tuple[str, ...] = ()
+    labels: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,9 @@ DEFAULT_PROBE_INTERVAL = 0.1
 NETWORK_PROBE_INTERVAL = 0.05
 """Seconds from one HTTP or TCP readiness attempt to the next (each costs one connection)."""
 
+DEFAULT_KEEP = 3
+"""Releases whose images are kept for `docker-swap rollback` (x-swap `keep`)."""
+
 DEMO_PORT = 8080
 DEMO_SWAPS = 3
 """`docker-swap demo`: the example's host port, and how many swaps it makes."""
@@ -41,6 +44,7 @@ SWAP_KEYS = (
     "switch-timeout",
     "upstream",
     "redis",
+    "keep",
 )
 READINESS_KEYS = ("health-cmd", "http")
 """One choice written two ways: a readiness flag replaces both x-swap keys."""
@@ -112,6 +116,8 @@ class DeployOptions:
     upstream: str | None = None
     redis: str | None = None
     """Redis URL of the registry (x-swap.redis, --redis, or DOCKER_SWAP_REDIS_URL)."""
+    keep: int = DEFAULT_KEEP
+    """How many released images stay available for `rollback` (x-swap.keep)."""
 
     @property
     def upstream_name(self) -> str:
@@ -149,6 +155,7 @@ def resolve_settings(
         or DEFAULT_SWITCH_TIMEOUT,
         upstream=_parsed(get("upstream"), "upstream", _upstream),
         redis=_parsed(get("redis"), "redis", _redis_url),
+        keep=_parsed(get("keep"), "keep", _keep) or DEFAULT_KEEP,
     )
 
 
@@ -203,6 +210,12 @@ def _port(value: object) -> int:
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
         raise ValueError("a port number from 1 to 65535")
+    return value
+
+
+def _keep(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 100:
+        raise ValueError("a number of releases from 1 to 100")
     return value
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from .compose import Compose
@@ -48,6 +48,7 @@ from .observer import Observer, PhaseResult, SilentObserver
 from .options import ComposeOptions
 from .preflight import Plan, connect_proxy, open_service, prepare
 from .proxy import Drained
+from .releases import DEPLOY, ROLLBACK, Recorded, record_release
 
 if TYPE_CHECKING:
     from .engine import ContainerWatch, Engine
@@ -67,6 +68,8 @@ class DeployReport:
     phases: tuple[PhaseResult, ...]
     seconds: float
     notes: tuple[str, ...] = field(default=())
+    release: int | None = None
+    """The number of its release record (None if it could not be recorded)."""
 
 
 def deploy(
@@ -75,15 +78,36 @@ def deploy(
     compose_options: ComposeOptions | None = None,
     flags: Mapping[str, object | None] | None = None,
     observer: Observer | None = None,
+    rollback_to: int | None = None,
 ) -> DeployReport:
-    """Replace the running containers of `service` with its current definition."""
+    """Replace the running containers of `service` with its current definition.
+
+    Every outcome but a refusal is recorded as a release (releases.py); `rollback_to` marks
+    the deploy as `docker-swap rollback` to that release."""
     compose = Compose(compose_options or ComposeOptions())
     engine, project, options = open_service(compose, service, flags or {})
     plan = prepare(engine, project, options)
+    swap = Swap(plan, engine, compose, observer or SilentObserver())
     try:
-        return Swap(plan, engine, compose, observer or SilentObserver()).run()
+        report = swap.run()
+    except Exception as error:
+        _record(swap, error, rollback_to)
+        raise
+    else:
+        recorded = _record(swap, report, rollback_to)
+        return replace(report, release=recorded.number, notes=report.notes + recorded.notes)
     finally:
         plan.journal.unlock()
+
+
+def _record(swap: Swap, result: DeployReport | Exception, rollback_to: int | None) -> Recorded:
+    recorded = record_release(
+        swap.engine, swap.plan.project.name, swap.plan.options.service, result, swap.new,
+        replaced=swap.plan.old, phases=swap.phases, keep=swap.plan.options.keep,
+        kind=DEPLOY if rollback_to is None else ROLLBACK, rollback_to=rollback_to)
+    for note in recorded.notes:
+        swap.observer.note(note)
+    return recorded
 
 
 class Swap:

@@ -16,7 +16,7 @@ from typing import Protocol
 from ..errors import ProxyNotReady, SwitchNotConfirmed
 from ..failpoints import failpoint
 from ..models import AgentStatus, Backend, Generation
-from .base import Drained
+from .base import Drained, Serving
 
 _POLL_SECONDS = 0.05
 
@@ -61,6 +61,20 @@ class RegistryDriver:
         shown = ", ".join(f"{a.name} ({'alive' if a.alive else 'silent'}, generation "
                           f"{a.applied})" for a in agents)
         return (f"generation {current.number if current else 0}; agents: {shown or 'none'}")
+
+    def serving(self) -> list[Serving]:
+        """For each agent, the backends of the generation it acknowledged (applied)."""
+        current = self._registry.current()
+        newest = current.number if current else 0
+        found = []
+        for agent in self._registry.agents():
+            applied = self._registry.generation(agent.applied) if agent.applied else None
+            lag = "" if agent.applied == newest else f" of {newest} published"
+            found.append(Serving(
+                f"agent {agent.name} ({'alive' if agent.alive else 'silent'}, generation "
+                f"{agent.applied}{lag})",
+                tuple(f"{b.address}:{b.port}" for b in applied.backends) if applied else ()))
+        return found or [Serving(f"{self.description}: no agent, generation {newest}", ())]
 
     def stage(self, backends: Sequence[Backend], serving: Sequence[Backend]) -> None:
         """Each agent checks the backends with its own proxy when it applies them."""
