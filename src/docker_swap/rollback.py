@@ -9,8 +9,10 @@
              compose recreates a container when its config hash or its image ID differs from
              the service's, and neither does
     deploy   the very sequence of a deploy (swap.deploy), recorded as a release of kind
-             `rollback`; if it fails and rolls back, or is refused, the name is pointed back
-             at the image it named before, so nothing is left changed
+             `rollback`; if it fails and rolls back, is refused or interrupted before it
+             started, the name is pointed back at the image it named before, so nothing is
+             left changed. When it needs attention (exit 3) the name stays on the release's
+             image: `docker-swap recover` decides which containers stay
 
 Compose's name is moved before the deploy takes the service's lock; a deploy of the same
 service started by someone else in that instant could start the rolled-back image.
@@ -58,7 +60,7 @@ def rollback(
     try:
         return deploy(service, compose_options=options, flags=flags, observer=shown,
                       rollback_to=target.number)
-    except (DeployFailed, Refused):
+    except (DeployFailed, Refused, KeyboardInterrupt):
         _point_back(engine, reference, before)
         raise
 

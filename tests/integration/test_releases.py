@@ -14,8 +14,17 @@ from typing import Any
 import pytest
 
 from testbed import images
+from testbed.agents import Agents
 from testbed.load import KEEPALIVE_GETS, POSTS, Load, Result
-from testbed.stack import HAPROXY_CFG, NGINX_HTTP, Stack, docker, haproxy_compose, http_compose
+from testbed.stack import (
+    HAPROXY_CFG,
+    NGINX_HTTP,
+    Stack,
+    docker,
+    haproxy_compose,
+    http_compose,
+    registry_compose,
+)
 
 from .conftest import StackFactory
 
@@ -240,6 +249,33 @@ def test_status_reads_haproxy_s_servers_state(make_stack: StackFactory) -> None:
     stack.haproxy(f"set server app/{_slot_of(stack, app['serving'][0]['backends'][0])} "
                   "state maint")
     assert stack.swap("status", "app").returncode == 3
+
+
+def test_status_reads_what_each_registry_agent_acknowledged(
+    make_stack: StackFactory, tmp_path: Path,
+) -> None:
+    stack = make_stack(registry_compose(), sync=False, **FAST)
+    stack.env["DOCKER_SWAP_REDIS_URL"] = stack.redis_url()
+    agents = Agents(stack, tmp_path)
+    try:
+        agents.start_both_and_sync()
+        assert stack.swap("deploy", "app", env={"APP_VERSION": "v2"}).returncode == 0
+        name = stack.containers("app")[0]["Names"]
+
+        status = stack.swap_json("status", "app")
+
+        assert status["exit_code"] == 0, status
+        serving = sorted((v["source"], v["containers"]) for v in status["services"][0]["serving"])
+        assert serving == [("agent haproxy-agent (alive, generation 2)", [name]),
+                           ("agent nginx-agent (alive, generation 2)", [name])]
+        agents.stop("haproxy-agent")
+        failed = stack.swap("deploy", "app", "--switch-timeout", "2s", env={"APP_VERSION": "v3"})
+        assert failed.returncode == 1, failed.stdout + failed.stderr
+        lagging = stack.swap_json("status", "app")
+        sources = [v["source"] for v in lagging["services"][0]["serving"]]
+        assert "agent haproxy-agent (silent, generation 2 of 4 published)" in sources
+    finally:
+        agents.stop_all()
 
 
 def _slot_of(stack: Stack, backend: str) -> str:
