@@ -20,7 +20,15 @@ from dataclasses import asdict
 from typing import Any
 
 from .models import Container
-from .releases import FOUND, NEEDS_ATTENTION, ROLLBACK, ROLLED_BACK, UP, Release, record_data
+from .release_record import (
+    FOUND,
+    NEEDS_ATTENTION,
+    ROLLBACK,
+    ROLLED_BACK,
+    UP,
+    Release,
+    record_data,
+)
 from .status import History, ServiceStatus, StatusReport
 
 

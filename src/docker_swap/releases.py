@@ -6,7 +6,8 @@ Where a record lives, and why there
 
         repository  docker-swap-release/PROJECT.SERVICE      tag: the release number
         labels      docker-swap.release.project, docker-swap.release.service,
-                    docker-swap.release.number, docker-swap.release.record (JSON, below)
+                    docker-swap.release.number, docker-swap.release.record (JSON; the
+                    format, and how it is read back as untrusted input: release_record.py)
 
     Every machine and every user that deploys to the engine sees the same records: they are
     on the engine, not in a state folder (one per user and machine). They outlive the
@@ -23,92 +24,59 @@ What keeps a release's image
     moved the service's own tag on. Tags of releases outside that set are removed (the image
     goes with its last tag, unless a container uses it).
 
-The record (JSON in docker-swap.release.record; read back as untrusted input: a record that
-does not parse is skipped with a note)
-    number, project, service, kind (deploy | rollback | found | up), outcome (deployed |
-    rolled_back | needs_attention), reason, image_id, image_tags, config_hash, at (UTC, ISO
-    8601), by (user@host), rollback_to, phases [{name, seconds}], seconds, containers
-    [{id, name}], replaced [names]. A service's first record also records what ran before
+What a record says
+    its number, the image ID and tags, compose's config hash of the new containers, when (UTC)
+    and by whom (user@host), the outcome (deployed; rolled back and why; needs attention and
+    why), the phase durations, the containers it started and those it replaced. A refusal
+    changed nothing and records nothing. A service's first record also records what ran before
     docker-swap's first deploy (kind `found`), so that the first deploy can be rolled back.
+    Numbers come from the records there are (the highest plus one), under the deploy's lock.
 
-This module holds the model and the rules; the engine does the I/O (engine.py), through the
-small `ReleaseEngine` protocol, so that the rules have unit tests with a fake.
+This module holds the rules (numbers, what is kept, which release runs, where a rollback
+goes); the engine does the I/O (engine.py) through the small `ReleaseEngine` protocol, so that
+the rules have unit tests with a fake.
 """
 
 from __future__ import annotations
 
 import getpass
-import json
-import math
-import re
 import socket
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from .errors import EXIT_NEEDS_ATTENTION, EXIT_ROLLED_BACK, Refused, SwapError
 from .models import Container, Image
 from .options import DEFAULT_KEEP
+from .release_record import (
+    DEPLOY,
+    DEPLOYED,
+    FOUND,
+    KEEP_REPOSITORY,
+    LABEL,
+    NEEDS_ATTENTION,
+    RECORD_REPOSITORY,
+    ROLLED_BACK,
+    ContainerRef,
+    Phase,
+    Release,
+    keep_repository,
+    parse_record,
+    record_labels,
+    record_repository,
+)
 
 if TYPE_CHECKING:
     from .observer import PhaseResult
     from .swap import DeployReport
 
-DEPLOYED, ROLLED_BACK, NEEDS_ATTENTION = "deployed", "rolled_back", "needs_attention"
-OUTCOMES = (DEPLOYED, ROLLED_BACK, NEEDS_ATTENTION)
-DEPLOY, ROLLBACK, FOUND, UP = "deploy", "rollback", "found", "up"
-KINDS = (DEPLOY, ROLLBACK, FOUND, UP)
-
-RECORD_REPOSITORY = "docker-swap-release"
-KEEP_REPOSITORY = "docker-swap-keep"
-LABEL = "docker-swap.release"
 RECORDS_KEPT = 50
 _REASON_CHARS = 1000
-_FORMAT = 1
 
 
 class ReleaseRefused(Refused):
     """Raised when a rollback cannot go to the release asked for (unknown, current, gone)."""
-
-
-@dataclass(frozen=True)
-class Phase:
-    name: str
-    seconds: float
-
-
-@dataclass(frozen=True)
-class ContainerRef:
-    id: str
-    name: str
-
-
-@dataclass(frozen=True)
-class Release:
-    """One deploy (or rollback) of one service, as its record says."""
-
-    number: int
-    project: str
-    service: str
-    outcome: str
-    kind: str = DEPLOY
-    reason: str = ""
-    """Why it rolled back or needs attention (empty when it deployed)."""
-    image_id: str = ""
-    image_tags: tuple[str, ...] = ()
-    config_hash: str = ""
-    at: str = ""
-    by: str = ""
-    rollback_to: int | None = None
-    phases: tuple[Phase, ...] = ()
-    seconds: float = 0.0
-    containers: tuple[ContainerRef, ...] = ()
-    replaced: tuple[str, ...] = ()
-
-    @property
-    def deployed(self) -> bool:
-        return self.outcome == DEPLOYED and bool(self.image_id)
 
 
 @dataclass(frozen=True)
@@ -280,88 +248,6 @@ def read_releases(
     return sorted(releases.values(), key=lambda r: r.number, reverse=True), notes
 
 
-def record_labels(release: Release) -> dict[str, str]:
-    return {
-        f"{LABEL}.project": release.project,
-        f"{LABEL}.service": release.service,
-        f"{LABEL}.number": str(release.number),
-        f"{LABEL}.record": json.dumps(record_data(release), ensure_ascii=True,
-                                      separators=(",", ":")),
-    }
-
-
-def record_data(release: Release) -> dict[str, Any]:
-    return {"format": _FORMAT, **asdict(release)}
-
-
-def parse_record(labels: Mapping[str, str]) -> Release:
-    """The release an image's labels hold; ValueError (one sentence) when they hold none."""
-    text = labels.get(f"{LABEL}.record")
-    if not isinstance(text, str):
-        raise ValueError("it has no record label")
-    try:
-        data = json.loads(text)
-    except (ValueError, RecursionError) as exc:
-        raise ValueError("its record is not JSON") from exc
-    if not isinstance(data, dict):
-        raise ValueError("its record is not a JSON object")
-    release = _from_data(_Fields(data))
-    if labels.get(f"{LABEL}.number") != str(release.number):
-        raise ValueError("its number label and its record disagree")
-    return release
-
-
-class _Fields:
-    """Typed access to an untrusted JSON object; a wrong type is a ValueError naming the key."""
-
-    def __init__(self, data: Mapping[str, Any]) -> None:
-        self.data = data
-
-    def get(self, key: str, kind: type | tuple[type, ...], default: Any = None) -> Any:
-        value = self.data.get(key, default)
-        if not isinstance(value, kind) or isinstance(value, bool) or (
-                isinstance(value, float) and not math.isfinite(value)):
-            raise ValueError(f"its record has a bad {key!r}")
-        return value
-
-    def seconds(self, key: str, default: float | None = None) -> float:
-        return float(self.get(key, (int, float), default))
-
-    def strings(self, key: str) -> tuple[str, ...]:
-        values = self.get(key, list, [])
-        if not all(isinstance(v, str) for v in values):
-            raise ValueError(f"its record has a bad {key!r}")
-        return tuple(values)
-
-    def objects(self, key: str) -> list[_Fields]:
-        values = self.get(key, list, [])
-        if not all(isinstance(v, dict) for v in values):
-            raise ValueError(f"its record has a bad {key!r}")
-        return [_Fields(v) for v in values]
-
-
-def _from_data(fields: _Fields) -> Release:
-    number = fields.get("number", int)
-    outcome, kind = fields.get("outcome", str), fields.get("kind", str, DEPLOY)
-    rollback_to = None if fields.data.get("rollback_to") is None else fields.get(
-        "rollback_to", int)
-    if number < 1 or outcome not in OUTCOMES or kind not in KINDS:
-        raise ValueError("its record has a bad number, outcome or kind")
-    return Release(
-        number=number, project=fields.get("project", str), service=fields.get("service", str),
-        outcome=outcome, kind=kind, reason=fields.get("reason", str, ""),
-        image_id=fields.get("image_id", str, ""), image_tags=fields.strings("image_tags"),
-        config_hash=fields.get("config_hash", str, ""), at=fields.get("at", str, ""),
-        by=fields.get("by", str, ""), rollback_to=rollback_to,
-        phases=tuple(Phase(p.get("name", str), p.seconds("seconds"))
-                     for p in fields.objects("phases")),
-        seconds=fields.seconds("seconds", 0.0),
-        containers=tuple(ContainerRef(c.get("id", str), c.get("name", str))
-                         for c in fields.objects("containers")),
-        replaced=fields.strings("replaced"),
-    )
-
-
 # The rules.
 
 
@@ -441,25 +327,6 @@ def _asked_for(releases: Sequence[Release], number: int, service: str) -> Releas
             f"{'was rolled back' if target.outcome == ROLLED_BACK else 'needed attention'}"
             f"{f' ({target.reason})' if target.reason else ''}.")
     return target
-
-
-# Names.
-
-
-def record_repository(project: str, service: str) -> str:
-    return f"{RECORD_REPOSITORY}/{repository_component(project, service)}"
-
-
-def keep_repository(project: str, service: str) -> str:
-    return f"{KEEP_REPOSITORY}/{repository_component(project, service)}"
-
-
-def repository_component(project: str, service: str) -> str:
-    """PROJECT.SERVICE as a valid repository path component (lowercase letters and digits,
-    separated by one '.', '_', '__' or dashes); records are found by label, not by this name."""
-    parts = [re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "x"
-             for name in (project, service)]
-    return ".".join(parts)
 
 
 def now() -> str:

@@ -24,7 +24,8 @@ from .models import Container, Project
 from .options import ComposeOptions, resolve_settings
 from .preflight import connect_engine, nothing_changed_yet, open_service_proxy, proxy_network
 from .proxy import Serving
-from .releases import Release, current, read_releases
+from .release_record import Release
+from .releases import current, read_releases
 
 if TYPE_CHECKING:
     from .engine import Engine

@@ -48,7 +48,8 @@ from .observer import Observer, PhaseResult, SilentObserver
 from .options import ComposeOptions
 from .preflight import Plan, connect_proxy, open_service, prepare
 from .proxy import Drained
-from .releases import DEPLOY, ROLLBACK, Recorded, record_release
+from .release_record import DEPLOY, ROLLBACK
+from .releases import Recorded, record_release
 
 if TYPE_CHECKING:
     from .engine import ContainerWatch, Engine
@@ -101,10 +102,12 @@ def deploy(
 
 
 def _record(swap: Swap, result: DeployReport | Exception, rollback_to: int | None) -> Recorded:
-    recorded = record_release(
-        swap.engine, swap.plan.project.name, swap.plan.options.service, result, swap.new,
-        replaced=swap.plan.old, phases=swap.phases, keep=swap.plan.options.keep,
-        kind=DEPLOY if rollback_to is None else ROLLBACK, rollback_to=rollback_to)
+    with Interrupts(swap.observer.note) as interrupts:  # the outcome is known: a signal waits
+        interrupts.defer("recording the release first")
+        recorded = record_release(
+            swap.engine, swap.plan.project.name, swap.plan.options.service, result, swap.new,
+            replaced=swap.plan.old, phases=swap.phases, keep=swap.plan.options.keep,
+            kind=DEPLOY if rollback_to is None else ROLLBACK, rollback_to=rollback_to)
     for note in recorded.notes:
         swap.observer.note(note)
     return recorded

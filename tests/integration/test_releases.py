@@ -290,7 +290,7 @@ def _slot_of(stack: Stack, backend: str) -> str:
 def test_a_record_reads_back_from_the_engine_whatever_it_says(released: Stack) -> None:
     """Labels go through the Dockerfile parser on import: quotes, `$`, backslashes."""
     from docker_swap.engine import Engine  # noqa: PLC0415
-    from docker_swap.releases import Release, parse_record, record_labels  # noqa: PLC0415
+    from docker_swap.release_record import Release, parse_record, record_labels  # noqa: PLC0415
 
     nasty = 'a "quoted" $HOME ${X} back\\slash \\n\nnewline é ✓ `tick` # = \'single\''
     release = Release(7, f"{released.name}x", "app", "rolled_back", reason=nasty)

@@ -10,7 +10,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from docker_swap.releases import (
+from docker_swap.release_record import (
     KINDS,
     LABEL,
     OUTCOMES,
@@ -18,11 +18,11 @@ from docker_swap.releases import (
     Phase,
     Release,
     parse_record,
-    read_releases,
     record_data,
     record_labels,
     repository_component,
 )
+from docker_swap.releases import read_releases
 from docker_swap.testing import FakeEngine
 
 # A path component of an image repository, as the distribution spec defines it.

@@ -10,19 +10,21 @@ import pytest
 from docker_swap.errors import DeployFailed, NeedsAttention, NotReady, ServiceNotFound
 from docker_swap.models import Container
 from docker_swap.observer import PhaseResult
-from docker_swap.releases import (
+from docker_swap.release_record import (
     DEPLOYED,
     FOUND,
     NEEDS_ATTENTION,
     ROLLBACK,
     ROLLED_BACK,
     Release,
+    keep_repository,
+    record_labels,
+)
+from docker_swap.releases import (
     ReleaseRefused,
     current,
-    keep_repository,
     kept,
     read_releases,
-    record_labels,
     record_release,
     rollback_target,
 )
