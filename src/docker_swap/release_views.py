@@ -33,9 +33,12 @@ from .status import History, ServiceStatus, StatusReport
 
 
 def history_lines(history: History) -> list[str]:
+    notes = [f"note: {note}" for note in history.notes]
     if not history.releases:
-        return [f"{history.service}: no release recorded yet (the first deploy records one)"]
-    return [release_line(r, current=r.number == history.current) for r in history.releases]
+        return [f"{history.service}: no release recorded yet (the first deploy records one)",
+                *notes]
+    return [release_line(r, current=r.number == history.current) for r in history.releases
+            ] + notes
 
 
 def release_line(release: Release, *, current: bool = False) -> str:

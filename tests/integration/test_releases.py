@@ -85,7 +85,7 @@ def describe(results: list[Result]) -> str:
 
 
 def test_rollback_under_load_serves_the_kept_image_and_compose_keeps_it(
-    make_stack: StackFactory, app_images: AppImages,
+    app_images: AppImages, make_stack: StackFactory,  # in this order: the stack goes first
 ) -> None:
     app_images.build("v1")
     stack = make_stack(released_compose(app_images.tag, keep=2), **FAST)

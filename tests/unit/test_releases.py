@@ -7,9 +7,16 @@ from collections.abc import Sequence
 
 import pytest
 
-from docker_swap.errors import DeployFailed, NeedsAttention, NotReady, ServiceNotFound
+from docker_swap.errors import (
+    DeployFailed,
+    InvalidSettings,
+    NeedsAttention,
+    NotReady,
+    ServiceNotFound,
+)
 from docker_swap.models import Container
 from docker_swap.observer import PhaseResult
+from docker_swap.options import resolve_settings
 from docker_swap.release_record import (
     DEPLOYED,
     FOUND,
@@ -219,3 +226,11 @@ def test_kept_skips_releases_without_an_image() -> None:
                 Release(1, "demo", "app", DEPLOYED, image_id="sha256:a")]
 
     assert [r.number for r in kept(releases, 1)] == [2]
+
+
+def test_keep_is_a_number_of_releases() -> None:
+    assert resolve_settings("app", {}, {}).keep == 3
+    assert resolve_settings("app", {"keep": 5}, {}).keep == 5
+    for wrong in (0, "3", True, 101):
+        with pytest.raises(InvalidSettings, match="x-swap key 'keep' has value"):
+            resolve_settings("app", {"keep": wrong}, {})
