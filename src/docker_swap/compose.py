@@ -177,6 +177,7 @@ def _service(name: str, spec: Mapping[str, object]) -> ServiceDefinition:
         network_mode=_optional_str(spec.get("network_mode")),
         x_swap=x_swap if isinstance(x_swap, dict) else {"": x_swap},
         image=_optional_str(spec.get("image")),
+        pull_policy=_optional_str(spec.get("pull_policy")),
     )
 
 

@@ -26,6 +26,7 @@ class ServiceDefinition:
     x_swap: Mapping[str, object] = field(default_factory=dict)
     image: str | None = None
     """Its `image:`, if set; compose names a `build:` service's image PROJECT-SERVICE."""
+    pull_policy: str | None = None
 
 
 @dataclass(frozen=True)

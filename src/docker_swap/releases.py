@@ -272,14 +272,16 @@ def kept(releases: Sequence[Release], keep: int) -> list[Release]:
 
 
 def current(releases: Sequence[Release], running: Sequence[Container]) -> Release | None:
-    """The release that runs: the newest deployed one whose containers run, else the newest
-    deployed one with the image that runs (compose recreated its containers). None when what
-    runs is no release (the first deploy is yet to come, or a change outside docker-swap)."""
-    deployed = [r for r in sorted(releases, key=lambda r: r.number, reverse=True) if r.deployed]
+    """The release that runs: the newest one whose containers run (deployed, or one that
+    needed attention after its switch), else the newest deployed one with the image that runs
+    (compose recreated its containers). None when what runs is no release (the first deploy
+    is yet to come, or a change outside docker-swap)."""
+    newest_first = sorted(releases, key=lambda r: r.number, reverse=True)
     ids = {c.id for c in running}
-    for release in deployed:
-        if ids & {c.id for c in release.containers}:
+    for release in newest_first:  # its containers run: it serves, whatever its outcome said
+        if release.outcome != ROLLED_BACK and ids & {c.id for c in release.containers}:
             return release
+    deployed = [r for r in newest_first if r.deployed]
     images = {c.image_id for c in running}
     if len(images) == 1:
         return next((r for r in deployed if r.image_id in images), None)

@@ -67,7 +67,14 @@ def rollback(
 
 def compose_image(project: Project, service: str) -> str:
     """The image reference compose uses for the service, as `docker compose config` says."""
-    image = project.services[service].image or f"{project.name}-{service}"
+    definition = project.services[service]
+    image = definition.image or f"{project.name}-{service}"
+    if definition.pull_policy in ("always", "build"):
+        raise ReleaseRefused(
+            f"service {service!r} has pull_policy {definition.pull_policy}, so compose would "
+            f"{'pull' if definition.pull_policy == 'always' else 'build'} a new image instead "
+            "of starting the kept one.",
+            hint="Use pull_policy missing (the default) or never to use rollback.")
     if "@" in image:
         raise ReleaseRefused(
             f"service {service!r} names its image by digest ({image}), which cannot be "

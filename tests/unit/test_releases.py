@@ -14,7 +14,7 @@ from docker_swap.errors import (
     NotReady,
     ServiceNotFound,
 )
-from docker_swap.models import Container
+from docker_swap.models import Container, Project, ServiceDefinition
 from docker_swap.observer import PhaseResult
 from docker_swap.options import resolve_settings
 from docker_swap.release_record import (
@@ -35,6 +35,7 @@ from docker_swap.releases import (
     record_release,
     rollback_target,
 )
+from docker_swap.rollback import compose_image
 from docker_swap.swap import DeployReport
 from docker_swap.testing import FakeEngine
 
@@ -234,3 +235,32 @@ def test_keep_is_a_number_of_releases() -> None:
     for wrong in (0, "3", True, 101):
         with pytest.raises(InvalidSettings, match="x-swap key 'keep' has value"):
             resolve_settings("app", {"keep": wrong}, {})
+
+
+def test_a_release_that_needed_attention_after_its_switch_runs_if_its_containers_do() -> None:
+    deploys = Deploys()
+    deploys.deploy("sha256:img2")
+    stuck = deploys.engine.add("app", 5, image_id="sha256:img3")
+    deploys.engine.add_image("sha256:img3")
+    record_release(deploys.engine, "demo", "app", NeedsAttention("drain failed."), [stuck],
+                   replaced=deploys.running)
+
+    assert current(deploys.releases(), [stuck]).number == 3  # type: ignore[union-attr]
+    target = rollback_target(deploys.releases(), [stuck], None, lambda _: True)
+    assert target.number == 2
+
+
+@pytest.mark.parametrize(("definition", "says"), [
+    (ServiceDefinition("app", image="app@sha256:abc"), "names its image by digest"),
+    (ServiceDefinition("app", image="app", pull_policy="always"), "compose would pull"),
+    (ServiceDefinition("app", pull_policy="build"), "compose would build"),
+])
+def test_rollback_refuses_images_compose_would_not_take_from_the_engine(
+    definition: ServiceDefinition, says: str,
+) -> None:
+    with pytest.raises(ReleaseRefused, match=says):
+        compose_image(Project("demo", {"app": definition}), "app")
+
+
+def test_compose_s_name_for_a_build_service_is_project_service() -> None:
+    assert compose_image(Project("demo", {"app": ServiceDefinition("app")}), "app") == "demo-app"
