@@ -118,9 +118,14 @@ def _served(
 ) -> tuple[str, list[Served]]:
     """The proxy's description and what each of its proxies sends to; disagreements are
     added to `problems`."""
-    definition = project.services[service]
     try:
-        options = resolve_settings(service, definition.x_swap, {})
+        options = resolve_settings(service, project.services[service].x_swap, {})
+    except SwapError as error:
+        problems.append(f"its x-swap settings cannot be used: {error.message}")
+        return "unknown", []
+    if not running:
+        problems.append(f"no container of {service} runs.")
+    try:
         driver, proxies = open_service_proxy(engine, project, options)
         found = driver.serving()
         network = proxy_network(proxies, running[0]) if running else ""
