@@ -186,8 +186,8 @@ def released(engine: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     stack.up()
     try:
         assert stack.swap("sync", "app").returncode == 0
-        result = stack.swap("deploy", "app", env={"APP_VERSION": "v2"})
-        assert result.returncode == 0, result.stdout + result.stderr
+        report = stack.swap_json("deploy", "app", env={"APP_VERSION": "v2"})
+        assert (report["exit_code"], report["release"]) == (0, 2), report
         yield stack
     finally:
         stack.down()
@@ -274,6 +274,9 @@ def test_status_reads_what_each_registry_agent_acknowledged(
         lagging = stack.swap_json("status", "app")
         sources = [v["source"] for v in lagging["services"][0]["serving"]]
         assert "agent haproxy-agent (silent, generation 2 of 4 published)" in sources
+        newest = stack.swap_json("history", "app")["releases"][0]
+        assert (newest["number"], newest["outcome"]) == (3, "rolled_back"), newest
+        assert "haproxy-agent" in newest["reason"] and newest["image_id"], newest
     finally:
         agents.stop_all()
 
