@@ -223,6 +223,19 @@ def _forget_old_records(
     return []
 
 
+def forget_releases(engine: ReleaseEngine, project: str) -> None:
+    """Remove every release record of `project`, and the tags that kept its images."""
+    records = engine.images(labels=[f"{LABEL}.project={project}"])
+    for service in sorted({image.labels.get(f"{LABEL}.service", "") for image in records}):
+        for image in engine.images(repository=keep_repository(project, service)):
+            for tag in image.tags:
+                if tag.startswith(f"{keep_repository(project, service)}:"):
+                    engine.untag(tag)
+    for image in records:
+        for tag in image.tags:
+            engine.untag(tag)
+
+
 # Reading.
 
 

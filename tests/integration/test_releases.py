@@ -290,22 +290,36 @@ def _slot_of(stack: Stack, backend: str) -> str:
     raise AssertionError(f"no slot holds {backend}")
 
 
-def test_a_record_reads_back_from_the_engine_whatever_it_says(released: Stack) -> None:
-    """Labels go through the Dockerfile parser on import: quotes, `$`, backslashes."""
+def test_a_record_reads_back_from_the_engine_whatever_it_says(engine: None) -> None:
+    """Labels go through the Dockerfile parser on import: quotes, `$`, backslashes. Then the
+    project's releases are forgotten (as the demo does when it cleans up), and only they."""
     from docker_swap.engine import Engine  # noqa: PLC0415
-    from docker_swap.release_record import Release, parse_record, record_labels  # noqa: PLC0415
+    from docker_swap.release_record import (  # noqa: PLC0415
+        Release,
+        keep_repository,
+        parse_record,
+        record_repository,
+    )
+    from docker_swap.releases import forget_releases, write_record  # noqa: PLC0415
 
+    project = f"swaptest{uuid.uuid4().hex[:8]}"
     nasty = 'a "quoted" $HOME ${X} back\\slash \\n\nnewline é ✓ `tick` # = \'single\''
-    release = Release(7, f"{released.name}x", "app", "rolled_back", reason=nasty)
-    engine = Engine.connect()
-    repository = f"docker-swap-release/{released.name}x.app"
-    engine.import_labels(repository, "7", record_labels(release))
+    release = Release(7, project, "app", "rolled_back", reason=nasty)
+    real = Engine.connect()
+    kept = f"{keep_repository(project, 'app')}:7"
     try:
-        image = engine.image(f"{repository}:7")
+        write_record(real, release)
+        real.tag(str(real.image(images.APP).id), kept)  # type: ignore[union-attr]
+        image = real.image(f"{record_repository(project, 'app')}:7")
         assert image is not None
         assert parse_record(image.labels) == release
+
+        forget_releases(real, project)
+
+        assert real.image(image.id) is None and real.image(kept) is None
+        assert real.image(images.APP) is not None
     finally:
-        docker("rmi", f"{repository}:7", check=False)
+        docker("rmi", f"{record_repository(project, 'app')}:7", kept, check=False)
 
 
 def test_history_json_is_json_for_a_service_without_releases(released: Stack) -> None:

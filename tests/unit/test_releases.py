@@ -30,6 +30,7 @@ from docker_swap.release_record import (
 from docker_swap.releases import (
     ReleaseRefused,
     current,
+    forget_releases,
     kept,
     read_releases,
     record_release,
@@ -264,3 +265,17 @@ def test_rollback_refuses_images_compose_would_not_take_from_the_engine(
 
 def test_compose_s_name_for_a_build_service_is_project_service() -> None:
     assert compose_image(Project("demo", {"app": ServiceDefinition("app")}), "app") == "demo-app"
+
+
+def test_forgetting_a_project_s_releases_leaves_other_projects_alone() -> None:
+    deploys = Deploys()
+    deploys.deploy("sha256:img2")
+    other = FakeEngine.add(deploys.engine, "web", 1, project="other", image_id="sha256:w1")
+    deploys.engine.add_image("sha256:w1")
+    record_release(deploys.engine, "other", "web", report([other], []), [other])
+
+    forget_releases(deploys.engine, "demo")
+
+    assert deploys.releases() == []
+    assert deploys.kept_tags() == {}
+    assert [r.number for r in read_releases(deploys.engine, "other", "web")[0]] == [1]
