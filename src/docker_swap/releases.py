@@ -169,7 +169,7 @@ def _record(
     write_record(engine, release)
     releases = [release, *releases]
     notes += retain(engine, project, service, releases, keep)
-    notes += _forget_old_records(engine, project, service, releases)
+    _forget_old_records(engine, project, service, releases)
     return Recorded(release.number, tuple(notes))
 
 
@@ -216,11 +216,11 @@ def retain(
 
 def _forget_old_records(
     engine: ReleaseEngine, project: str, service: str, releases: Sequence[Release]
-) -> list[str]:
+) -> None:
+    """Only the newest RECORDS_KEPT records stay (an image goes with its only tag)."""
     repository = record_repository(project, service)
     for release in sorted(releases, key=lambda r: r.number, reverse=True)[RECORDS_KEPT:]:
         engine.untag(f"{repository}:{release.number}")
-    return []
 
 
 def forget_releases(engine: ReleaseEngine, project: str) -> None:

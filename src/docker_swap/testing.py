@@ -43,6 +43,7 @@ class FakeEngine(Engine):
     """Names of methods that raise StepFailed."""
     images_by_id: dict[str, Image] = field(default_factory=dict)
     _execs: int = 0
+    _imported: int = 0
 
     def add(self, service: str, number: int, project: str = "demo",
             image_id: str = "") -> Container:
@@ -108,7 +109,8 @@ class FakeEngine(Engine):
 
     def import_labels(self, repository: str, tag: str, labels: Mapping[str, str]) -> str:
         self._call("import_labels")
-        image_id = f"sha256:{len(self.images_by_id):064d}"
+        self._imported += 1
+        image_id = f"sha256:{self._imported:064d}"
         self.images_by_id[image_id] = Image(image_id, (), dict(labels))
         self.tag(image_id, f"{repository}:{tag}")
         return image_id

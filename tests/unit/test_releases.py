@@ -279,3 +279,12 @@ def test_forgetting_a_project_s_releases_leaves_other_projects_alone() -> None:
     assert deploys.releases() == []
     assert deploys.kept_tags() == {}
     assert [r.number for r in read_releases(deploys.engine, "other", "web")[0]] == [1]
+
+
+def test_only_the_newest_records_stay(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("docker_swap.releases.RECORDS_KEPT", 3)
+    deploys = Deploys()
+    for number in range(2, 6):
+        deploys.deploy(f"sha256:img{number}")
+
+    assert [r.number for r in deploys.releases()] == [5, 4, 3]
