@@ -46,7 +46,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol
 
-from .errors import EXIT_NEEDS_ATTENTION, EXIT_ROLLED_BACK, Refused, SwapError
+from .errors import EXIT_NEEDS_ATTENTION, EXIT_ROLLED_BACK, ReleaseRefused, SwapError
 from .models import Container, Image
 from .options import DEFAULT_KEEP
 from .release_record import (
@@ -73,10 +73,6 @@ if TYPE_CHECKING:
 
 RECORDS_KEPT = 50
 _REASON_CHARS = 1000
-
-
-class ReleaseRefused(Refused):
-    """Raised when a rollback cannot go to the release asked for (unknown, current, gone)."""
 
 
 @dataclass(frozen=True)

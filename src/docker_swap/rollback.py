@@ -24,12 +24,12 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from .compose import Compose
-from .errors import DeployFailed, Refused
+from .errors import DeployFailed, Refused, ReleaseRefused
 from .models import Image, Project
 from .observer import Observer, SilentObserver
 from .options import ComposeOptions
 from .preflight import nothing_changed_yet, open_service, running_containers
-from .releases import ReleaseRefused, read_releases, rollback_target
+from .releases import read_releases, rollback_target
 from .swap import DeployReport, deploy
 
 if TYPE_CHECKING:

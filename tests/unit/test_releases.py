@@ -12,6 +12,7 @@ from docker_swap.errors import (
     InvalidSettings,
     NeedsAttention,
     NotReady,
+    ReleaseRefused,
     ServiceNotFound,
 )
 from docker_swap.models import Container, Project, ServiceDefinition
@@ -28,7 +29,6 @@ from docker_swap.release_record import (
     record_labels,
 )
 from docker_swap.releases import (
-    ReleaseRefused,
     current,
     forget_releases,
     kept,
