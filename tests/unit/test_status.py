@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
+from docker_swap.journal import STATE_DIR_ENV, Entry, Journal
+from docker_swap.models import Project, ServiceDefinition
 from docker_swap.proxy import Serving
 from docker_swap.proxy.nginx_config import parse_upstream_servers, render_upstream
-from docker_swap.status import _match, disagreements
+from docker_swap.status import _match, disagreements, service_status
 from docker_swap.swap import backends
 from docker_swap.testing import FakeEngine, FakeProxy
 
@@ -52,3 +58,22 @@ def test_the_fake_proxy_serves_what_it_was_switched_to() -> None:
     proxy.switch(backends([FakeEngine().add("app", 3)], "demo_default", 8000))
 
     assert proxy.serving() == [Serving("fake proxy", ("demo-app-3:8000",))]
+
+
+def test_an_interrupted_deploy_is_a_problem_with_its_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(STATE_DIR_ENV, str(tmp_path))
+    engine = FakeEngine()
+    old = engine.add("app", 1)
+    Journal("fake-engine", "demo", "app").write(Entry("demo", "app", "switching", [old.id]))
+    project = Project("demo", {"app": ServiceDefinition("app", x_swap={"proxy": "nginx:proxy"}),
+                               "proxy": ServiceDefinition("proxy")})
+
+    found = service_status(engine, project, "app")
+
+    assert found.interrupted is not None and found.interrupted.phase == "switching"
+    assert found.problems[-1].endswith("was interrupted (phase switching): run "
+                                       "`docker-swap recover app`.")
+    assert "the proxy could not be read: the proxy service 'proxy' has no running container." \
+        in found.problems
