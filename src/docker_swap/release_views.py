@@ -8,7 +8,8 @@ Pure formatting (strings in, strings out); the CLI prints them.
 `status --json`: {"project", "agrees": bool, "services": [{"service", "release": RECORD |
 null, "containers": [{"name", "id", "status", "health", "image_id", "config_hash",
 "addresses"}], "proxy", "serving": [{"source", "backends", "containers", "strays"}],
-"problems": [...], "interrupted": JOURNAL ENTRY | null, "notes": [...]}]}. `serving[].
+"problems": [...], "interrupted": JOURNAL ENTRY | null, "notes": [...],
+"compose_would_recreate": [container names]}]}. `serving[].
 containers` names the containers each proxy sends to; `problems` is empty when the proxy and
 the containers agree.
 """
@@ -92,6 +93,10 @@ def _service_lines(service: ServiceStatus) -> list[str]:
     for view in service.serving:
         lines.append(f"  proxy      {view.source} -> "
                      f"{', '.join(view.containers + view.strays) or 'nothing'}")
+    if service.compose_would_recreate:
+        lines.append(f"  pending    `docker compose up -d` would recreate "
+                     f"{', '.join(service.compose_would_recreate)} (the definition or the image "
+                     f"changed): `docker-swap deploy {service.service}` swaps with no downtime")
     lines += [f"  note       {note}" for note in service.notes]
     lines += [f"  problem    {problem}" for problem in service.problems]
     if not service.problems:
@@ -124,4 +129,5 @@ def _service_data(service: ServiceStatus) -> dict[str, Any]:
         "problems": list(service.problems),
         "interrupted": asdict(service.interrupted) if service.interrupted else None,
         "notes": list(service.notes),
+        "compose_would_recreate": list(service.compose_would_recreate),
     }

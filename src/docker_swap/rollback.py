@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from .compose import Compose
+from .compose import Compose, image_name
 from .errors import DeployFailed, Refused, ReleaseRefused
 from .models import Image, Project
 from .observer import Observer, SilentObserver
@@ -68,7 +68,7 @@ def rollback(
 def compose_image(project: Project, service: str) -> str:
     """The image reference compose uses for the service, as `docker compose config` says."""
     definition = project.services[service]
-    image = definition.image or f"{project.name}-{service}"
+    image = image_name(project, service)
     if definition.pull_policy in ("always", "build"):
         raise ReleaseRefused(
             f"service {service!r} has pull_policy {definition.pull_policy}, so compose would "

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .compose import Compose
+from .compose import Compose, image_name
 from .errors import ServiceNotFound, SwapError
 from .journal import Entry, Journal
 from .models import Container, Project
@@ -54,6 +54,9 @@ class ServiceStatus:
     """Each disagreement, or an interrupted deploy, in one sentence (status exits 3)."""
     interrupted: Entry | None = None
     notes: tuple[str, ...] = ()
+    compose_would_recreate: tuple[str, ...] = ()
+    """Running containers `docker compose up -d` would recreate: their config hash or image
+    differs from the service's now (a deploy is due)."""
 
 
 @dataclass(frozen=True)
@@ -78,16 +81,20 @@ class History:
 def status(services: Sequence[str] = (), *,
            compose_options: ComposeOptions | None = None) -> StatusReport:
     """The status of `services` (default: every service with x-swap)."""
-    engine, project = _open(compose_options)
+    compose = Compose(compose_options or ComposeOptions())
+    engine, project = _open(compose)
     names = list(services) or sorted(n for n, s in project.services.items() if s.x_swap)
     for name in names:
         _known(project, name)
-    return StatusReport(project.name, tuple(service_status(engine, project, n) for n in names))
+    with nothing_changed_yet():
+        hashes = compose.config_hashes(names) if names else {}
+    return StatusReport(project.name, tuple(
+        service_status(engine, project, n, hashes.get(n)) for n in names))
 
 
 def history(service: str, *, compose_options: ComposeOptions | None = None) -> History:
     """The releases of `service`, newest first."""
-    engine, project = _open(compose_options)
+    engine, project = _open(Compose(compose_options or ComposeOptions()))
     _known(project, service)
     with nothing_changed_yet():
         releases, notes = read_releases(engine, project.name, service)
@@ -97,19 +104,34 @@ def history(service: str, *, compose_options: ComposeOptions | None = None) -> H
                    tuple(notes))
 
 
-def service_status(engine: Engine, project: Project, service: str) -> ServiceStatus:
+def service_status(
+    engine: Engine, project: Project, service: str, config_hash: str | None = None,
+) -> ServiceStatus:
+    """`config_hash`: compose's for the service now (`docker compose config --hash`)."""
     with nothing_changed_yet():
         releases, notes = read_releases(engine, project.name, service)
         containers = engine.service_containers(project.name, service)
         interrupted = Journal(engine.engine_id(), project.name, service).read()
+        image = engine.image(image_name(project, service))
     running = [c for c in containers if c.running]
+    outdated = would_recreate(running, config_hash, image.id if image else None)
     problems = [f"{c.name} is {c.health}" for c in running if c.health == "unhealthy"]
     proxy, served = _served(engine, project, service, running, problems)
     if interrupted is not None:
         problems.append(f"a deploy started at {interrupted.started_at} was interrupted "
                         f"(phase {interrupted.phase}): run `docker-swap recover {service}`.")
     return ServiceStatus(service, current(releases, running), tuple(containers), proxy,
-                         tuple(served), tuple(problems), interrupted, tuple(notes))
+                         tuple(served), tuple(problems), interrupted, tuple(notes),
+                         tuple(c.name for c in outdated))
+
+
+def would_recreate(
+    running: Sequence[Container], config_hash: str | None, image_id: str | None,
+) -> list[Container]:
+    """The containers `docker compose up` would recreate: compose compares each one's config
+    hash with the service's, and the image it was made from with the service's image now."""
+    return [c for c in running if (config_hash and c.config_hash != config_hash)
+            or (image_id and c.image_id != image_id)]
 
 
 def _served(
@@ -179,8 +201,7 @@ def disagreements(
     return problems
 
 
-def _open(compose_options: ComposeOptions | None) -> tuple[Engine, Project]:
-    compose = Compose(compose_options or ComposeOptions())
+def _open(compose: Compose) -> tuple[Engine, Project]:
     with nothing_changed_yet(), compose.loading_project():
         engine = connect_engine()
         project = compose.load_project()

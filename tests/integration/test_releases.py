@@ -130,6 +130,7 @@ def test_rollback_under_load_serves_the_kept_image_and_compose_keeps_it(
     assert status["exit_code"] == 0 and status["agrees"] is True
     assert [view["containers"] for view in app["serving"]] == [running]
     assert app["release"]["number"] == 4
+    assert app["compose_would_recreate"] == []
 
     ids = stack.container_ids("app")
     stack.compose("up", "-d")
@@ -161,6 +162,8 @@ def test_a_build_service_rolls_back_to_compose_s_own_image_name(
         stack.up()
         assert stack.swap("sync", "app").returncode == 0
         app_images.build("v2")
+        due = stack.swap_json("status", "app")["services"][0]["compose_would_recreate"]
+        assert due == [c["Names"] for c in stack.containers("app")]
         assert stack.swap("deploy", "app").returncode == 0
         stack.wait_serving("v2")
 
@@ -179,18 +182,24 @@ def test_a_build_service_rolls_back_to_compose_s_own_image_name(
 
 @pytest.fixture(scope="module")
 def released(engine: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """One stack for the tests that only read it: v1, then v2 deployed (the same image)."""
+    """One stack for the tests that only read it: v1, then v2 deployed (the same image).
+
+    The app image is pinned under a tag of its own: other worktrees sharing the engine may
+    rebuild the test images, and the tag must not move between v1 and v2."""
     folder = tmp_path_factory.mktemp("released")
     stack = Stack(folder / "stack", http_compose(), NGINX_HTTP)
-    stack.env = {"DOCKER_SWAP_STATE_DIR": str(folder / "alice"), **FAST}
-    stack.up()
+    pinned = f"docker-swap-test/app:releases-{uuid.uuid4().hex[:8]}"
+    docker("tag", images.APP, pinned)
+    stack.env = {"DOCKER_SWAP_STATE_DIR": str(folder / "alice"), "APP_IMAGE": pinned, **FAST}
     try:
+        stack.up()
         assert stack.swap("sync", "app").returncode == 0
         report = stack.swap_json("deploy", "app", env={"APP_VERSION": "v2"})
         assert (report["exit_code"], report["release"]) == (0, 2), report
         yield stack
     finally:
         stack.down()
+        docker("rmi", pinned, check=False)
 
 
 def test_two_users_on_one_engine_see_the_same_status_and_history(

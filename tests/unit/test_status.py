@@ -10,7 +10,7 @@ from docker_swap.journal import STATE_DIR_ENV, Entry, Journal
 from docker_swap.models import Project, ServiceDefinition
 from docker_swap.proxy import Serving
 from docker_swap.proxy.nginx_config import parse_upstream_servers, render_upstream
-from docker_swap.status import _match, disagreements, service_status
+from docker_swap.status import _match, disagreements, service_status, would_recreate
 from docker_swap.swap import backends
 from docker_swap.testing import FakeEngine, FakeProxy
 
@@ -77,3 +77,13 @@ def test_an_interrupted_deploy_is_a_problem_with_its_fix(
                                        "`docker-swap recover app`.")
     assert "the proxy could not be read: the proxy service 'proxy' has no running container." \
         in found.problems
+
+
+def test_compose_would_recreate_a_container_whose_hash_or_image_differs() -> None:
+    engine = FakeEngine()
+    same = engine.add("app", 1, image_id="sha256:a")
+    other_image = engine.add("app", 2, image_id="sha256:b")
+
+    assert would_recreate([same, other_image], "hash-of-sha256:a", "sha256:a") == [other_image]
+    assert would_recreate([same], "another hash", None) == [same]
+    assert would_recreate([same, other_image], None, None) == []
