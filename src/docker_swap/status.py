@@ -115,7 +115,7 @@ def service_status(
         image = engine.image(image_name(project, service))
     running = [c for c in containers if c.running]
     outdated = would_recreate(running, config_hash, image.id if image else None)
-    problems = [f"{c.name} is {c.health}" for c in running if c.health == "unhealthy"]
+    problems = [f"{c.name} is {c.health}." for c in running if c.health == "unhealthy"]
     proxy, served = _served(engine, project, service, running, problems)
     if interrupted is not None:
         problems.append(f"a deploy started at {interrupted.started_at} was interrupted "
