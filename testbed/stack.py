@@ -255,9 +255,20 @@ class Stack:
 
     def down(self) -> None:
         self.compose("down", "--volumes", "--remove-orphans", "--timeout", "0", check=False)
+        remove_releases(self.name)
 
     def _env(self, extra: Mapping[str, str] | None) -> dict[str, str]:
         return {**os.environ, **self.env, **(extra or {})}
+
+
+def remove_releases(project: str) -> None:
+    """The release records and kept-image tags docker-swap left on the engine for `project`."""
+    records = docker("images", "-q", "--filter", f"label=docker-swap.release.project={project}")
+    kept = docker("images", "--format", "{{.Repository}}:{{.Tag}}", "--filter",
+                  f"reference=docker-swap-keep/{project}.*")
+    references = sorted(set(records.stdout.split())) + kept.stdout.split()
+    if references:
+        docker("rmi", "--force", *references, check=False)
 
 
 def without(mapping: Mapping[str, Any], *keys: str) -> dict[str, Any]:

@@ -174,6 +174,70 @@ def deploy_command(compose: ComposeOptions, /, service: str, as_json: bool, quie
     shown.deployed(report)
 
 
+@cli.command("rollback")
+@click.argument("service")
+@click.option("--to", "to", type=click.IntRange(min=1), metavar="N",
+              help="The release to go back to (see `history`; default: the last one that "
+              "deployed before the current one).")
+@click.option("--health-cmd", metavar="CMD",
+              help="Command run inside the new container until it exits 0. [x-swap: health-cmd]")
+@click.option("--http", "http_path", metavar="PATH",
+              help="Path to GET on the new container's port until 2xx. [x-swap: http]")
+@click.option("--timeout", metavar="DURATION",
+              help=f"How long the new container has to become ready "
+              f"(default {DEFAULT_TIMEOUT:g}s). [x-swap: timeout]")
+@_release_options
+@_service_options
+@click.pass_obj
+def rollback_command(compose: ComposeOptions, /, service: str, to: int | None, as_json: bool,
+                     quiet: bool, verify: tuple[str, ...], verify_rate: str,
+                     **flags: Any) -> None:
+    """Swap SERVICE back to an earlier release's image, as a deploy does (no downtime)."""
+    from .rollback import rollback  # noqa: PLC0415
+
+    with presenter(as_json=as_json, quiet=quiet) as shown:
+        try:
+            report = rollback(service, to=to, compose_options=compose, flags=_renamed(flags),
+                              observer=shown, verify=parse_verify(verify, verify_rate))
+        except Exception as error:
+            _fail(shown, error, service)
+    shown.deployed(report)
+
+
+@cli.command("status")
+@click.argument("services", nargs=-1, metavar="[SERVICE...]")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.pass_obj
+def status_command(compose: ComposeOptions, /, services: tuple[str, ...], as_json: bool) -> None:
+    """The release that runs, its containers, and what the proxy sends to (read from the
+    proxy). Exits 3 when they disagree or a deploy was interrupted."""
+    from .release_views import status_json, status_lines  # noqa: PLC0415
+    from .status import status  # noqa: PLC0415
+
+    try:
+        report = status(services, compose_options=compose)
+    except Exception as error:
+        _fail(presenter(as_json=as_json, quiet=False), error, services[0] if services else "")
+    click.echo(status_json(report) if as_json else "\n".join(status_lines(report)))
+    sys.exit(0 if report.agrees else EXIT_NEEDS_ATTENTION)
+
+
+@cli.command("history")
+@click.argument("service")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.pass_obj
+def history_command(compose: ComposeOptions, /, service: str, as_json: bool) -> None:
+    """The releases of SERVICE, newest first (* marks the one that runs)."""
+    from .release_views import history_json, history_lines  # noqa: PLC0415
+    from .status import history  # noqa: PLC0415
+
+    try:
+        found = history(service, compose_options=compose)
+    except Exception as error:
+        _fail(presenter(as_json=as_json, quiet=False), error, service)
+    click.echo(history_json(found) if as_json else "\n".join(history_lines(found)))
+
+
 @cli.command("recover")
 @click.argument("service")
 @_service_options

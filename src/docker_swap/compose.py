@@ -92,6 +92,16 @@ class Compose:
                 f"{_last_line(result.stderr)}"
             )
 
+    def config_hashes(self, services: Sequence[str]) -> dict[str, str]:
+        """Compose's config hash of each service: what it labels new containers with, and
+        compares with theirs to decide whether `up` recreates them."""
+        result = self._run(["config", "--hash", ",".join(services)])
+        if result.returncode != 0:
+            raise ComposeFailed(f"docker compose config --hash failed: "
+                                f"{_last_line(result.stderr)}")
+        pairs = (line.split() for line in result.stdout.splitlines())
+        return {pair[0]: pair[1] for pair in pairs if len(pair) == 2}
+
     def up(self, *, build: bool = False) -> None:
         """`up --detach` for the whole project (the demo's first start)."""
         self._check(["up", "--detach", *(["--build"] if build else [])], "start the project")
@@ -176,7 +186,15 @@ def _service(name: str, spec: Mapping[str, object]) -> ServiceDefinition:
         published_ports=published,
         network_mode=_optional_str(spec.get("network_mode")),
         x_swap=x_swap if isinstance(x_swap, dict) else {"": x_swap},
+        image=_optional_str(spec.get("image")),
+        pull_policy=_optional_str(spec.get("pull_policy")),
     )
+
+
+def image_name(project: Project, service: str) -> str:
+    """The image compose runs for the service: its `image:`, else PROJECT-SERVICE (the name
+    compose gives what it builds)."""
+    return project.services[service].image or f"{project.name}-{service}"
 
 
 def _optional_str(value: object) -> str | None:

@@ -29,6 +29,7 @@ from .loadgen import DemoLoad
 from .observer import Observer, PhaseResult
 from .options import DEMO_PORT, DEMO_SWAPS, ComposeOptions
 from .preflight import connect_engine
+from .releases import forget_releases
 from .swap import deploy
 
 if TYPE_CHECKING:
@@ -80,6 +81,7 @@ def run_demo(
         compose = Compose(options)
         try:
             compose.down()  # what an earlier --keep run left
+            forget_releases(engine, PROJECT)
             say(f"building and starting the example (v1) in {folder}: {report.bases}")
             _place(folder, "v1")
             compose.up(build=True)
@@ -94,6 +96,7 @@ def run_demo(
                 say("removing everything the demo made")
                 with _uninterrupted():
                     compose.down()
+                    forget_releases(engine, PROJECT)
     return report
 
 

@@ -20,7 +20,7 @@ import docker.errors
 import requests.exceptions
 
 from .errors import EngineFailed, EngineUnreachable
-from .models import Container, ExecResult, Process
+from .models import Container, ExecResult, Image, Process
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,7 @@ SERVICE_LABEL = "com.docker.compose.service"
 NUMBER_LABEL = "com.docker.compose.container-number"
 ONEOFF_LABEL = "com.docker.compose.oneoff"
 CONFIG_FILES_LABEL = "com.docker.compose.project.config_files"
+CONFIG_HASH_LABEL = "com.docker.compose.config-hash"
 _DEFAULT_STOP_GRACE = 10  # the engine's, when compose sets no stop_grace_period
 _API_ERRORS = (docker.errors.DockerException, requests.exceptions.RequestException)
 
@@ -180,6 +181,56 @@ class Engine:
         except _API_ERRORS as exc:
             raise EngineFailed(f"could not remove {container_id[:12]}: {_reason(exc)}") from exc
 
+    # Images: release records and the tags that keep released images (releases.py).
+
+    def image(self, reference: str) -> Image | None:
+        """The image a reference (ID, or repository:tag) names now, or None."""
+        try:
+            attrs = self._api.inspect_image(reference)  # type: ignore[no-untyped-call]
+        except docker.errors.ImageNotFound:
+            return None
+        except _API_ERRORS as exc:
+            raise EngineFailed(f"could not inspect image {reference}: {_reason(exc)}") from exc
+        labels = (attrs.get("Config") or {}).get("Labels") or {}
+        return Image(str(attrs["Id"]), _tags(attrs.get("RepoTags")), dict(labels))
+
+    def images(self, *, labels: Sequence[str] = (), repository: str | None = None) -> list[Image]:
+        """Images that carry every `KEY=VALUE` of `labels`, or one of `repository`'s tags."""
+        filters = {"label": list(labels)} if labels else None
+        with _translated("list images"):
+            summaries = self._api.images(name=repository, filters=filters)
+        return [Image(str(s["Id"]), _tags(s.get("RepoTags")), dict(s.get("Labels") or {}))
+                for s in summaries]
+
+    def import_labels(self, repository: str, tag: str, labels: Mapping[str, str]) -> str:
+        """Make an image that holds nothing but `labels` (the import of an empty tarball),
+        tagged repository:tag; return its ID."""
+        empty = io.BytesIO()
+        with tarfile.open(fileobj=empty, mode="w"):
+            pass
+        changes = [f"LABEL {key}={_dockerfile_quoted(value)}" for key, value in labels.items()]
+        with _translated(f"write {repository}:{tag}"):
+            answer = self._api.import_image_from_data(
+                empty.getvalue(), repository=repository, tag=tag, changes=changes)
+        last = str(answer).strip().splitlines()[-1:] or ["{}"]
+        return str(json.loads(last[0]).get("status", ""))
+
+    def tag(self, image_id: str, reference: str) -> None:
+        """Point `reference` (repository[:tag]) at the image."""
+        repository, tag = split_reference(reference)
+        with _translated(f"tag {image_id[:19]} as {reference}"):
+            if not self._api.tag(image_id, repository, tag):
+                raise EngineFailed(f"the engine refused to tag {image_id[:19]} as {reference}")
+
+    def untag(self, reference: str) -> None:
+        """Remove the tag; the image goes too once no other tag or container holds it."""
+        try:
+            self._api.remove_image(reference, force=True, noprune=True)
+        except docker.errors.ImageNotFound:
+            return
+        except _API_ERRORS as exc:
+            raise EngineFailed(f"could not remove the tag {reference}: {_reason(exc)}") from exc
+
     def logs(self, container_id: str, tail: int = 50) -> str:
         try:
             data = self._api.logs(container_id, stdout=True, stderr=True, tail=tail)
@@ -300,7 +351,27 @@ def _container(attrs: Mapping[str, Any]) -> Container:
         pid=int(state.get("Pid") or 0),
         mounts=tuple(mount["Destination"] for mount in attrs.get("Mounts") or []),
         stop_grace=int(config.get("StopTimeout") or _DEFAULT_STOP_GRACE),
+        config_hash=labels.get(CONFIG_HASH_LABEL, ""),
     )
+
+
+def _tags(tags: Sequence[str] | None) -> tuple[str, ...]:
+    return tuple(tag for tag in tags or () if tag != "<none>:<none>")
+
+
+def split_reference(reference: str) -> tuple[str, str]:
+    """repository and tag of `repository[:tag]` (a registry's port is not a tag)."""
+    repository, colon, tag = reference.rpartition(":")
+    if not colon or "/" in tag:
+        return reference, "latest"
+    return repository, tag
+
+
+def _dockerfile_quoted(value: str) -> str:
+    """A LABEL value as the Dockerfile parser reads it back unchanged: quoted, with `\\`, `"`
+    and `$` (variable expansion) escaped; callers keep values on one line."""
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$")
+    return f'"{escaped}"'
 
 
 @contextmanager

@@ -9,7 +9,9 @@
     │   ├── ProxyNotReady         the proxy is not configured for the service, or not running
     │   ├── DeployInProgress      another deploy of the same service holds the lock
     │   ├── UnfinishedDeploy      an earlier deploy was interrupted; `docker-swap recover` first
-    │   └── InvalidSettings       a flag or an `x-swap` key has a value we cannot use
+    │   ├── InvalidSettings       a flag or an `x-swap` key has a value we cannot use
+    │   └── ReleaseRefused        `rollback` cannot go to that release (unknown, never served,
+    │                             the one that runs, its image not kept any more)
     ├── StepFailed                one step of a swap failed; the swap rolls back
     │   ├── ComposeFailed         `docker compose up` did not start the new container
     │   ├── NotReady              the new container did not become ready within the timeout
@@ -97,6 +99,10 @@ class UnfinishedDeploy(Refused):
 
 class InvalidSettings(Refused):
     """Raised when a flag or an `x-swap` key has a value docker-swap cannot use."""
+
+
+class ReleaseRefused(Refused):
+    """Raised when `rollback` cannot go to the release asked for (unknown, current, gone)."""
 
 
 class StepFailed(SwapError):

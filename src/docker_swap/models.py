@@ -33,6 +33,9 @@ class ServiceDefinition:
     published_ports: tuple[PublishedPort, ...] = ()
     network_mode: str | None = None
     x_swap: Mapping[str, object] = field(default_factory=dict)
+    image: str | None = None
+    """Its `image:`, if set; compose names a `build:` service's image PROJECT-SERVICE."""
+    pull_policy: str | None = None
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,8 @@ class Container:
     """Paths inside the container where a volume or a host directory is mounted."""
     stop_grace: int = 10
     """Seconds its main process has to exit after the stop signal (stop_grace_period)."""
+    config_hash: str = ""
+    """Compose's hash of the definition it was made from (com.docker.compose.config-hash)."""
 
     @property
     def short_id(self) -> str:
@@ -138,6 +143,15 @@ def safe_text(value: object, limit: int = 60) -> str:
     text = value if isinstance(value, str) else repr(value)
     text = text.encode("unicode_escape").decode("ascii")
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+@dataclass(frozen=True)
+class Image:
+    """One image as the engine lists it: its ID, its tags (repository:tag), its labels."""
+
+    id: str
+    tags: tuple[str, ...] = ()
+    labels: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

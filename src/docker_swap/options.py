@@ -33,6 +33,9 @@ HOOKS = ("before-switch", "after-switch", "before-stop")
 """Where a hook runs: in one new container once ready, before any traffic moves; in one new
 container after the switch; in each old container before its stop signal."""
 
+DEFAULT_KEEP = 3
+"""Releases whose images are kept for `docker-swap rollback` (x-swap `keep`)."""
+
 DEMO_PORT = 8080
 DEMO_SWAPS = 3
 """`docker-swap demo`: the example's host port, and how many swaps it makes."""
@@ -62,6 +65,7 @@ SWAP_KEYS = (
     "redis-password-file",
     "registry-key",
     "registry-namespace",
+    "keep",
 )
 SECRET_KEYS = ("registry-key",)
 """Keys whose values are never shown in a message."""
@@ -149,6 +153,8 @@ class DeployOptions:
     """x-swap.registry-key: the key itself, or `file:PATH` of a file holding it."""
     registry_namespace: str | None = None
     """Keeps this stack's registry keys apart from another's with the same project name."""
+    keep: int = DEFAULT_KEEP
+    """How many released images stay available for `rollback` (x-swap.keep)."""
 
     @property
     def upstream_name(self) -> str:
@@ -194,6 +200,7 @@ def resolve_settings(
         redis_password_file=_parsed(get("redis-password-file"), "redis-password-file", _path),
         registry_key=_parsed(get("registry-key"), "registry-key", _text),
         registry_namespace=_parsed(get("registry-namespace"), "registry-namespace", _namespace),
+        keep=_parsed(get("keep"), "keep", _keep) or DEFAULT_KEEP,
     )
 
 
@@ -250,6 +257,12 @@ def _port(value: object) -> int:
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
         raise ValueError("a port number from 1 to 65535")
+    return value
+
+
+def _keep(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 100:
+        raise ValueError("a number of releases from 1 to 100")
     return value
 
 

@@ -87,6 +87,7 @@ class Lines(Presenter):
         self.out.print(
             f"[green]done[/]    {report.seconds:6.2f}s  {report.service} now runs "
             f"{', '.join(report.new)} (replaced {', '.join(report.old)})"
+            + (f", release {report.release}" if report.release else "")
         )
 
     def failed(self, error: SwapError, service: str) -> None:

@@ -54,6 +54,8 @@ from .observer import Observer, PhaseResult, SilentObserver
 from .options import ComposeOptions, VerifyOptions
 from .preflight import Plan, connect_proxy, open_service, prepare
 from .proxy import Drained
+from .release_record import DEPLOY, ROLLBACK
+from .releases import Recorded, record_release
 from .undo import Undo
 from .verify import Verifier, VerifyReport
 from .watch import CountsAnswers, watch_release
@@ -75,6 +77,8 @@ class DeployReport:
     seconds: float
     notes: tuple[str, ...] = field(default=())
     verify: VerifyReport | None = None
+    release: int | None = None
+    """The number of its release record (None if it could not be recorded)."""
 
 
 def deploy(
@@ -84,21 +88,43 @@ def deploy(
     flags: Mapping[str, object | None] | None = None,
     observer: Observer | None = None,
     verify: VerifyOptions | None = None,
+    rollback_to: int | None = None,
 ) -> DeployReport:
-    """Replace the running containers of `service` with its current definition."""
+    """Replace the running containers of `service` with its current definition.
+
+    Every outcome but a refusal is recorded as a release (releases.py); `rollback_to` marks
+    the deploy as `docker-swap rollback` to that release."""
     compose = Compose(compose_options or ComposeOptions())
     engine, project, options = open_service(compose, service, flags or {})
     plan = prepare(engine, project, options)
+    swap = Swap(plan, engine, compose, observer or SilentObserver())
     verifier = Verifier(verify or VerifyOptions())
     try:
         with verifier:
-            report = Swap(plan, engine, compose, observer or SilentObserver()).run()
-    except SwapError as error:
-        error.verify = verifier.report() if verifier.active else None
+            report = swap.run()
+    except Exception as error:
+        if isinstance(error, SwapError) and verifier.active:
+            error.verify = verifier.report()
+        _record(swap, error, rollback_to)
         raise
+    else:
+        recorded = _record(swap, report, rollback_to)
+        return replace(report, release=recorded.number, notes=report.notes + recorded.notes,
+                       verify=verifier.report() if verifier.active else None)
     finally:
         plan.journal.unlock()
-    return replace(report, verify=verifier.report()) if verifier.active else report
+
+
+def _record(swap: Swap, result: DeployReport | Exception, rollback_to: int | None) -> Recorded:
+    with Interrupts(swap.observer.note) as interrupts:  # the outcome is known: a signal waits
+        interrupts.defer("recording the release first")
+        recorded = record_release(
+            swap.engine, swap.plan.project.name, swap.plan.options.service, result, swap.new,
+            replaced=swap.plan.old, phases=swap.phases, keep=swap.plan.options.keep,
+            kind=DEPLOY if rollback_to is None else ROLLBACK, rollback_to=rollback_to)
+    for note in recorded.notes:
+        swap.observer.note(note)
+    return recorded
 
 
 class Swap:

@@ -6,6 +6,7 @@ rollback, recovery) are proven against a real engine, compose and nginx in tests
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -13,9 +14,9 @@ from dataclasses import dataclass, field, replace
 from .compose import Compose
 from .engine import Engine
 from .errors import RegistryDataInvalid, RegistryUnavailable, StepFailed
-from .models import AgentStatus, Backend, Container, ExecResult, Generation
+from .models import AgentStatus, Backend, Container, ExecResult, Generation, Image
 from .options import ComposeOptions
-from .proxy import Drained
+from .proxy import Drained, Serving
 from .registry_data import Report
 
 
@@ -42,13 +43,18 @@ class FakeEngine(Engine):
     watches: dict[str, FakeWatch] = field(default_factory=dict)
     failing: set[str] = field(default_factory=set)
     """Names of methods that raise StepFailed."""
+    images_by_id: dict[str, Image] = field(default_factory=dict)
     _execs: int = 0
+    _imported: int = 0
 
-    def add(self, service: str, number: int, project: str = "demo") -> Container:
+    def add(self, service: str, number: int, project: str = "demo",
+            image_id: str = "") -> Container:
         container = Container(
-            id=f"{service}{number}".ljust(64, "0"), name=f"{project}-{service}-{number}",
+            id=hashlib.sha256(f"{project}/{service}/{number}".encode()).hexdigest(),
+            name=f"{project}-{service}-{number}",
             project=project, service=service, number=number, status="running",
             networks={"demo_default": f"10.0.0.{number}"}, exposed_ports=(8000,),
+            image_id=image_id, config_hash=f"hash-of-{image_id}" if image_id else "",
         )
         self.containers[container.id] = container
         return container
@@ -91,10 +97,57 @@ class FakeEngine(Engine):
     def logs(self, container_id: str, tail: int = 50) -> str:
         return f"log of {self.containers[container_id].name}\n"
 
+    # Images: a dict of ID -> Image; a tag lives on one image at a time, as on the engine.
+
+    def image(self, reference: str) -> Image | None:
+        return self.images_by_id.get(reference) or next(
+            (i for i in self.images_by_id.values() if _tagged(reference) in i.tags), None)
+
+    def images(self, *, labels: Sequence[str] = (), repository: str | None = None) -> list[Image]:
+        self._call("images")
+        wanted = [label.partition("=") for label in labels]
+        return [i for i in self.images_by_id.values()
+                if all(i.labels.get(k) == v for k, _, v in wanted)
+                and (repository is None or any(t.startswith(f"{repository}:") for t in i.tags))]
+
+    def import_labels(self, repository: str, tag: str, labels: Mapping[str, str]) -> str:
+        self._call("import_labels")
+        self._imported += 1
+        image_id = f"sha256:{self._imported:064d}"
+        self.images_by_id[image_id] = Image(image_id, (), dict(labels))
+        self.tag(image_id, f"{repository}:{tag}")
+        return image_id
+
+    def add_image(self, image_id: str, *tags: str) -> Image:
+        self.images_by_id[image_id] = Image(image_id)
+        for tag in tags:
+            self.tag(image_id, tag)
+        return self.images_by_id[image_id]
+
+    def tag(self, image_id: str, reference: str) -> None:
+        self._call(f"tag {reference}")
+        self.untag(reference, delete=False)
+        image = self.images_by_id[image_id]
+        self.images_by_id[image_id] = replace(image, tags=(*image.tags, _tagged(reference)))
+
+    def untag(self, reference: str, *, delete: bool = True) -> None:
+        for image in list(self.images_by_id.values()):
+            if _tagged(reference) in image.tags:
+                tags = tuple(t for t in image.tags if t != _tagged(reference))
+                used = any(c.image_id == image.id for c in self.containers.values())
+                if delete and not tags and not used:
+                    del self.images_by_id[image.id]
+                else:
+                    self.images_by_id[image.id] = replace(image, tags=tags)
+
     def _call(self, call: str) -> None:
         self.calls.append(call)
         if call.split(maxsplit=1)[0] in self.failing:
             raise StepFailed(f"{call} failed")
+
+
+def _tagged(reference: str) -> str:
+    return reference if ":" in reference.rpartition("/")[2] else f"{reference}:latest"
 
 
 class FakeCompose(Compose):
@@ -136,6 +189,10 @@ class FakeProxy:
 
     def status(self) -> str:
         return self.description
+
+    def serving(self) -> list[Serving]:
+        return [Serving(self.description, tuple(f"{name}:8000" for name in self.switches[-1]))
+                ] if self.switches else [Serving(self.description, ())]
 
     def stage(self, backends: Sequence[Backend], serving: Sequence[Backend]) -> None:
         self.staged.append([b.name for b in backends])

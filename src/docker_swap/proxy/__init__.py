@@ -15,14 +15,14 @@ from typing import TYPE_CHECKING
 from ..errors import ProxyNotReady
 from ..models import Backend, Container
 from ..options import ProxyRef
-from .base import Drained, ProxyDriver
+from .base import Drained, ProxyDriver, Serving
 from .haproxy import HAProxyDriver
 from .nginx import NginxDriver, seed
 
 if TYPE_CHECKING:
     from ..engine import Engine
 
-__all__ = ["Drained", "ProxyDriver", "open_proxy", "seed_proxy"]
+__all__ = ["Drained", "ProxyDriver", "Serving", "open_proxy", "seed_proxy"]
 
 
 def open_proxy(

@@ -36,6 +36,17 @@ class Drained:
     detail: str
 
 
+@dataclass(frozen=True)
+class Serving:
+    """What one proxy (one nginx or HAProxy container, one registry agent) sends new requests
+    to, read from the proxy itself."""
+
+    source: str
+    """Which proxy, e.g. `nginx in demo-proxy-1`."""
+    backends: tuple[str, ...]
+    """HOST:PORT of each server it sends to; HOST is a container's name or address."""
+
+
 class ProxyDriver(Protocol):
     description: str
     """Names the proxy in messages, e.g. `nginx (demo-proxy-1)`."""
@@ -46,6 +57,10 @@ class ProxyDriver(Protocol):
 
     def status(self) -> str:
         """One line on the proxy as `check` found it (versions, settings), for `doctor`."""
+        ...
+
+    def serving(self) -> list[Serving]:
+        """What each of its proxies sends to now, read from the proxy (for `status`)."""
         ...
 
     def stage(self, backends: Sequence[Backend], serving: Sequence[Backend]) -> None:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from ..errors import ProxyConfigInvalid, ProxyNotReady, SwitchNotConfirmed
 from ..failpoints import failpoint
 from ..models import Backend, Container, check_backends
-from .base import Drained, ProxyEngine
+from .base import Drained, ProxyEngine, Serving
 from .haproxy_runtime import (
     Slot,
     Socket,
@@ -80,6 +80,14 @@ class HAProxyDriver:
             parts.append(f"{haproxy.name}: backend {self._backend}, {serving} serving, {free} of "
                          f"{len(slots)} slots free, runtime API at {haproxy.socket.describe()}")
         return "; ".join(parts)
+
+    def serving(self) -> list[Serving]:
+        """The backend's servers that take new requests, as `show servers state` says."""
+        if not self._haproxies:
+            self.check()
+        return [Serving(f"HAProxy in {h.name} (backend {self._backend})",
+                        tuple(f"{s.address}:{s.port}" for s in self._slots(h) if s.serving))
+                for h in self._haproxies]
 
     def stage(self, backends: Sequence[Backend], serving: Sequence[Backend]) -> None:
         if not self._haproxies:

@@ -22,13 +22,14 @@ from typing import Protocol
 from ..errors import ProxyConfigInvalid, ProxyNotReady, SwitchNotConfirmed
 from ..failpoints import failpoint
 from ..models import Backend, Container, ExecResult, Process
-from .base import Drained, ProxyEngine
+from .base import Drained, ProxyEngine, Serving
 from .nginx_config import (
     DEFAULT_DIRECTORY,
     DEFAULT_KEEPALIVE_MIN_TIMEOUT,
     KEEPALIVE_FILE,
     KEEPALIVE_MIN_TIMEOUT_SINCE,
     parse_dump,
+    parse_upstream_servers,
     parse_version,
     render_keepalive,
     render_upstream,
@@ -114,6 +115,16 @@ class NginxDriver:
                 keepalive = "no keepalive_min_timeout: reloads reset idle keep-alive clients"
             parts.append(f"{nginx.name}: nginx {version}, {keepalive}")
         return "; ".join(parts)
+
+    def serving(self) -> list[Serving]:
+        """The servers of the upstream file in each nginx (what its last reload loaded)."""
+        found = []
+        for container in self._containers:
+            content = self._engine.read_file(
+                container.id, f"{self._directory}/{self.upstream_file}") or b""
+            found.append(Serving(f"nginx in {container.name}",
+                                 tuple(parse_upstream_servers(content.decode(errors="replace")))))
+        return found
 
     def stage(self, backends: Sequence[Backend], serving: Sequence[Backend]) -> None:
         if not self._nginxes:

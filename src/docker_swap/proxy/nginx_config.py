@@ -116,6 +116,16 @@ def render_upstream(
     return "\n".join(lines) + "\n"
 
 
+def parse_upstream_servers(text: str) -> list[str]:
+    """HOST:PORT of each server an upstream file sends to (`down` ones, warming up, excluded)."""
+    servers = []
+    for line in text.splitlines():
+        words = line.split("#", 1)[0].replace(";", " ").split()
+        if len(words) >= 2 and words[0] == "server" and "down" not in words[2:]:
+            servers.append(words[1])
+    return servers
+
+
 def render_keepalive(timeout: str) -> str:
     return (
         "# Written by docker-swap: after a reload, old workers answer idle keep-alive clients\n"

@@ -21,7 +21,7 @@ from typing import Protocol
 from ..errors import ProxyNotReady, RegistryDataInvalid, StepFailed, SwitchNotConfirmed
 from ..failpoints import failpoint
 from ..models import AgentStatus, Backend, Generation
-from .base import Drained
+from .base import Drained, Serving
 
 _POLL_SECONDS = 0.05
 
@@ -85,6 +85,22 @@ class RegistryDriver:
         shown = ", ".join(f"{a.name} ({_state(a)}, generation {a.applied})" for a in agents)
         signed = "signed" if self.signed else "unsigned"
         return f"generation {current} ({signed}); agents: {shown or 'none'}"
+
+    def serving(self) -> list[Serving]:
+        """For each agent, the backends of the generation it acknowledged (applied)."""
+        agents = self._registry.agents()
+        newest = self._current(agents)
+        found = []
+        for agent in agents:
+            try:
+                applied = self._registry.generation(agent.applied) if agent.applied else None
+            except RegistryDataInvalid:
+                applied = None  # shown as serving nothing known: status says they disagree
+            lag = "" if agent.applied == newest else f" of {newest} published"
+            found.append(Serving(
+                f"agent {agent.name} ({_state(agent)}, generation {agent.applied}{lag})",
+                tuple(f"{b.address}:{b.port}" for b in applied.backends) if applied else ()))
+        return found or [Serving(f"{self.description}: no agent, generation {newest}", ())]
 
     def stage(self, backends: Sequence[Backend], serving: Sequence[Backend]) -> None:
         """Each agent checks the backends with its own proxy when it applies them."""
