@@ -34,9 +34,12 @@ def wait_for(condition, seconds: float = 30) -> None:  # type: ignore[no-untyped
 def test_a_deploy_killed_before_the_switch_is_undone(make_stack: StackFactory) -> None:
     stack = make_stack(http_compose(), **FAST)
     before = stack.snapshot()
-    deploy = start_deploy(stack, APP_VERSION="v2", NEVER_READY="1")
-    wait_for(lambda: len(stack.containers("app")) == 2)
-    time.sleep(0.5)
+    # Killed once the new container has started and the journal says so (a failpoint holds the
+    # deploy right there; nothing releases it).
+    deploy = start_deploy(stack, APP_VERSION="v2", NEVER_READY="1",
+                          DOCKER_SWAP_FAILPOINTS="after-start=pause",
+                          DOCKER_SWAP_FAILPOINT_DIR=str(stack.folder))
+    wait_for((stack.folder / "after-start.reached").exists)
     deploy.send_signal(signal.SIGKILL)
     deploy.communicate()
 
