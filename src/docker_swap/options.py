@@ -27,10 +27,10 @@ NETWORK_PROBE_INTERVAL = 0.05
 DEMO_PORT = 8080
 DEMO_SWAPS = 3
 """`docker-swap demo`: the example's host port, and how many swaps it makes."""
-PROXY_DRIVERS = ("nginx", "haproxy", "redis")
+PROXY_DRIVERS = ("nginx", "haproxy", "caddy", "redis")
 REDIS_URL_ENV = "DOCKER_SWAP_REDIS_URL"
 """Where the registry's Redis URL is read when neither --redis nor x-swap.redis gives it."""
-"""nginx and haproxy take the compose service that runs them; redis takes none."""
+"""nginx, haproxy and caddy take the compose service that runs them; redis takes none."""
 SWAP_KEYS = (
     "proxy",
     "port",
@@ -89,7 +89,7 @@ class ProxyRef:
         if driver not in PROXY_DRIVERS or driver == "redis" or not service:
             raise InvalidSettings(
                 f"proxy {text!r} is neither redis nor of the form DRIVER:SERVICE with DRIVER "
-                "nginx or haproxy (for example nginx:proxy)."
+                "nginx, haproxy or caddy (for example nginx:proxy)."
             )
         return cls(driver, service)
 
