@@ -16,6 +16,7 @@ from docker_swap.proxy.caddy_config import (
     find_slots,
     is_address,
     parse_http,
+    parse_slot_files,
     parse_upstreams,
     parse_version,
     read_slot,
@@ -207,3 +208,17 @@ def test_any_configuration_is_read_without_raising(config: object) -> None:
     assert all(s.name.startswith("app.") for s in slots)
     assert len({s.path for s in slots}) == len(slots)
     file_dials(config)
+
+
+def test_slot_files_as_the_reader_prints_them() -> None:
+    assert parse_slot_files("+10.0.0.5\n\0-\0+x\n\n\0", 3) == ["10.0.0.5\n", None, "x\n\n"]
+    assert parse_slot_files("", 0) == []
+    for wrong, count in (("+10.0.0.5\n\0", 2), ("+a\0+b", 2), ("a\0", 1), ("+a\0+b\0", 3)):
+        with pytest.raises(ValueError):
+            parse_slot_files(wrong, count)
+
+
+@given(st.lists(st.none() | st.text(alphabet=st.characters(exclude_characters="\0"))))
+def test_what_the_reader_prints_is_read_back_exactly(files: list[str | None]) -> None:
+    printed = "".join("-\0" if f is None else f"+{f}\0" for f in files)
+    assert parse_slot_files(printed, len(files)) == files

@@ -24,13 +24,14 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from ..errors import ProxyConfigInvalid, ProxyNotReady, SwitchNotConfirmed
+from ..errors import ProxyConfigInvalid, ProxyNotReady, SwapError, SwitchNotConfirmed
 from ..failpoints import failpoint
 from ..models import Backend, Container
 from .base import Drained, ProxyEngine
 from .caddy_config import (
     IN_FLIGHT_BY_ADDRESS_SINCE,
     MIN_VERSION,
+    READ_SLOTS,
     Slot,
     Upstreams,
     address,
@@ -40,6 +41,7 @@ from .caddy_config import (
     is_address,
     parse_http,
     parse_json,
+    parse_slot_files,
     parse_upstreams,
     parse_version,
     read_slot,
@@ -112,8 +114,9 @@ class CaddyDriver:
             elif broken:
                 notes.append(f"Caddy in {caddy.name}: slot file(s) {', '.join(broken)} are "
                              "missing or hold no IP address, so Caddy fails the requests it "
-                             "sends there; the next switch (or `docker-swap sync`) rewrites "
-                             "every slot.")
+                             "sends there; a deploy rewrites every slot with the backends that "
+                             "serve now as soon as its new containers start (`docker-swap sync "
+                             f"{self._upstream}` does it at once).")
             if not caddy.by_address:
                 notes.append(f"Caddy {show_version(caddy.version)} in {caddy.name} counts "
                              "requests in flight per slot, not per backend: the drain waits "
@@ -137,6 +140,8 @@ class CaddyDriver:
             self.check()
         staged = {c.container.id: self._contents(c, backends) for c in self._caddies}
         for caddy in self._caddies:
+            if serving and None in caddy.current.values():  # a broken slot fails requests now
+                self._apply(caddy, self._contents(caddy, serving))
             self._write_staged(caddy, staged[caddy.container.id])
         failpoint("stage")
         for caddy in self._caddies:
@@ -164,18 +169,7 @@ class CaddyDriver:
             self._rename(caddy)
         failpoint("switch")
         for caddy in self._caddies:
-            wrong = self._unlike(caddy, contents[caddy.container.id], staged=False)
-            if wrong:
-                raise SwitchNotConfirmed(
-                    f"Caddy in {caddy.name}: slot file {wrong[0]} does not hold the new "
-                    "backend after the switch.",
-                    hint="Something else writes into the slot folder; see `docker-swap doctor`.",
-                )
-            before = caddy.addresses()
-            caddy.current = {slot: text.strip() for slot, text in
-                             contents[caddy.container.id].items()}
-            self._retiring[caddy.container.id] = (
-                before - caddy.addresses() if caddy.by_address else {s.dial for s in caddy.slots})
+            self._confirm(caddy, contents[caddy.container.id])
         return f"upstream {self._upstream} -> {', '.join(b.name for b in backends)}"
 
     def drain(self, timeout: float) -> Drained:
@@ -260,6 +254,26 @@ class CaddyDriver:
                 "docs/caddy.md).",
             ) from exc
 
+    def _apply(self, caddy: _Caddy, contents: Mapping[Slot, str]) -> None:
+        """Write, rename into place and confirm, at once (a repair: no failpoint)."""
+        self._write_staged(caddy, contents)
+        self._rename(caddy)
+        self._confirm(caddy, contents)
+
+    def _confirm(self, caddy: _Caddy, contents: Mapping[Slot, str]) -> None:
+        """Read every slot back; then the old backends no slot names any more are retiring."""
+        wrong = self._unlike(caddy, contents, staged=False)
+        if wrong:
+            raise SwitchNotConfirmed(
+                f"Caddy in {caddy.name}: slot file {wrong[0]} does not hold the new backend "
+                "after the switch.",
+                hint="Something else writes into the slot folder; see `docker-swap doctor`.",
+            )
+        before = caddy.addresses()
+        caddy.current = {slot: text.strip() for slot, text in contents.items()}
+        self._retiring[caddy.container.id] = (
+            before - caddy.addresses() if caddy.by_address else {s.dial for s in caddy.slots})
+
     def _write_staged(self, caddy: _Caddy, contents: Mapping[Slot, str]) -> None:
         self._engine.write_files(caddy.container.id, caddy.slots[0].directory,
                                  {slot.staged_name: text.encode() for slot, text in
@@ -276,15 +290,25 @@ class CaddyDriver:
                 hint="docker-swap renames them with sh and mv inside the Caddy container.",
             )
 
-    def _read(self, caddy: _Caddy, *, staged: bool) -> dict[Slot, str | None]:
-        """Every slot file (or its staged file) as it is now, read side by side."""
-        with ThreadPoolExecutor(len(caddy.slots)) as pool:
-            read = {s: pool.submit(self._engine.read_file, caddy.container.id,
-                                   s.staged_path if staged else s.path) for s in caddy.slots}
-            return {s: _text(future.result()) for s, future in read.items()}
+    def _read(self, caddy: _Caddy, *, staged: bool,
+              error: type[SwapError] = ProxyNotReady) -> dict[Slot, str | None]:
+        """Every slot file (or its staged file) as it is now, in one call."""
+        paths = [s.staged_path if staged else s.path for s in caddy.slots]
+        result = self._engine.exec(caddy.container.id, ["sh", "-c", READ_SLOTS, "caddy-slots",
+                                                        *paths], self._switch_timeout)
+        try:
+            if result.exit_code != 0:
+                raise ValueError(result.output.strip() or f"exit code {result.exit_code}")
+            return dict(zip(caddy.slots, parse_slot_files(result.stdout, len(paths)),
+                            strict=True))
+        except ValueError as exc:
+            raise error(
+                f"could not read the slot files in {caddy.name}: {exc}",
+                hint="docker-swap reads them with sh and cat inside the Caddy container.",
+            ) from exc
 
     def _unlike(self, caddy: _Caddy, contents: Mapping[Slot, str], *, staged: bool) -> list[str]:
-        found = self._read(caddy, staged=staged)
+        found = self._read(caddy, staged=staged, error=SwitchNotConfirmed)
         return [s.staged_path if staged else s.path for s, text in contents.items()
                 if found.get(s) != text]
 
@@ -325,10 +349,6 @@ class CaddyDriver:
                 "asks it from inside the container with bash or wget.",
             )
         return body
-
-
-def _text(data: bytes | None) -> str | None:
-    return None if data is None else data.decode(errors="replace")
 
 
 def _covers(mount: str, path: str) -> bool:

@@ -198,6 +198,22 @@ def is_address(text: str) -> bool:
     return 1 <= int(match["port"]) <= 65535
 
 
+READ_SLOTS = ('for f do if c=$(cat -- "$f" 2>/dev/null && echo x); then printf "+%s\\0" "${c%x}"; '
+              'else printf "%s\\0" -; fi; done')
+"""sh: each file given, in order, as `+CONTENT` (exact bytes) or `-` (unreadable), NUL-ended."""
+
+
+def parse_slot_files(output: str, count: int) -> list[str | None]:
+    """The files READ_SLOTS printed: each one's content, None when it could not be read.
+
+    Raises ValueError unless the output holds exactly `count` of them.
+    """
+    items = output.split("\0")
+    if items.pop() != "" or len(items) != count or any(i[:1] not in ("+", "-") for i in items):
+        raise ValueError(f"not the {count} slot file(s) asked for")
+    return [item[1:] if item.startswith("+") else None for item in items]
+
+
 def _handlers(config: object) -> Iterator[Mapping[str, list[object]]]:
     """Every `reverse_proxy` handler, however deep (routes, subroutes, handle blocks)."""
     if isinstance(config, Mapping):
