@@ -17,6 +17,7 @@ import pytest
 from testbed import images
 from testbed.load import KEEPALIVE_GETS, POSTS, Client, Load, Result
 from testbed.stack import (
+    CADDY_SLOTS,
     CADDYFILE,
     CADDYFILE_TLS,
     Stack,
@@ -81,6 +82,18 @@ def certificate(stack: Stack) -> bytes:
         der = tls.getpeercert(binary_form=True)
     assert der
     return der
+
+
+def first_answer(stack: Stack) -> int:
+    """The status of the first request Caddy answers once it listens."""
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            return stack.get()[0]
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 def version(stack: Stack) -> str:
@@ -178,18 +191,54 @@ def test_a_broken_or_missing_slot_file_is_caught_and_rewritten(shared: Stack) ->
     assert version(shared) == "v31"
 
 
-def test_sync_writes_the_slots_of_a_caddy_adopted_for_the_first_time(
-    make_stack: StackFactory,
-) -> None:
+def test_sync_writes_the_slots_of_a_caddy_started_with_them(make_stack: StackFactory) -> None:
     stack = make_stack(caddy_compose(), CADDYFILE, sync=False, **FAST)
-    assert stack.get()[0] == 502  # no slot file yet: Caddy cannot dial
+    assert first_answer(stack) == 502  # no slot file yet: Caddy cannot dial
     doctor = stack.swap("doctor")
     assert doctor.returncode == 1 and "no slot of app holds an address yet" in doctor.stdout
 
     result = stack.swap("sync", "app")
 
     assert result.returncode == 0, result.stdout + result.stderr
+    assert "reloaded" not in result.stdout
     assert stack.get() == (200, "v1")
+
+
+def test_sync_adopts_a_running_caddy_by_writing_the_slots_before_one_reload(
+    make_stack: StackFactory,
+) -> None:
+    stack = make_stack(caddy_compose(), "http:// {\n\treverse_proxy app:8000\n}\n", sync=False,
+                       **FAST)
+    stack.wait_serving("v1")
+    (stack.folder / "Caddyfile").write_text(CADDYFILE)  # what docs/caddy.md says to write
+    doctor = stack.swap("doctor")
+    assert "has not loaded slot(s) app.1, app.2, app.3, app.4" in " ".join(doctor.stdout.split())
+
+    result = stack.swap("sync", "app")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "reloaded once to load its new slots" in result.stdout
+    assert stack.get() == (200, "v1")
+    assert {f.strip() for f in slot_files(stack)} == app_addresses(stack)
+    assert configurations_loaded(stack) == 2
+
+
+def test_more_slots_are_written_before_the_one_reload_that_loads_them(
+    make_stack: StackFactory,
+) -> None:
+    stack = make_stack(caddy_compose(), CADDYFILE, **FAST)
+    six = " ".join(f"{{file./etc/caddy/docker-swap/app.{n}}}:8000" for n in range(1, 7))
+    (stack.folder / "Caddyfile").write_text(CADDYFILE.replace(CADDY_SLOTS, six))
+
+    report = stack.swap_json("deploy", "app", env={"APP_VERSION": "v2"})
+
+    assert report["exit_code"] == 0, report
+    assert any("has not loaded slot(s) app.5, app.6" in n for n in report["notes"]), report
+    assert stack.get() == (200, "v2")
+    slots = [f"/etc/caddy/docker-swap/app.{n}" for n in range(1, 7)]
+    found = [docker("exec", stack.proxy_container(), "cat", p).stdout.strip() for p in slots]
+    assert set(found) == app_addresses(stack)
+    assert configurations_loaded(stack) == 2
 
 
 def test_refusals(make_stack: StackFactory) -> None:

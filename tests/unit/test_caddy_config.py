@@ -10,11 +10,13 @@ from hypothesis import strategies as st
 
 from docker_swap.models import Backend
 from docker_swap.proxy.caddy_config import (
+    Command,
     Slot,
     file_dials,
     fill,
     find_slots,
     is_address,
+    parse_command,
     parse_http,
     parse_slot_files,
     parse_upstreams,
@@ -222,3 +224,28 @@ def test_slot_files_as_the_reader_prints_them() -> None:
 def test_what_the_reader_prints_is_read_back_exactly(files: list[str | None]) -> None:
     printed = "".join("-\0" if f is None else f"+{f}\0" for f in files)
     assert parse_slot_files(printed, len(files)) == files
+
+
+@pytest.mark.parametrize(("args", "command"), [
+    ("caddy run --config /etc/caddy/Caddyfile --adapter caddyfile",
+     Command("caddy", "/etc/caddy/Caddyfile", "caddyfile")),
+    ("/usr/bin/caddy run --environ --config=/etc/caddy/caddy.json",
+     Command("/usr/bin/caddy", "/etc/caddy/caddy.json", None)),
+    ("caddy run", Command("caddy")),
+    ("caddy version", None),
+    ("caddyish run", None),
+    ("sh -c caddy run", None),
+    ("", None),
+])
+def test_the_caddy_run_process(args: str, command: Command | None) -> None:
+    assert parse_command(args) == command
+
+
+def test_a_json_file_is_read_and_a_caddyfile_adapted() -> None:
+    json_file = Command("caddy", "/etc/caddy/caddy.json")
+    assert json_file.is_json and json_file.adapt_argv() is None
+    caddyfile = Command("caddy", "/etc/caddy/Caddyfile", "caddyfile")
+    assert caddyfile.adapt_argv() == ["caddy", "adapt", "--config", "/etc/caddy/Caddyfile",
+                                      "--adapter", "caddyfile"]
+    assert caddyfile.reload_argv()[:2] == ["caddy", "reload"]
+    assert Command("caddy").adapt_argv() is None

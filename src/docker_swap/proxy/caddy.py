@@ -12,9 +12,9 @@ names a live backend (they repeat when there are fewer backends than slots).
 - drain: Caddy's admin API (`/reverse_proxy/upstreams`) counts the requests in flight per
   dialed address; the old backends are drained once none of theirs is left.
 
-The admin API is asked from inside the Caddy container, on its default 127.0.0.1:2019, with
-bash's /dev/tcp (Debian-based images) or wget (the official Alpine-based image); renames use
-sh and mv.
+Only slots that the file Caddy was started with names, but the running configuration does
+not (the first adoption, or more slots), need a reload: docker-swap writes them first, then
+reloads Caddy once, before any traffic moves (at the stage of a deploy, else before the switch).
 """
 
 from __future__ import annotations
@@ -24,56 +24,50 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from ..errors import ProxyConfigInvalid, ProxyNotReady, SwapError, SwitchNotConfirmed
+from ..errors import ProxyConfigInvalid, ProxyNotReady, SwitchNotConfirmed
 from ..failpoints import failpoint
 from ..models import Backend, Container
 from .base import Drained, ProxyEngine
 from .caddy_config import (
     IN_FLIGHT_BY_ADDRESS_SINCE,
     MIN_VERSION,
-    READ_SLOTS,
+    Command,
     Slot,
-    Upstreams,
     address,
     file_dials,
     fill,
+    fill_hosts,
     find_slots,
     is_address,
-    parse_http,
-    parse_json,
-    parse_slot_files,
-    parse_upstreams,
-    parse_version,
     read_slot,
     show_version,
     slots_problem,
 )
+from .caddy_container import ADMIN_HOST, ADMIN_PORT, CaddyContainer
 
-ADMIN_HOST = "127.0.0.1"
-ADMIN_PORT = 2019
 _DRAIN_POLL_SECONDS = 0.05
-_HTTP_GET = ('exec 3<>"/dev/tcp/$1/$2" && printf "GET %s HTTP/1.0\\r\\nHost: localhost:%s'
-             '\\r\\n\\r\\n" "$3" "$2" >&3 && cat <&3')
-_CLIENT = f"""
-if command -v bash >/dev/null 2>&1; then exec bash -c '{_HTTP_GET}' caddy-api "$@"; fi
-body=$(wget -q -O- "http://$1:$2$3") && printf 'HTTP/1.0 200 OK\\r\\n\\r\\n%s' "$body"
-"""
-_RENAME = 'while [ $# -gt 1 ]; do mv -f "$1" "$2" || exit 1; shift 2; done'
 
 
 @dataclass
 class _Caddy:
-    """One running Caddy: its container, version, slots, and what each slot file holds now."""
+    """One running Caddy: how it runs, its slots, and what each slot file holds now."""
 
-    container: Container
+    box: CaddyContainer
+    command: Command
     version: tuple[int, int, int] | None
     slots: list[Slot]
+    """Every slot of the upstream: loaded, and named by the file only (`pending`)."""
+    pending: list[Slot] = field(default_factory=list)
     current: dict[Slot, str | None] = field(default_factory=dict)
     """Slot to the IP its file holds (None: missing, or not an IP)."""
 
     @property
     def name(self) -> str:
-        return self.container.name
+        return self.box.name
+
+    @property
+    def id(self) -> str:
+        return self.box.container.id
 
     @property
     def by_address(self) -> bool:
@@ -92,36 +86,16 @@ class CaddyDriver:
         switch_timeout: float,
     ) -> None:
         self.description = f"Caddy ({', '.join(c.name for c in containers)})"
-        self._engine = engine
-        self._containers = list(containers)
+        self._boxes = [CaddyContainer(engine, c, switch_timeout) for c in containers]
         self._upstream = upstream
-        self._switch_timeout = switch_timeout
         self._caddies: list[_Caddy] = []
         self._staged: dict[str, dict[Slot, str]] = {}
         self._retiring: dict[str, set[str]] = {}
         """Container id to the old backends' addresses (or, before Caddy 2.11.2, slots)."""
 
     def check(self) -> list[str]:
-        self._caddies = [self._inspect(container) for container in self._containers]
-        notes = []
-        for caddy in self._caddies:
-            broken = [s.path for s, host in caddy.current.items() if host is None]
-            if broken and len(broken) == len(caddy.slots):
-                notes.append(f"Caddy in {caddy.name}: no slot of {self._upstream} holds an "
-                             f"address yet ({broken[0]}, ...): Caddy fails every request it "
-                             "sends there until docker-swap writes them (`docker-swap sync "
-                             f"{self._upstream}` does, and so does the next switch).")
-            elif broken:
-                notes.append(f"Caddy in {caddy.name}: slot file(s) {', '.join(broken)} are "
-                             "missing or hold no IP address, so Caddy fails the requests it "
-                             "sends there; a deploy rewrites every slot with the backends that "
-                             "serve now as soon as its new containers start (`docker-swap sync "
-                             f"{self._upstream}` does it at once).")
-            if not caddy.by_address:
-                notes.append(f"Caddy {show_version(caddy.version)} in {caddy.name} counts "
-                             "requests in flight per slot, not per backend: the drain waits "
-                             "until every slot was idle once (Caddy >= 2.11.2 is exact).")
-        return notes
+        self._caddies = [self._inspect(box) for box in self._boxes]
+        return [note for caddy in self._caddies for note in self._notes(caddy)]
 
     def status(self) -> str:
         parts = []
@@ -138,14 +112,15 @@ class CaddyDriver:
     def stage(self, backends: Sequence[Backend], serving: Sequence[Backend]) -> None:
         if not self._caddies:
             self.check()
-        staged = {c.container.id: self._contents(c, backends) for c in self._caddies}
+        staged = {c.id: self._contents(c, backends) for c in self._caddies}
         for caddy in self._caddies:
-            if serving and None in caddy.current.values():  # a broken slot fails requests now
-                self._apply(caddy, self._contents(caddy, serving))
-            self._write_staged(caddy, staged[caddy.container.id])
+            if serving and (caddy.pending or None in caddy.current.values()):
+                self._apply(caddy, self._contents(caddy, serving))  # what serves now, in all
+                self._load_pending(caddy)
+            caddy.box.write(caddy.slots[0].directory, _staged_files(staged[caddy.id]))
         failpoint("stage")
         for caddy in self._caddies:
-            wrong = self._unlike(caddy, staged[caddy.container.id], staged=True)
+            wrong = self._unlike(caddy, staged[caddy.id], staged=True)
             if wrong:
                 raise ProxyConfigInvalid(
                     f"Caddy in {caddy.name}: {wrong[0]} does not hold what docker-swap wrote.",
@@ -160,25 +135,32 @@ class CaddyDriver:
     def switch(self, backends: Sequence[Backend]) -> str:
         if not self._caddies:
             self.check()
-        contents = {c.container.id: self._contents(c, backends) for c in self._caddies}
+        contents = {c.id: self._contents(c, backends) for c in self._caddies}
+        reloaded = [c.name for c in self._caddies if c.pending]
         for caddy in self._caddies:
-            if self._staged.get(caddy.container.id) != contents[caddy.container.id]:
-                self._write_staged(caddy, contents[caddy.container.id])
+            if caddy.pending:  # before traffic moves: Caddy loads the slots it lacks
+                serving = [h for s, h in caddy.current.items() if h and s not in caddy.pending]
+                self._apply(caddy, fill_hosts(caddy.slots, serving) if serving else
+                            contents[caddy.id])  # the first adoption: nothing serves yet
+                self._load_pending(caddy)
+            if self._staged.get(caddy.id) != contents[caddy.id]:
+                caddy.box.write(caddy.slots[0].directory, _staged_files(contents[caddy.id]))
         self._staged = {}
         for caddy in self._caddies:
-            self._rename(caddy)
+            caddy.box.rename([(s.staged_path, s.path) for s in caddy.slots])
         failpoint("switch")
         for caddy in self._caddies:
-            self._confirm(caddy, contents[caddy.container.id])
-        return f"upstream {self._upstream} -> {', '.join(b.name for b in backends)}"
+            self._confirm(caddy, contents[caddy.id])
+        done = f"upstream {self._upstream} -> {', '.join(b.name for b in backends)}"
+        return done + (f" (Caddy in {', '.join(reloaded)} reloaded once to load its new "
+                       "slots)" if reloaded else "")
 
     def drain(self, timeout: float) -> Drained:
         started = time.monotonic()
-        pending = {c.container.id: set(self._retiring.get(c.container.id, set()))
-                   for c in self._caddies}
+        pending = {c.id: set(self._retiring.get(c.id, set())) for c in self._caddies}
         recovering = not self._retiring  # no switch in this process: any backend not in a slot
         while True:
-            busy = sum(self._busy(c, pending[c.container.id], recovering) for c in self._caddies)
+            busy = sum(self._busy(c, pending[c.id], recovering) for c in self._caddies)
             seconds = time.monotonic() - started
             if not busy:
                 self._retiring = {}
@@ -188,50 +170,72 @@ class CaddyDriver:
                                f"after {timeout:g} s")
             time.sleep(_DRAIN_POLL_SECONDS)
 
-    def _inspect(self, container: Container) -> _Caddy:
-        caddy = next((p.args.split()[0] for p in self._engine.processes(container.id)
-                      if p.args.split()[0].rpartition("/")[2] == "caddy"
-                      and "run" in p.args.split()), None)
-        if caddy is None:
-            raise ProxyNotReady(f"no `caddy run` process runs in {container.name}.")
-        with ThreadPoolExecutor(2) as pool:  # two independent round trips to the engine
-            printed = pool.submit(self._engine.exec, container.id, [caddy, "version"],
-                                  self._switch_timeout)
-            answer = pool.submit(self._admin, container, "/config/")
-            version, config = parse_version(printed.result().stdout), answer.result()
+    def _inspect(self, box: CaddyContainer) -> _Caddy:
+        command = box.command()
+        with ThreadPoolExecutor(3) as pool:  # independent round trips to the engine
+            printed = pool.submit(box.version, command)
+            running = pool.submit(box.config)
+            in_file = pool.submit(box.file_config, command)
+            version, config, file_config = printed.result(), running.result(), in_file.result()
         if version is not None and version < MIN_VERSION:
             raise ProxyNotReady(
-                f"Caddy {show_version(version)} in {container.name} is older than 2.8: it "
-                "cannot read a slot file on every request, and every other way to change its "
+                f"Caddy {show_version(version)} in {box.name} is older than 2.8: it cannot "
+                "read a slot file on every request, and every other way to change its "
                 "upstreams is a reload.",
                 hint="Use Caddy 2.8 or newer (the official image caddy:2 is).",
             )
-        try:
-            loaded = parse_json(config)
-        except ValueError as exc:
-            raise ProxyNotReady(f"Caddy's admin API in {container.name} answered GET /config/ "
-                                f"with something else than JSON: {config[:100]!r}") from exc
-        slots = find_slots(loaded, self._upstream)
+        loaded = find_slots(config, self._upstream)
+        known = {s.path for s in loaded}
+        pending = [s for s in find_slots(file_config, self._upstream) if s.path not in known]
+        slots = sorted(loaded + pending, key=lambda s: int(s.name.rpartition(".")[2]))
         problem = slots_problem(slots, self._upstream)
         if not slots or problem:
-            others = file_dials(loaded)
+            others = file_dials(config)
             raise ProxyNotReady(
-                f"Caddy in {container.name}: "
+                f"Caddy in {box.name}: "
                 + (problem or f"no reverse_proxy dials slot files of {self._upstream}"
                    + (f" (found {', '.join(others[:2])})" if others else "")) + ".",
                 hint=f"Give its reverse_proxy slots such as `{{file./etc/caddy/docker-swap/"
                 f"{self._upstream}.1}}:PORT` (see docs/caddy.md).",
             )
-        if not any(_covers(mount, slots[0].directory) for mount in container.mounts):
+        folder = slots[0].directory
+        if not any(_covers(mount, folder) for mount in box.container.mounts):
             raise ProxyNotReady(
-                f"{slots[0].directory} in {container.name} is not on a volume, so the slots "
-                "docker-swap writes would be lost when the proxy is recreated.",
-                hint=f"Add `- docker-swap:{slots[0].directory}` to the proxy's volumes "
-                "(and `docker-swap:` under the top-level volumes).",
+                f"{folder} in {box.name} is not on a volume, so the slots docker-swap writes "
+                "would be lost when the proxy is recreated.",
+                hint=f"Add `- docker-swap:{folder}` to the proxy's volumes (and "
+                "`docker-swap:` under the top-level volumes).",
             )
-        found = _Caddy(container, version, slots)
-        found.current = {s: read_slot(t) for s, t in self._read(found, staged=False).items()}
-        return found
+        files = box.read([s.path for s in slots])
+        return _Caddy(box, command, version, slots, pending,
+                      {s: read_slot(text) for s, text in zip(slots, files, strict=True)})
+
+    def _notes(self, caddy: _Caddy) -> list[str]:
+        notes = []
+        broken = [s.path for s, host in caddy.current.items()
+                  if host is None and s not in caddy.pending]
+        if broken and len(broken) == len(caddy.slots) - len(caddy.pending):
+            notes.append(f"Caddy in {caddy.name}: no slot of {self._upstream} holds an address "
+                         f"yet ({broken[0]}, ...): Caddy fails every request it sends there "
+                         f"until docker-swap writes them (`docker-swap sync {self._upstream}` "
+                         "does, and so does a deploy).")
+        elif broken:
+            notes.append(f"Caddy in {caddy.name}: slot file(s) {', '.join(broken)} are missing "
+                         "or hold no IP address, so Caddy fails the requests it sends there; a "
+                         "deploy rewrites every slot with the backends that serve now as soon "
+                         f"as its new containers start (`docker-swap sync {self._upstream}` "
+                         "does it at once).")
+        if caddy.pending:
+            notes.append(f"Caddy in {caddy.name} has not loaded slot(s) "
+                         f"{', '.join(s.name for s in caddy.pending)} of {caddy.command.config} "
+                         "yet: docker-swap writes them, then reloads Caddy once before any "
+                         "traffic moves. A reload closes idle keep-alive client connections: "
+                         "a few requests may fail (docs/caddy.md).")
+        if not caddy.by_address:
+            notes.append(f"Caddy {show_version(caddy.version)} in {caddy.name} counts requests "
+                         "in flight per slot, not per backend: the drain waits until every slot "
+                         "was idle once (Caddy >= 2.11.2 is exact).")
+        return notes
 
     def _contents(self, caddy: _Caddy, backends: Sequence[Backend]) -> dict[Slot, str]:
         port = caddy.slots[0].port
@@ -254,10 +258,22 @@ class CaddyDriver:
                 "docs/caddy.md).",
             ) from exc
 
+    def _load_pending(self, caddy: _Caddy) -> None:
+        """Reload Caddy so that it dials the slots its file names (all written already)."""
+        if not caddy.pending:
+            return
+        caddy.box.reload(caddy.command)
+        loaded = {s.path for s in find_slots(caddy.box.config(), self._upstream)}
+        missing = [s.name for s in caddy.pending if s.path not in loaded]
+        if missing:
+            raise SwitchNotConfirmed(f"Caddy in {caddy.name} reloaded {caddy.command.config} "
+                                     f"but does not dial slot(s) {', '.join(missing)}.")
+        caddy.pending = []
+
     def _apply(self, caddy: _Caddy, contents: Mapping[Slot, str]) -> None:
         """Write, rename into place and confirm, at once (a repair: no failpoint)."""
-        self._write_staged(caddy, contents)
-        self._rename(caddy)
+        caddy.box.write(caddy.slots[0].directory, _staged_files(contents))
+        caddy.box.rename([(s.staged_path, s.path) for s in caddy.slots])
         self._confirm(caddy, contents)
 
     def _confirm(self, caddy: _Caddy, contents: Mapping[Slot, str]) -> None:
@@ -271,49 +287,17 @@ class CaddyDriver:
             )
         before = caddy.addresses()
         caddy.current = {slot: text.strip() for slot, text in contents.items()}
-        self._retiring[caddy.container.id] = (
+        self._retiring[caddy.id] = (
             before - caddy.addresses() if caddy.by_address else {s.dial for s in caddy.slots})
 
-    def _write_staged(self, caddy: _Caddy, contents: Mapping[Slot, str]) -> None:
-        self._engine.write_files(caddy.container.id, caddy.slots[0].directory,
-                                 {slot.staged_name: text.encode() for slot, text in
-                                  contents.items()})
-
-    def _rename(self, caddy: _Caddy) -> None:
-        pairs = [path for s in caddy.slots for path in (s.staged_path, s.path)]
-        result = self._engine.exec(caddy.container.id, ["sh", "-c", _RENAME, "caddy-slots",
-                                                        *pairs], self._switch_timeout)
-        if result.exit_code != 0:  # some slots may have moved: not "nothing changed"
-            raise SwitchNotConfirmed(
-                f"could not rename the slot files in {caddy.name}: "
-                f"{result.output.strip() or f'exit code {result.exit_code}'}",
-                hint="docker-swap renames them with sh and mv inside the Caddy container.",
-            )
-
-    def _read(self, caddy: _Caddy, *, staged: bool,
-              error: type[SwapError] = ProxyNotReady) -> dict[Slot, str | None]:
-        """Every slot file (or its staged file) as it is now, in one call."""
-        paths = [s.staged_path if staged else s.path for s in caddy.slots]
-        result = self._engine.exec(caddy.container.id, ["sh", "-c", READ_SLOTS, "caddy-slots",
-                                                        *paths], self._switch_timeout)
-        try:
-            if result.exit_code != 0:
-                raise ValueError(result.output.strip() or f"exit code {result.exit_code}")
-            return dict(zip(caddy.slots, parse_slot_files(result.stdout, len(paths)),
-                            strict=True))
-        except ValueError as exc:
-            raise error(
-                f"could not read the slot files in {caddy.name}: {exc}",
-                hint="docker-swap reads them with sh and cat inside the Caddy container.",
-            ) from exc
-
     def _unlike(self, caddy: _Caddy, contents: Mapping[Slot, str], *, staged: bool) -> list[str]:
-        found = self._read(caddy, staged=staged, error=SwitchNotConfirmed)
-        return [s.staged_path if staged else s.path for s, text in contents.items()
-                if found.get(s) != text]
+        paths = [s.staged_path if staged else s.path for s in contents]
+        found = caddy.box.read(paths, error=SwitchNotConfirmed)
+        return [path for path, text, expected in zip(paths, found, contents.values(),
+                                                     strict=True) if text != expected]
 
     def _busy(self, caddy: _Caddy, pending: set[str], recovering: bool) -> int:
-        upstreams = self._upstreams(caddy)
+        upstreams = caddy.box.upstreams()
         if recovering:
             live = caddy.addresses()
             return sum(n for a, n in upstreams.by_address.items()
@@ -323,32 +307,9 @@ class CaddyDriver:
         pending -= {d for d in pending if not upstreams.by_slot.get(d)}  # idle once: drained
         return sum(upstreams.by_slot.get(d, 0) for d in pending)
 
-    def _upstreams(self, caddy: _Caddy) -> Upstreams:
-        body = self._admin(caddy.container, "/reverse_proxy/upstreams")
-        try:
-            return parse_upstreams(body)
-        except ValueError as exc:
-            raise SwitchNotConfirmed(
-                f"Caddy in {caddy.name} answered /reverse_proxy/upstreams with something "
-                f"else than its list of upstreams ({exc})."
-            ) from exc
 
-    def _admin(self, container: Container, path: str) -> str:
-        """GET `path` of Caddy's admin API from inside the container; the body."""
-        result = self._engine.exec(
-            container.id, ["sh", "-c", _CLIENT, "caddy-api", ADMIN_HOST, str(ADMIN_PORT), path],
-            timeout=self._switch_timeout)
-        status, body = parse_http(result.stdout)
-        if result.exit_code != 0 or status != 200:
-            reason = (body.strip()[:200] if status else
-                      result.output.strip()[:200] or f"exit code {result.exit_code}")
-            raise ProxyNotReady(
-                f"Caddy's admin API in {container.name} does not answer GET {path} at "
-                f"{ADMIN_HOST}:{ADMIN_PORT}: {reason}",
-                hint="Keep Caddy's admin endpoint at its default (localhost:2019); docker-swap "
-                "asks it from inside the container with bash or wget.",
-            )
-        return body
+def _staged_files(contents: Mapping[Slot, str]) -> dict[str, bytes]:
+    return {slot.staged_name: text.encode() for slot, text in contents.items()}
 
 
 def _covers(mount: str, path: str) -> bool:

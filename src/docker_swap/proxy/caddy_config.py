@@ -57,6 +57,47 @@ class Slot:
         return f"{{file.{self.path}}}:{self.port}"
 
 
+@dataclass(frozen=True)
+class Command:
+    """How Caddy was started: its binary, and the configuration file it loaded (if named)."""
+
+    binary: str
+    config: str | None = None
+    adapter: str | None = None
+
+    def adapt_argv(self) -> list[str] | None:
+        """`caddy adapt` for the file (None for a JSON file: it is read as it is)."""
+        if self.config is None or self.is_json:
+            return None
+        return [self.binary, "adapt", "--config", self.config,
+                *(["--adapter", self.adapter] if self.adapter else [])]
+
+    def reload_argv(self) -> list[str]:
+        assert self.config is not None
+        return [self.binary, "reload", "--config", self.config,
+                *(["--adapter", self.adapter] if self.adapter else [])]
+
+    @property
+    def is_json(self) -> bool:
+        return self.adapter in (None, "json") and bool(self.config) and (
+            str(self.config).endswith(".json"))
+
+
+def parse_command(args: str) -> Command | None:
+    """The `caddy run` among a container's processes (`ps` args), or None if this is not it."""
+    words = args.split()
+    if not words or words[0].rpartition("/")[2] != "caddy" or "run" not in words[1:2]:
+        return None
+    found: dict[str, str] = {}
+    for i, word in enumerate(words):
+        for flag in ("--config", "--adapter"):
+            if word == flag and i + 1 < len(words):
+                found[flag] = words[i + 1]
+            elif word.startswith(flag + "="):
+                found[flag] = word.partition("=")[2]
+    return Command(words[0], found.get("--config"), found.get("--adapter"))
+
+
 def parse_version(text: str) -> tuple[int, int, int] | None:
     """The version `caddy version` prints (`v2.11.4 h1:...`, or `2.11.4` for Debian's build)."""
     found = _VERSION.search(text)
@@ -178,7 +219,11 @@ def fill(slots: Sequence[Slot], backends: Sequence[Backend]) -> dict[Slot, str]:
         raise ValueError("no backend to send to")
     if len(slots) < len(backends):
         raise ValueError(f"{len(slots)} slot(s) for {len(backends)} backends")
-    hosts = [slot_host(b) for b in backends]
+    return fill_hosts(slots, [slot_host(b) for b in backends])
+
+
+def fill_hosts(slots: Sequence[Slot], hosts: Sequence[str]) -> dict[Slot, str]:
+    """Each slot's next content: these slot hosts (as `slot_host` makes them) in turn."""
     return {slot: f"{hosts[i % len(hosts)]}\n" for i, slot in enumerate(slots)}
 
 
