@@ -8,7 +8,8 @@
 
 The same sequence as docker-swap's (ready first, switch, drain, then stop), with one difference:
 every admin API change is a configuration reload, which closes idle keep-alive client
-connections. Caddy starts with `reverse_proxy app:8000` (Docker DNS, one container).
+connections. Caddy starts with `reverse_proxy app:8000`, pinned to the container's address
+before the load starts (`pin`).
 """
 
 from __future__ import annotations
@@ -37,10 +38,7 @@ def admin_swap(stack: Stack, version: str) -> float:
     while _docker("exec", new, "./healthcheck").returncode != 0:
         time.sleep(0.1)
     proxy = stack.proxy_container()
-    body = json.dumps([{"dial": f"{_address(new)}:8000"}])  # a full configuration reload
-    answer = _docker("exec", proxy, "bash", "-c", _REQUEST, "PATCH", _UPSTREAMS, body).stdout
-    if not answer.startswith("HTTP/1.0 200"):
-        raise SystemExit(f"Caddy refused the PATCH: {answer}")
+    _patch(proxy, [new])  # a full configuration reload
     new_address = f"{_address(new)}:8000"  # until it shows nothing in flight elsewhere
     while any(u["address"] != new_address and u["num_requests"]
               for u in json.loads(_get(proxy, "/reverse_proxy/upstreams"))):
@@ -48,6 +46,20 @@ def admin_swap(stack: Stack, version: str) -> float:
     _docker("stop", old)
     _docker("rm", old)
     return time.monotonic() - started
+
+
+def pin(stack: Stack) -> None:
+    """Send to the running container by its address, as each swap will (before the load:
+    `app:8000` would reach a new container by Docker's DNS as soon as it starts)."""
+    (container,) = stack.container_ids("app")
+    _patch(stack.proxy_container(), [container])
+
+
+def _patch(proxy: str, containers: list[str]) -> None:
+    body = json.dumps([{"dial": f"{_address(c)}:8000"} for c in containers])
+    answer = _docker("exec", proxy, "bash", "-c", _REQUEST, "PATCH", _UPSTREAMS, body).stdout
+    if not answer.startswith("HTTP/1.0 200"):
+        raise SystemExit(f"Caddy refused the PATCH: {answer}")
 
 
 def _get(proxy: str, path: str) -> str:

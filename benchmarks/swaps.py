@@ -48,7 +48,7 @@ from testbed.stack import (
     registry_compose,
 )
 
-from .caddy_admin import CADDYFILE_ADMIN, admin_swap
+from .caddy_admin import CADDYFILE_ADMIN, admin_swap, pin
 from .classic import NGINX_CLASSIC, classic_swap
 from .rollout import NGINX_ROLLOUT, rollout_compose, rollout_swap
 
@@ -201,6 +201,8 @@ def run(method: str, proxy: str, swaps: int, folder: Path,
             agents.start_both_and_sync()
         elif method.startswith("docker-swap"):
             stack.swap("sync", "app")
+        elif method == "caddy-admin":
+            pin(stack)
         stack.wait_serving("v1")
         urls = [stack.url(p) for p in (("proxy", "haproxy") if proxy == "registry" else
                                        ("proxy",))]

@@ -11,10 +11,12 @@ import socket
 import ssl
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from testbed import images
+from testbed.agents import Agents
 from testbed.load import KEEPALIVE_GETS, POSTS, Client, Load, Result
 from testbed.stack import (
     CADDY_SLOTS,
@@ -23,6 +25,7 @@ from testbed.stack import (
     Stack,
     caddy_compose,
     docker,
+    registry_compose,
 )
 
 from .conftest import StackFactory
@@ -239,6 +242,29 @@ def test_more_slots_are_written_before_the_one_reload_that_loads_them(
     found = [docker("exec", stack.proxy_container(), "cat", p).stdout.strip() for p in slots]
     assert set(found) == app_addresses(stack)
     assert configurations_loaded(stack) == 2
+
+
+def test_an_agent_keeps_caddy_in_line_with_the_registry(
+    make_stack: StackFactory, tmp_path: Path
+) -> None:
+    compose = registry_compose()
+    del compose["services"]["haproxy"], compose["volumes"]["haproxy-state"]
+    compose["services"]["proxy"] = caddy_compose()["services"]["proxy"]
+    stack = make_stack(compose, CADDYFILE, sync=False, **FAST)
+    stack.env["DOCKER_SWAP_REDIS_URL"] = stack.redis_url()
+    agents = Agents(stack, tmp_path)
+    try:
+        agents.start("caddy-agent", "caddy:proxy")
+        assert stack.swap("sync", "app").returncode == 0
+        stack.wait_serving("v1")
+
+        result = stack.swap("deploy", "app", env={"APP_VERSION": "v2"})
+
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert stack.get() == (200, "v2")
+        assert "no request left on the old backends" in agents.log("caddy-agent")
+    finally:
+        agents.stop_all()
 
 
 def test_refusals(make_stack: StackFactory) -> None:

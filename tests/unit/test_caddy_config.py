@@ -3,6 +3,8 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import json
+import subprocess
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -15,9 +17,11 @@ from docker_swap.proxy.caddy_config import (
     file_dials,
     fill,
     find_slots,
+    inspect_argv,
     is_address,
     parse_command,
     parse_http,
+    parse_inspection,
     parse_slot_files,
     parse_upstreams,
     parse_version,
@@ -241,11 +245,24 @@ def test_the_caddy_run_process(args: str, command: Command | None) -> None:
     assert parse_command(args) == command
 
 
-def test_a_json_file_is_read_and_a_caddyfile_adapted() -> None:
-    json_file = Command("caddy", "/etc/caddy/caddy.json")
-    assert json_file.is_json and json_file.adapt_argv() is None
-    caddyfile = Command("caddy", "/etc/caddy/Caddyfile", "caddyfile")
-    assert caddyfile.adapt_argv() == ["caddy", "adapt", "--config", "/etc/caddy/Caddyfile",
-                                      "--adapter", "caddyfile"]
-    assert caddyfile.reload_argv()[:2] == ["caddy", "reload"]
-    assert Command("caddy").adapt_argv() is None
+def test_the_inspection_runs_in_sh_and_is_read_back(tmp_path: Path) -> None:
+    caddy = tmp_path / "caddy"  # stands in for the binary: what `version` and `adapt` print
+    caddy.write_text('#!/bin/sh\n[ "$1" = version ] && echo "v2.11.4 h1:x" && exit\n'
+                     'echo "{\\"adapted\\": \\"$3 $5\\"}"\n')
+    caddy.chmod(0o755)
+    (tmp_path / "caddy.json").write_text('{"json": true}')
+    (tmp_path / "app.1").write_text("10.0.0.5\n")
+    slots = [str(tmp_path / "app.1"), str(tmp_path / "app.2")]
+
+    def inspect(command: Command) -> tuple[str, str, list[str | None]]:
+        printed = subprocess.run(inspect_argv(command, slots), capture_output=True, text=True,
+                                 check=True).stdout
+        return parse_inspection(printed, len(slots))
+
+    caddyfile = inspect(Command(str(caddy), "/etc/caddy/Caddyfile", "caddyfile"))
+    assert caddyfile == ("v2.11.4 h1:x\n", '{"adapted": "/etc/caddy/Caddyfile caddyfile"}\n',
+                         ["10.0.0.5\n", None])
+    assert inspect(Command(str(caddy), str(tmp_path / "caddy.json")))[1] == '{"json": true}'
+    assert inspect(Command(str(caddy)))[1] == ""
+    with pytest.raises(ValueError):
+        parse_inspection("v2.11.4\n", 0)

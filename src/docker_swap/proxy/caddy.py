@@ -171,12 +171,12 @@ class CaddyDriver:
             time.sleep(_DRAIN_POLL_SECONDS)
 
     def _inspect(self, box: CaddyContainer) -> _Caddy:
-        command = box.command()
-        with ThreadPoolExecutor(3) as pool:  # independent round trips to the engine
-            printed = pool.submit(box.version, command)
+        with ThreadPoolExecutor(2) as pool:  # independent round trips to the engine
+            started = pool.submit(box.command)
             running = pool.submit(box.config)
-            in_file = pool.submit(box.file_config, command)
-            version, config, file_config = printed.result(), running.result(), in_file.result()
+            command, config = started.result(), running.result()
+        loaded = find_slots(config, self._upstream)
+        version, file_config, files = box.inspect(command, [s.path for s in loaded])
         if version is not None and version < MIN_VERSION:
             raise ProxyNotReady(
                 f"Caddy {show_version(version)} in {box.name} is older than 2.8: it cannot "
@@ -184,7 +184,6 @@ class CaddyDriver:
                 "upstreams is a reload.",
                 hint="Use Caddy 2.8 or newer (the official image caddy:2 is).",
             )
-        loaded = find_slots(config, self._upstream)
         known = {s.path for s in loaded}
         pending = [s for s in find_slots(file_config, self._upstream) if s.path not in known]
         slots = sorted(loaded + pending, key=lambda s: int(s.name.rpartition(".")[2]))
@@ -206,9 +205,9 @@ class CaddyDriver:
                 hint=f"Add `- docker-swap:{folder}` to the proxy's volumes (and "
                 "`docker-swap:` under the top-level volumes).",
             )
-        files = box.read([s.path for s in slots])
+        current = {s: read_slot(text) for s, text in zip(loaded, files, strict=True)}
         return _Caddy(box, command, version, slots, pending,
-                      {s: read_slot(text) for s, text in zip(slots, files, strict=True)})
+                      {s: current.get(s) for s in slots})  # pending ones are written anew
 
     def _notes(self, caddy: _Caddy) -> list[str]:
         notes = []

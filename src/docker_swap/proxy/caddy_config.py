@@ -65,13 +65,6 @@ class Command:
     config: str | None = None
     adapter: str | None = None
 
-    def adapt_argv(self) -> list[str] | None:
-        """`caddy adapt` for the file (None for a JSON file: it is read as it is)."""
-        if self.config is None or self.is_json:
-            return None
-        return [self.binary, "adapt", "--config", self.config,
-                *(["--adapter", self.adapter] if self.adapter else [])]
-
     def reload_argv(self) -> list[str]:
         assert self.config is not None
         return [self.binary, "reload", "--config", self.config,
@@ -257,6 +250,29 @@ def parse_slot_files(output: str, count: int) -> list[str | None]:
     if items.pop() != "" or len(items) != count or any(i[:1] not in ("+", "-") for i in items):
         raise ValueError(f"not the {count} slot file(s) asked for")
     return [item[1:] if item.startswith("+") else None for item in items]
+
+
+INSPECT = ('"$1" version; printf "\\0"; if [ -n "$2" ]; then if [ "$3" = - ]; then cat -- "$2"; '
+           'else "$1" adapt --config "$2" ${3:+--adapter "$3"}; fi; fi 2>/dev/null; '
+           'printf "\\0"; shift 3; ' + READ_SLOTS)
+"""sh: `caddy version`, NUL, Caddy's configuration file as JSON (adapted, or as it is when it is
+JSON), NUL, then the slot files as READ_SLOTS prints them: one call for all three."""
+
+
+def inspect_argv(command: Command, paths: Sequence[str]) -> list[str]:
+    adapter = "-" if command.is_json else command.adapter or ""
+    return ["sh", "-c", INSPECT, "caddy-inspect", command.binary, command.config or "",
+            adapter, *paths]
+
+
+def parse_inspection(output: str, count: int) -> tuple[str, str, list[str | None]]:
+    """What INSPECT printed: the version line(s), the configuration file as JSON (empty when
+    there is none or it could not be adapted) and `count` slot files (see parse_slot_files)."""
+    version, found, rest = output.partition("\0")
+    config, found_too, files = rest.partition("\0")
+    if not (found and found_too):
+        raise ValueError("not what the inspection prints")
+    return version, config, parse_slot_files(files, count)
 
 
 def _handlers(config: object) -> Iterator[Mapping[str, list[object]]]:

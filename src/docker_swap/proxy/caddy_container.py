@@ -16,8 +16,10 @@ from .caddy_config import (
     READ_SLOTS,
     Command,
     Upstreams,
+    inspect_argv,
     parse_command,
     parse_http,
+    parse_inspection,
     parse_json,
     parse_slot_files,
     parse_upstreams,
@@ -50,8 +52,24 @@ class CaddyContainer:
                 return command
         raise ProxyNotReady(f"no `caddy run` process runs in {self.name}.")
 
-    def version(self, command: Command) -> tuple[int, int, int] | None:
-        return parse_version(self._run([command.binary, "version"]).stdout)
+    def inspect(self, command: Command, paths: Sequence[str]
+                ) -> tuple[tuple[int, int, int] | None, object | None, list[str | None]]:
+        """In one call: Caddy's version, the configuration in the file it was started with
+        (as JSON; None when no file is named or it cannot be read: the running configuration
+        is what counts) and the content of each of `paths` (None if unreadable)."""
+        result = self._run(inspect_argv(command, paths))
+        try:
+            version, config, files = parse_inspection(result.stdout, len(paths))
+        except ValueError as exc:
+            raise ProxyNotReady(
+                f"could not inspect Caddy in {self.name}: {result.output.strip()[:200]!r}",
+                hint="docker-swap runs sh, cat and caddy inside the Caddy container.",
+            ) from exc
+        try:
+            in_file: object | None = parse_json(config)
+        except ValueError:
+            in_file = None
+        return parse_version(version), in_file, files
 
     def config(self) -> object:
         """The configuration Caddy runs now, as its admin API reports it."""
@@ -61,23 +79,6 @@ class CaddyContainer:
         except ValueError as exc:
             raise ProxyNotReady(f"Caddy's admin API in {self.name} answered GET /config/ with "
                                 f"something else than JSON: {body[:100]!r}") from exc
-
-    def file_config(self, command: Command) -> object | None:
-        """The configuration in the file Caddy was started with, adapted to JSON; None when
-        no file is named or it cannot be read (the running configuration is what counts)."""
-        if command.config is None:
-            return None
-        argv = command.adapt_argv()
-        if argv is None:
-            data = self._engine.read_file(self.container.id, command.config)
-            text = data.decode(errors="replace") if data is not None else ""
-        else:
-            result = self._run(argv)
-            text = result.stdout if result.exit_code == 0 else ""
-        try:
-            return parse_json(text)
-        except ValueError:
-            return None
 
     def reload(self, command: Command) -> None:
         """`caddy reload` of the file it was started with; Caddy keeps its configuration when
