@@ -9,6 +9,8 @@ from __future__ import annotations
 import ipaddress
 import socket
 import ssl
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -167,6 +169,38 @@ def test_caddy_restarted_or_recreated_serves_the_new_version(shared: Stack) -> N
     result = shared.swap("deploy", "app", env={"APP_VERSION": "v30"})
     assert result.returncode == 0, result.stdout + result.stderr
     assert version(shared) == "v30"
+
+
+def test_recover_drains_and_retires_after_a_deploy_killed_past_its_switch(
+    shared: Stack, tmp_path: Path
+) -> None:
+    env = {"APP_VERSION": "v40", "DOCKER_SWAP_FAILPOINTS": "drain=pause",
+           "DOCKER_SWAP_FAILPOINT_DIR": str(tmp_path)}
+    slower = Client("slow GET (4 s)", "/slow?seconds=4", 4)  # still in flight when recover runs
+    with Load(shared.url(), (KEEPALIVE_GETS, slower, POSTS), 60) as load:
+        time.sleep(1)
+        deploy = subprocess.Popen(
+            [sys.executable, "-m", "docker_swap", "-p", shared.name, "deploy", "app"],
+            cwd=shared.folder, env=shared._env(env), stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "drain.reached").exists():
+            assert deploy.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        deploy.kill()  # switched, old containers still up with requests in flight
+        deploy.wait()
+
+        result = shared.swap("recover", "app")
+
+        assert result.returncode == 0, result.stdout + result.stderr
+        time.sleep(1)
+        load.stop()
+        results = load.results()
+    assert "finished" in result.stdout, result.stdout
+    assert sum(r.failed for r in results) == 0, describe(results)
+    assert version(shared) == "v40"
+    assert len(shared.containers("app")) == 2
+    assert {f.strip() for f in slot_files(shared)} == app_addresses(shared)
 
 
 def test_doctor_reports_the_version_and_the_slots(shared: Stack) -> None:
