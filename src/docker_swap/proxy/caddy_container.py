@@ -30,11 +30,11 @@ ADMIN_HOST = "127.0.0.1"
 ADMIN_PORT = 2019
 _HTTP_GET = ('exec 3<>"/dev/tcp/$1/$2" && printf "GET %s HTTP/1.0\\r\\nHost: localhost:%s'
              '\\r\\n\\r\\n" "$3" "$2" >&3 && cat <&3')
-_CLIENT = f"""
+ADMIN_CLIENT = f"""
 if command -v bash >/dev/null 2>&1; then exec bash -c '{_HTTP_GET}' caddy-api "$@"; fi
 body=$(wget -q -O- "http://$1:$2$3") && printf 'HTTP/1.0 200 OK\\r\\n\\r\\n%s' "$body"
 """
-_RENAME = 'while [ $# -gt 1 ]; do mv -f "$1" "$2" || exit 1; shift 2; done'
+RENAME = 'while [ $# -gt 1 ]; do mv -f "$1" "$2" || exit 1; shift 2; done'
 
 
 class CaddyContainer:
@@ -102,7 +102,8 @@ class CaddyContainer:
 
     def admin(self, path: str) -> str:
         """GET `path` of Caddy's admin API; the body."""
-        result = self._run(["sh", "-c", _CLIENT, "caddy-api", ADMIN_HOST, str(ADMIN_PORT), path])
+        result = self._run(["sh", "-c", ADMIN_CLIENT, "caddy-api", ADMIN_HOST, str(ADMIN_PORT),
+                            path])
         status, body = parse_http(result.stdout)
         if result.exit_code != 0 or status != 200:
             reason = (body.strip()[:200] if status else
@@ -134,7 +135,7 @@ class CaddyContainer:
 
     def rename(self, pairs: Sequence[tuple[str, str]]) -> None:
         """Each (from, to) renamed in order; some may have moved when this raises."""
-        result = self._run(["sh", "-c", _RENAME, "caddy-slots",
+        result = self._run(["sh", "-c", RENAME, "caddy-slots",
                             *(path for pair in pairs for path in pair)])
         if result.exit_code != 0:
             raise SwitchNotConfirmed(
