@@ -7,6 +7,7 @@ serving, with every slot naming a running container.
 from __future__ import annotations
 
 import ipaddress
+import json
 import socket
 import ssl
 import subprocess
@@ -239,6 +240,24 @@ def test_sync_writes_the_slots_of_a_caddy_started_with_them(make_stack: StackFac
     assert result.returncode == 0, result.stdout + result.stderr
     assert "reloaded" not in result.stdout
     assert stack.get() == (200, "v1")
+
+
+def test_a_json_configuration_works_the_same(make_stack: StackFactory) -> None:
+    compose = caddy_compose()
+    compose["services"]["proxy"] |= {
+        "command": ["caddy", "run", "--config", "/etc/caddy/caddy.json"],
+        "volumes": ["./Caddyfile:/etc/caddy/caddy.json:ro", "swap:/etc/caddy/docker-swap"],
+    }
+    upstreams = [{"dial": f"{{file./etc/caddy/docker-swap/app.{n}}}:8000"} for n in (1, 2)]
+    config = {"apps": {"http": {"servers": {"srv0": {"listen": [":80"], "routes": [
+        {"handle": [{"handler": "reverse_proxy", "upstreams": upstreams}]}]}}}}}
+    stack = make_stack(compose, json.dumps(config), **FAST)
+    assert stack.get() == (200, "v1")
+
+    result = stack.swap("deploy", "app", env={"APP_VERSION": "v2"})
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert stack.get() == (200, "v2")
 
 
 def test_sync_adopts_a_running_caddy_by_writing_the_slots_before_one_reload(
