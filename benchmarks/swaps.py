@@ -2,6 +2,8 @@
 
     .venv/bin/python -m benchmarks.swaps --swaps 20 --proxy nginx-1.30 --proxy nginx-1.22 \
         --proxy haproxy-2.6
+    .venv/bin/python -m benchmarks.swaps --swaps 20 --proxy caddy-2.11 --method docker-swap \
+        --method caddy-admin
 
 Load per swap (as in ../shared/REFERENCE.md): wrk keep-alive GETs (32 connections, ~1,000/s),
 2-second GETs (4), POSTs (8), plus GETs that close their connection (4). The app listens 1 s
@@ -35,15 +37,18 @@ from testbed import images
 from testbed.agents import Agents
 from testbed.load import CLOSING_GETS, KEEPALIVE_GETS, MIXED, Load, Result
 from testbed.stack import (
+    CADDYFILE,
     HAPROXY_CFG,
     NGINX_HTTP,
     Stack,
+    caddy_compose,
     docker,
     haproxy_compose,
     http_compose,
     registry_compose,
 )
 
+from .caddy_admin import CADDYFILE_ADMIN, admin_swap, pin
 from .classic import NGINX_CLASSIC, classic_swap
 from .rollout import NGINX_ROLLOUT, rollout_compose, rollout_swap
 
@@ -129,6 +134,11 @@ def run_classic(stack: Stack, version: str) -> Timing:
     return Timing(wall, wall, 0.0)
 
 
+def run_caddy_admin(stack: Stack, version: str) -> Timing:
+    wall = admin_swap(stack, version)
+    return Timing(wall, wall, 0.0)
+
+
 def run_rollout(stack: Stack, version: str) -> Timing:
     wall = rollout_swap(stack, version)
     return Timing(wall, wall, 0.0)
@@ -139,6 +149,7 @@ METHODS: dict[str, Callable[[Stack, str], Timing]] = {
     "docker-swap-http": docker_swap_http,  # its own HTTP probe
     "classic": run_classic,
     "docker-rollout": run_rollout,  # its v0.13 sequence, nginx re-resolving Docker's DNS
+    "caddy-admin": run_caddy_admin,  # the same sequence, switched by Caddy's admin API
 }
 
 
@@ -157,7 +168,7 @@ def _timestamp(rfc3339: str) -> float:
     return datetime.fromisoformat(whole + "+00:00").timestamp() + fraction
 
 
-PROXIES = ("nginx-1.30", "nginx-1.22", "haproxy-2.6", "registry")
+PROXIES = ("nginx-1.30", "nginx-1.22", "haproxy-2.6", "caddy-2.11", "registry")
 """registry: nginx 1.30 and HAProxy 2.6, each kept in line by an agent; load on both."""
 
 
@@ -166,6 +177,9 @@ def make_stack(method: str, proxy: str, folder: Path) -> Stack:
         return Stack(folder / f"{method}-{proxy}", registry_compose())
     if proxy.startswith("haproxy"):
         return Stack(folder / f"{method}-{proxy}", haproxy_compose(), HAPROXY_CFG)
+    if proxy.startswith("caddy"):
+        conf = CADDYFILE_ADMIN if method == "caddy-admin" else CADDYFILE
+        return Stack(folder / f"{method}-{proxy}", caddy_compose(), conf)
     nginx = proxy.removeprefix("nginx-")
     if method == "docker-rollout":
         return Stack(folder / f"{method}-{proxy}", rollout_compose(nginx), NGINX_ROLLOUT)
@@ -187,6 +201,8 @@ def run(method: str, proxy: str, swaps: int, folder: Path,
             agents.start_both_and_sync()
         elif method.startswith("docker-swap"):
             stack.swap("sync", "app")
+        elif method == "caddy-admin":
+            pin(stack)
         stack.wait_serving("v1")
         urls = [stack.url(p) for p in (("proxy", "haproxy") if proxy == "registry" else
                                        ("proxy",))]
@@ -348,6 +364,8 @@ def main() -> None:
             for method in args.method or ["docker-swap", "classic"]:
                 if method in ("classic", "docker-rollout") and not proxy.startswith("nginx"):
                     continue  # their nginx set-ups
+                if method == "caddy-admin" and not proxy.startswith("caddy"):
+                    continue  # Caddy's own way to switch
                 if method == "docker-swap-http" and proxy == "registry":
                     continue  # readiness is the deploying side's: the same as with nginx
                 swaps, baseline = run(method, proxy, args.swaps, Path(folder), args.idle)

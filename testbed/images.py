@@ -9,17 +9,23 @@ from pathlib import Path
 HERE = Path(__file__).parent / "images"
 BOOKWORM = "docker-swap-test/debian:bookworm"
 SID = "docker-swap-test/debian:sid"
+SID_CADDY = "docker-swap-test/debian:sid-caddy"
+BOOKWORM_CADDY = "docker-swap-test/debian:bookworm-caddy"
 
 APP = "docker-swap-test/app"
 PHP = "docker-swap-test/php"
 NGINX = {"1.22": "docker-swap-test/nginx:1.22", "1.30": "docker-swap-test/nginx:1.30"}
 HAPROXY = "docker-swap-test/haproxy:2.6"
+CADDY = "docker-swap-test/caddy:2.11"
+CADDY_2_6 = "docker-swap-test/caddy:2.6"
 _BUILDS = {
     HAPROXY: ("haproxy", BOOKWORM),
     APP: ("app", BOOKWORM),
     PHP: ("php", BOOKWORM),
     NGINX["1.22"]: ("nginx", BOOKWORM),
     NGINX["1.30"]: ("nginx", SID),
+    CADDY: ("caddy", SID_CADDY),
+    CADDY_2_6: ("caddy", BOOKWORM_CADDY),
 }
 
 
@@ -29,7 +35,7 @@ class MissingBaseImage(RuntimeError):
 
 def build_all() -> None:
     """Build every test image; docker's cache makes a second call take a second."""
-    for base in (BOOKWORM, SID):
+    for base in (BOOKWORM, SID, SID_CADDY, BOOKWORM_CADDY):
         inspected = subprocess.run(["docker", "image", "inspect", base], capture_output=True,
                                    check=False)
         if inspected.returncode:

@@ -6,6 +6,7 @@ A failed request is a non-2xx/3xx answer or a socket error (connect, read, write
 from __future__ import annotations
 
 import re
+import signal
 import subprocess
 import tempfile
 from collections.abc import Sequence
@@ -89,6 +90,12 @@ class Load:
             if process.poll() is None:
                 process.kill()
         self._folder.cleanup()
+
+    def stop(self) -> None:
+        """End every wrk now (SIGINT: wrk stops and still prints its summary)."""
+        for process in self._processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)
 
     def results(self) -> list[Result]:
         """Wait for every wrk to end (at most its duration plus a margin) and parse them."""

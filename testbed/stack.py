@@ -83,6 +83,42 @@ def haproxy_compose(**x_swap: object) -> dict[str, Any]:
     return compose
 
 
+CADDY_SLOTS = " ".join(f"{{file./etc/caddy/docker-swap/app.{n}}}:8000" for n in range(1, 5))
+CADDY_SITES = f"""\
+(app) {{
+\treverse_proxy {CADDY_SLOTS}
+}}
+http:// {{
+\timport app
+}}
+"""
+CADDYFILE = "{\n\tskip_install_trust\n}\n" + CADDY_SITES
+CADDYFILE_TLS = """\
+{
+\tskip_install_trust
+\tauto_https disable_redirects
+\tdefault_sni localhost
+}
+""" + CADDY_SITES + """\
+https://localhost, https://127.0.0.1 {
+\ttls internal
+\timport app
+}
+"""
+
+
+def caddy_compose(**x_swap: object) -> dict[str, Any]:
+    """The same app behind Caddy 2.11, switched by its slot files; HTTPS published too."""
+    compose = http_compose()
+    compose["services"]["app"]["x-swap"] |= {"proxy": "caddy:proxy", **x_swap}
+    compose["services"]["proxy"] |= {
+        "image": images.CADDY,
+        "ports": ["127.0.0.1::80", "127.0.0.1::443"],
+        "volumes": ["./Caddyfile:/etc/caddy/Caddyfile:ro", "swap:/etc/caddy/docker-swap"],
+    }
+    return compose
+
+
 def registry_compose(
     redis_port: int | None = None, x_swap: Mapping[str, object] | None = None
 ) -> dict[str, Any]:
@@ -157,7 +193,8 @@ class Stack:
     def write(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         (self.folder / "compose.yaml").write_text(yaml.safe_dump(self.compose_file))
-        name = "haproxy.cfg" if self.proxy_config.startswith("global") else "nginx.conf"
+        name = ("haproxy.cfg" if self.proxy_config.startswith("global") else
+                "Caddyfile" if "reverse_proxy" in self.proxy_config else "nginx.conf")
         (self.folder / name).write_text(self.proxy_config)
         if "haproxy" in self.compose_file["services"]:  # the registry stack has both
             (self.folder / "haproxy.cfg").write_text(HAPROXY_CFG)
@@ -192,9 +229,9 @@ class Stack:
         data["exit_code"] = result.returncode
         return data
 
-    def url(self, proxy: str = "proxy") -> str:
-        address = self.compose("port", proxy, "80").stdout.strip()
-        return f"http://{address}"
+    def url(self, proxy: str = "proxy", *, https: bool = False) -> str:
+        address = self.compose("port", proxy, "443" if https else "80").stdout.strip()
+        return f"{'https' if https else 'http'}://{address}"
 
     def get(self, path: str = "/", proxy: str = "proxy") -> tuple[int, str]:
         try:

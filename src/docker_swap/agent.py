@@ -78,8 +78,8 @@ def run_agent(
     engine, project, options = open_service(compose, service, flags or {})
     if options.proxy is None or options.proxy.driver == "redis":
         raise InvalidSettings(
-            "an agent needs the proxy it keeps in line: pass --proxy nginx:SERVICE or "
-            "--proxy haproxy:SERVICE."
+            "an agent needs the proxy it keeps in line: pass --proxy nginx:SERVICE, "
+            "--proxy haproxy:SERVICE or --proxy caddy:SERVICE."
         )
     agent_name = name or f"{socket.gethostname()}:{project.name}-{options.proxy.service}"
     if not AGENT_NAME.fullmatch(agent_name):

@@ -82,8 +82,9 @@ def _service_options(command: F) -> F:
     """The settings that may also live in the service's x-swap block; flags win."""
     for decorator in reversed([
         click.option("--proxy", metavar="DRIVER:SERVICE",
-                     help="Proxy in front of the service: nginx:SERVICE, haproxy:SERVICE, or "
-                     "redis (agents apply what the registry publishes). [x-swap: proxy]"),
+                     help="Proxy in front of the service: nginx:SERVICE, haproxy:SERVICE, "
+                     "caddy:SERVICE, or redis (agents apply what the registry publishes). "
+                     "[x-swap: proxy]"),
         click.option("--redis", metavar="URL",
                      help="Redis URL of the registry, e.g. redis://:PASSWORD@HOST:6379/0 or "
                      "rediss://... (or DOCKER_SWAP_REDIS_URL). [x-swap: redis]"),
@@ -272,7 +273,7 @@ def agent_command(compose: ComposeOptions, /, service: str, name: str | None, re
                   leave: bool, as_json: bool, quiet: bool, **flags: Any) -> None:
     """Keep one proxy in line with the backends the Redis registry publishes for SERVICE.
 
-    Run one beside each proxy (--proxy nginx:SERVICE or haproxy:SERVICE); it runs until
+    Run one beside each proxy (--proxy nginx:, haproxy: or caddy:SERVICE); it runs until
     stopped (Ctrl-C, SIGTERM) and stays registered, so that deploys wait for it.
     """
     stop = threading.Event()

@@ -39,8 +39,8 @@ DEFAULT_KEEP = 3
 DEMO_PORT = 8080
 DEMO_SWAPS = 3
 """`docker-swap demo`: the example's host port, and how many swaps it makes."""
-PROXY_DRIVERS = ("nginx", "haproxy", "redis")
-"""nginx and haproxy take the compose service that runs them; redis takes none."""
+PROXY_DRIVERS = ("nginx", "haproxy", "caddy", "redis")
+"""nginx, haproxy and caddy take the compose service that runs them; redis takes none."""
 REDIS_URL_ENV = "DOCKER_SWAP_REDIS_URL"
 """Where the registry's Redis URL is read when neither --redis nor x-swap.redis gives it."""
 REDIS_PASSWORD_ENV = "DOCKER_SWAP_REDIS_PASSWORD"
@@ -117,7 +117,7 @@ class ProxyRef:
         if driver not in PROXY_DRIVERS or driver == "redis" or not service:
             raise InvalidSettings(
                 f"proxy {text!r} is neither redis nor of the form DRIVER:SERVICE with DRIVER "
-                "nginx or haproxy (for example nginx:proxy)."
+                "nginx, haproxy or caddy (for example nginx:proxy)."
             )
         return cls(driver, service)
 

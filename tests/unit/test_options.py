@@ -32,6 +32,12 @@ def test_x_swap_is_read_and_flags_win() -> None:
     assert options.upstream_name == "backend"
 
 
+@pytest.mark.parametrize("driver", ["nginx", "haproxy", "caddy"])
+def test_every_proxy_driver_takes_a_service(driver: str) -> None:
+    assert ProxyRef.parse(f"{driver}:web") == ProxyRef(driver, "web")
+    assert str(ProxyRef.parse(f"{driver}:web")) == f"{driver}:web"
+
+
 def test_a_readiness_flag_replaces_both_readiness_keys() -> None:
     x_swap = {"health-cmd": "./healthcheck", "timeout": "5s"}
     options = resolve_settings("app", x_swap, {"http": "/healthz"})
@@ -61,7 +67,7 @@ def test_bad_durations(text: object) -> None:
     ({"port": "http"}, {}, "x-swap key 'port' has value 'http'; expected a port number"),
     ({}, {"port": 0}, "--port has value 0; expected a port number from 1 to 65535"),
     ({}, {"proxy": "nginx"}, "proxy 'nginx' is neither redis nor of the form DRIVER:SERVICE"),
-    ({}, {"proxy": "caddy:web"}, "proxy 'caddy:web' is neither redis nor of the form"),
+    ({}, {"proxy": "traefik:web"}, "proxy 'traefik:web' is neither redis nor of the form"),
     ({}, {"http": "healthz"}, "--http has value 'healthz'; expected a path starting with /"),
     ({}, {"upstream": "my app"}, "--upstream has value 'my app'"),
     ({}, {"health-cmd": "  "}, "--health-cmd has value '  '; expected a command"),

@@ -16,6 +16,7 @@ from ..errors import ProxyNotReady
 from ..models import Backend, Container
 from ..options import ProxyRef
 from .base import Drained, ProxyDriver, Serving
+from .caddy import CaddyDriver
 from .haproxy import HAProxyDriver
 from .nginx import NginxDriver, seed
 
@@ -37,6 +38,8 @@ def open_proxy(
         return NginxDriver(engine, containers, upstream, switch_timeout)
     if ref.driver == "haproxy":
         return HAProxyDriver(engine, containers, upstream, switch_timeout)
+    if ref.driver == "caddy":
+        return CaddyDriver(engine, containers, upstream, switch_timeout)
     raise ProxyNotReady(f"docker-swap has no {ref.driver} driver.")
 
 
