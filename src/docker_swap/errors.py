@@ -25,6 +25,8 @@
     │   ├── ReleaseFailed         a new container failed during the watch window
     │   ├── RegistryUnavailable   Redis stopped answering (the agent reconnects)
     │   ├── RegistryDataInvalid   a generation in Redis is malformed or not validly signed
+    │   ├── UnexpectedError       an exception docker-swap did not expect (a bug) before the
+    │   │                         switch: the swap undoes itself, then needs attention (3)
     │   └── Interrupted           Ctrl-C or SIGTERM arrived before the switch completed (or
     │                             during the watch window)
     ├── DeployFailed              a swap failed and was rolled back: the old version serves  (1)
@@ -159,6 +161,11 @@ class RegistryUnavailable(StepFailed):
 class RegistryDataInvalid(StepFailed):
     """Raised when a generation read from Redis is malformed or not validly signed; the agent
     refuses it and its proxy keeps what it served."""
+
+
+class UnexpectedError(StepFailed):
+    """Raised in place of an exception docker-swap did not expect (a bug) before the switch,
+    so that the swap can still undo itself; it then ends in NeedsAttention, the journal kept."""
 
 
 class Interrupted(StepFailed):

@@ -33,6 +33,7 @@ from .errors import (
     ReleaseFailed,
     StepFailed,
     SwapError,
+    UnexpectedError,
     message_of,
 )
 from .failpoints import failpoint
@@ -244,7 +245,6 @@ class Swap:
         # The new version serves: a signal from here on cannot undo the deploy, only be noted.
         self.interrupts.defer("the new version already serves; finishing drain and retire first")
         self._journal(SWITCHED)
-        failpoint("after-switch")
         return detail
 
     def _before_switch_hook(self) -> str:
@@ -269,6 +269,7 @@ class Swap:
                              self.observer.progress)
 
     def _drain(self) -> str:
+        failpoint("after-switch")
         failpoint("drain")
         timeout = self.plan.options.drain_timeout
         try:
@@ -406,7 +407,7 @@ def _as_step_failure(exc: Exception) -> StepFailed:
         return exc
     if isinstance(exc, SwapError):
         return StepFailed(exc.message, hint=exc.hint)
-    return StepFailed(f"unexpected error: {exc!r}.")
+    return UnexpectedError(f"unexpected error: {exc!r}.")
 
 
 def _with_output(result: HookResult) -> str:

@@ -20,6 +20,7 @@ from .errors import (
     ProxyConfigInvalid,
     ReleaseFailed,
     StepFailed,
+    UnexpectedError,
     message_of,
 )
 from .models import Backend, Container, names
@@ -62,6 +63,14 @@ class Undo:
                 hint=f"Run `docker-swap recover {self.plan.options.service}` once that is "
                 "fixed: it puts the proxy on the old containers, confirmed, then removes the "
                 "new ones.",
+            ) from failure
+        if isinstance(failure, UnexpectedError):  # a bug: say so, and let recover confirm
+            raise NeedsAttention(
+                f"{failure.message} The deploy was undone: the old container(s) "
+                f"{names(self.plan.old)} still run and serve, the new ones are removed; its "
+                "journal is kept.",
+                hint=f"Run `docker-swap recover {self.plan.options.service}` to confirm the "
+                "proxy on the old containers; -v shows the traceback (please report it).",
             ) from failure
         self.plan.journal.clear()
         raise DeployFailed(failure, logs=logs, container=failed, logs_title=title) from failure

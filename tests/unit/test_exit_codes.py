@@ -77,7 +77,7 @@ CASES: dict[str, tuple[Callable[[World], None], int]] = {
     "never ready": (_never_ready, EXIT_ROLLED_BACK),
     "stage fails": (_stage_fails, EXIT_ROLLED_BACK),
     "switch fails": (_switch_fails, EXIT_ROLLED_BACK),
-    "unexpected error before the switch": (_bug_during_readiness, EXIT_ROLLED_BACK),
+    "unexpected error before the switch": (_bug_during_readiness, EXIT_NEEDS_ATTENTION),
     "switch back fails": (_switch_back_fails, EXIT_NEEDS_ATTENTION),
     "drain fails": (_drain_fails, EXIT_NEEDS_ATTENTION),
     "stop of an old container fails": (_stop_fails, EXIT_NEEDS_ATTENTION),

@@ -296,3 +296,48 @@ def test_an_agent_that_refuses_a_rollback_it_does_not_need_does_not_fail_it() ->
     registry.publish = publish_refused  # type: ignore[method-assign]
 
     assert RegistryDriver(registry, "app", 0.5).switch(OLD).startswith("generation 2 applied")
+
+
+def test_a_registry_that_lost_its_data_is_published_again_and_waited_for() -> None:
+    registry = registry_with("edge-1")
+    driver = RegistryDriver(registry, "app", 2.0)
+    driver.check()
+
+    def redis_restarts_then_the_agent_catches_up() -> None:
+        time.sleep(0.2)
+        registry.generations.clear()
+        registry.statuses.clear()  # Redis came back empty: no agent, no generation
+        time.sleep(0.3)  # the agent registers again, then applies what is current
+        current = registry.current_number()
+        registry.statuses["edge-1"] = AgentStatus("edge-1", "nginx:proxy", True, current,
+                                                  current)
+
+    chaos = threading.Thread(target=redis_restarts_then_the_agent_catches_up)
+    chaos.start()
+    detail = driver.switch(NEW)
+    chaos.join()
+
+    applied = registry.statuses["edge-1"].applied
+    assert detail == f"generation {applied} applied by 1 agent(s): demo-app-2"
+    assert list(registry.generations[applied].backends) == NEW, "published again, above 1"
+
+
+def test_no_agent_at_all_never_confirms_a_switch() -> None:
+    registry = registry_with("edge-1")
+    driver = RegistryDriver(registry, "app", 0.3)
+    driver.check()
+    registry.statuses.clear()
+
+    with pytest.raises(SwitchNotConfirmed) as failure:
+        driver.switch(NEW)
+
+    assert "edge-1 (not registered any more)" in failure.value.message
+
+
+def test_the_drain_waits_for_an_agent_still_draining_what_it_applied() -> None:
+    registry = registry_with("edge-1")
+    registry.statuses["edge-1"] = AgentStatus("edge-1", "nginx:proxy", True, 1, 0)
+
+    drained = RegistryDriver(registry, "app", 1.0).drain(0.2)
+
+    assert not drained.complete and "edge-1 still draining" in drained.detail

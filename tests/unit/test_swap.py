@@ -218,7 +218,7 @@ def test_an_interruption_before_the_switch_rolls_back(tmp_path: Path) -> None:
     assert world.names() == ["demo-app-1"]
 
 
-def test_an_unexpected_error_still_rolls_back(tmp_path: Path) -> None:
+def test_an_unexpected_error_still_rolls_back_and_needs_attention(tmp_path: Path) -> None:
     world = World(tmp_path)
 
     def bug(watch: FakeWatch) -> None:
@@ -226,11 +226,13 @@ def test_an_unexpected_error_still_rolls_back(tmp_path: Path) -> None:
 
     world.engine.on_exec = bug
 
-    with pytest.raises(DeployFailed) as failure:
+    with pytest.raises(NeedsAttention) as failure:
         world.swap().run()
 
-    assert "unexpected error: KeyError('surprise')" in failure.value.message
+    assert failure.value.message.startswith("unexpected error: KeyError('surprise').")
+    assert "undone: the old container(s) demo-app-1 still run and serve" in failure.value.message
     assert world.names() == ["demo-app-1"]
+    assert world.journal.read() is not None, "kept, for recover to confirm"
 
 
 def test_a_failed_retire_needs_attention_after_the_switch(tmp_path: Path) -> None:

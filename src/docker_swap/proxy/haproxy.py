@@ -104,6 +104,16 @@ class HAProxyDriver:
             self.check()
         deadline = time.monotonic() + self._switch_timeout
         for haproxy in self._haproxies:
+            chosen, others = self._switch_one(haproxy, backends, deadline)
+            self._retiring[haproxy.container.id] = others
+            self._serving[haproxy.container.id] = chosen
+        return f"backend {self._backend} -> {', '.join(b.name for b in backends)}"
+
+    def _switch_one(self, haproxy: _HAProxy, backends: Sequence[Backend],
+                    deadline: float) -> tuple[set[str], set[str]]:
+        """The new servers ready, the others draining, confirmed by address and state; again
+        if HAProxy lost the new addresses meanwhile (restarted from an older state file)."""
+        while True:
             slots = self._place(haproxy, backends, self._slots(haproxy))
             chosen = {s.name for s in slots if any(s.holds(b.address, b.port) for b in backends)}
             others = {s.name for s in slots if s.name not in chosen and not s.in_maintenance}
@@ -115,10 +125,13 @@ class HAProxyDriver:
                     *(f"set server {self._backend}/{n} state drain" for n in sorted(others)))
             except ProxyConfigInvalid as exc:  # part of the line may have run: not "unchanged"
                 raise SwitchNotConfirmed(exc.message) from exc
-            self._confirm(haproxy, chosen, after, deadline)
-            self._retiring[haproxy.container.id] = others
-            self._serving[haproxy.container.id] = chosen
-        return f"backend {self._backend} -> {', '.join(b.name for b in backends)}"
+            if self._confirm(haproxy, chosen, backends, after, deadline):
+                return chosen, others
+            if time.monotonic() > deadline:
+                raise SwitchNotConfirmed(
+                    f"HAProxy in {haproxy.name} lost the new servers' addresses again within "
+                    f"{self._switch_timeout:g} s (is it restarting?).",
+                    hint=f"See `docker logs {haproxy.name}`.")
 
     def drain(self, timeout: float) -> Drained:
         if not self._retiring:  # no switch in this process (recovery): every draining slot
@@ -239,15 +252,19 @@ class HAProxyDriver:
         ))
         return self._slots(haproxy)
 
-    def _confirm(self, haproxy: _HAProxy, chosen: set[str], after: list[Slot],
-                 deadline: float) -> None:
-        """Return once HAProxy reports exactly `chosen` serving (first as `after` says)."""
+    def _confirm(self, haproxy: _HAProxy, chosen: set[str], backends: Sequence[Backend],
+                 after: list[Slot], deadline: float) -> bool:
+        """True once HAProxy reports exactly `chosen` serving, each at its backend's address
+        (first as `after` says); False if a chosen slot lost that address."""
         while True:
             slots = {s.name: s for s in after}
+            if not all(n in slots and any(slots[n].holds(b.address, b.port) for b in backends)
+                       for n in chosen):
+                return False
             if all(slots[n].serving for n in chosen) and not any(
                 s.serving for n, s in slots.items() if n not in chosen
             ):
-                return
+                return True
             if time.monotonic() > deadline:
                 raise SwitchNotConfirmed(
                     f"HAProxy in {haproxy.name} did not report the new servers up within "

@@ -48,6 +48,12 @@ class RegistryDriver:
         self._service = service
         self._switch_timeout = switch_timeout
         self._published: Generation | None = None
+        self._floor = 0
+        """The highest number any agent reported so far: what is published goes above it,
+        also when Redis lost its counter and the agents' records (they keep their numbers)."""
+        self._expected: set[str] = set()
+        """The agents registered when the proxy was checked: a switch waits for each of them,
+        also when Redis lost their records (restarted without its data: they register again)."""
 
     def check(self) -> list[str]:
         try:
@@ -68,6 +74,8 @@ class RegistryDriver:
                 "(its next report replaces this one); if it is gone, `docker-swap agent "
                 f"{self._service} --leave --name {untrusted.name}`.",
             )
+        self._expected = {a.name for a in agents}
+        self._note_numbers(agents)
         silent = [a.name for a in agents if not a.alive]
         if silent:
             return [f"agent(s) {', '.join(silent)} did not report lately; the deploy rolls "
@@ -109,14 +117,14 @@ class RegistryDriver:
         pass
 
     def switch(self, backends: Sequence[Backend]) -> str:
-        reported = max((max(a.applied, a.drained, a.failed) for a in self._registry.agents()),
-                       default=0)
-        generation = self._registry.publish(backends, after=reported)
-        self._published = generation
+        generation = self._publish(backends)
         failpoint("switch")
         deadline = time.monotonic() + self._switch_timeout
         while True:
             agents = self._registry.agents()
+            self._note_numbers(agents)
+            if self._registry.generation(generation.number) is None:
+                generation = self._publish(backends)  # Redis lost it (restarted): once more
             waiting = [a for a in agents if not self._serves(a, generation)]
             failed = [a for a in waiting if a.failed >= generation.number and not a.problem]
             if failed:
@@ -124,16 +132,30 @@ class RegistryDriver:
                     f"agent {failed[0].name} could not apply generation {generation.number}: "
                     f"{failed[0].error}"
                 )
-            if not waiting:
+            missing = sorted(self._expected - {a.name for a in agents})
+            if not waiting and not missing and agents:
                 return (f"generation {generation.number} applied by {len(agents)} agent(s): "
                         f"{', '.join(b.name for b in backends)}")
             if time.monotonic() > deadline:
-                raise self._not_applied(waiting, generation)
+                raise self._not_applied(waiting, missing, generation)
             time.sleep(_POLL_SECONDS)
 
-    def _not_applied(self, waiting: Sequence[AgentStatus],
+    def _publish(self, backends: Sequence[Backend]) -> Generation:
+        """The next generation, numbered above anything an agent reported (Redis may have
+        lost its counter, never the agents their numbers)."""
+        self._note_numbers(self._registry.agents())
+        self._published = self._registry.publish(backends, after=self._floor)
+        return self._published
+
+    def _note_numbers(self, agents: Sequence[AgentStatus]) -> None:
+        trusted = [a for a in agents if not a.problem]
+        self._floor = max([self._floor, *(max(a.applied, a.drained, a.failed) for a in trusted)])
+
+    def _not_applied(self, waiting: Sequence[AgentStatus], missing: Sequence[str],
                      generation: Generation) -> SwitchNotConfirmed:
-        names = ", ".join(f"{a.name} ({_state(a)})" for a in waiting)
+        names = ", ".join([*(f"{a.name} ({_state(a)})" for a in waiting),
+                           *(f"{name} (not registered any more)" for name in missing)])
+        names = names or "none (no agent is registered)"
         return SwitchNotConfirmed(
             f"agent(s) {names} did not apply generation {generation.number} within "
             f"{self._switch_timeout:g} s.",
@@ -142,14 +164,12 @@ class RegistryDriver:
         )
 
     def drain(self, timeout: float) -> Drained:
-        """Without a switch in this process (recover), the current generation is the one
-        whose old backends must drain."""
+        """Until every live agent has drained the generation it applied: the one this switch
+        published, an earlier one with the same backends that it still drains (a switch it
+        served already), or, without a switch in this process (recover), the current one."""
         started = time.monotonic()
-        number = self._published.number if self._published else self._current(
-            self._registry.agents())
         while True:
-            busy = [a for a in self._registry.agents()
-                    if a.alive and a.applied >= number and a.drained < number]
+            busy = [a for a in self._registry.agents() if a.alive and a.drained < a.applied]
             seconds = time.monotonic() - started
             if not busy:
                 return Drained(seconds, True, "every agent drained its proxy")
