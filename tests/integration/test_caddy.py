@@ -218,7 +218,7 @@ def test_a_broken_or_missing_slot_file_is_caught_and_rewritten(shared: Stack) ->
     docker("exec", caddy, "sh", "-c", f"echo app:8000 > {SLOTS[2]} && rm {SLOTS[3]}")
 
     doctor = shared.swap("doctor")
-    assert doctor.returncode == 1
+    assert doctor.returncode == 3
     assert f"{SLOTS[2]}, {SLOTS[3]} are missing or hold no IP address" in " ".join(
         doctor.stdout.split())
 
@@ -234,7 +234,7 @@ def test_sync_writes_the_slots_of_a_caddy_started_with_them(make_stack: StackFac
     stack = make_stack(caddy_compose(), CADDYFILE, sync=False, **FAST)
     assert first_answer(stack) == 502  # no slot file yet: Caddy cannot dial
     doctor = stack.swap("doctor")
-    assert doctor.returncode == 1 and "no slot of app holds an address yet" in doctor.stdout
+    assert doctor.returncode == 3 and "no slot of app holds an address yet" in doctor.stdout
 
     result = stack.swap("sync", "app")
 
