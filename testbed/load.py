@@ -6,6 +6,7 @@ A failed request is a non-2xx/3xx answer or a socket error (connect, read, write
 from __future__ import annotations
 
 import re
+import signal
 import subprocess
 import tempfile
 from collections.abc import Sequence
@@ -94,6 +95,13 @@ class Load:
         """Wait for every wrk to end (at most its duration plus a margin) and parse them."""
         outputs = [p.communicate(timeout=self.seconds + 30)[0] for p in self._processes]
         return [parse(client, out) for client, out in zip(self.clients, outputs, strict=True)]
+
+    def stop(self) -> list[Result]:
+        """End every wrk now (SIGINT: it stops and prints its summary) and parse them."""
+        for process in self._processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)
+        return self.results()
 
     def _argv(self, client: Client) -> list[str]:
         script = Path(self._folder.name) / f"{len(self._processes)}.lua"

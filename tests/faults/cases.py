@@ -1,0 +1,177 @@
+"""The fault cases and what each must end in: one table, run by test_faults.py and printed into
+docs/reliability.md (`python -m tests.faults.cases` prints it; test_table.py keeps them equal).
+
+A case deploys a new version (v2) over the one that serves (v1) through one proxy set-up, stops
+the deploy at a failpoint (src/docker_swap/failpoints.py), does its fault there, and lets the
+deploy go on. Then `docker-swap recover app`. The outcome is held to the exit codes' rule:
+
+    0   done: the new version serves, nothing of the old is left
+    1   the deploy failed: the old version serves and nothing of the new one is left
+    2   refused: nothing changed
+    3   needs attention: what serves, what is left, and `docker-swap recover app` are named;
+        the journal is kept
+    -9  killed (SIGKILL): no exit code of its own; the journal is kept, recover resolves it
+
+Any failure after the switch is 0 or 3. Under load, no request fails unless the fault is a proxy
+restart (a restarted proxy drops its own connections).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Proxy = Literal["nginx", "haproxy", "registry"]
+Version = Literal["v1", "v2"]
+
+KILLED = -9
+
+BEFORE_SWITCH = ("after-start", "ready", "stage", "switch")
+AFTER_SWITCH = ("after-switch", "drain", "retire")
+POINTS = BEFORE_SWITCH + AFTER_SWITCH
+
+FAULTS = {
+    "SIGKILL": "docker-swap killed (SIGKILL)",
+    "SIGINT": "Ctrl-C (SIGINT) to docker-swap",
+    "SIGTERM": "SIGTERM to docker-swap",
+    "proxy-restart": "the proxy container restarted (`docker restart`), then the deploy goes on",
+    "proxy-restart-draining": "the proxy container restarted while the deploy drains",
+    "engine-error": "an Engine API call fails (EngineFailed)",
+    "redis-restart": "Redis restarted (`docker restart`), then the deploy goes on",
+    "agent-kill": "the HAProxy agent killed (SIGKILL)",
+    "agent-slow": "the HAProxy agent slower than the switch timeout (paused before it applies)",
+}
+PROXY_FAULTS = ("proxy-restart", "proxy-restart-draining")
+"""Faults whose own dropped connections are not counted as failed requests."""
+
+PROXIES: dict[Proxy, str] = {
+    "nginx": "nginx 1.30",
+    "haproxy": "HAProxy 2.6",
+    "registry": "registry: nginx 1.30 + HAProxy 2.6, two agents",
+}
+
+
+@dataclass(frozen=True)
+class Case:
+    proxy: Proxy
+    point: str
+    """The failpoint where the fault happens (for agent-slow: the phase it slows)."""
+    fault: str
+    exits: tuple[int, ...]
+    """The exit codes the rule allows here (the first is what a user should expect)."""
+    after: Version
+    """What serves through the proxy (every proxy) once the deploy has ended."""
+    recovered: Version
+    """What serves once `docker-swap recover app` has run."""
+    resolves: str = "nothing"
+    """What recover says it did when the deploy kept its journal (exit 3, or killed)."""
+
+    @property
+    def name(self) -> str:
+        return f"{self.proxy}-{self.fault}-at-{self.point}"
+
+    @property
+    def drops_connections(self) -> bool:
+        return self.fault in PROXY_FAULTS
+
+    def recover_action(self, exit_code: int) -> str:
+        """What recover must say after the deploy ended with `exit_code`."""
+        return self.resolves if exit_code in (3, KILLED) else "nothing"
+
+    def sees(self) -> str:
+        """What the user sees, for the docs."""
+        first = self.exits[0]
+        if first == KILLED:
+            return "nothing (the process is gone); the next deploy is refused until `recover`"
+        if first == 1:
+            if self.fault in ("SIGINT", "SIGTERM"):
+                return f"`rolled back: interrupted by {self.fault} before the switch completed.`"
+            return "`rolled back: ...` with the reason and a hint"
+        if first == 3 or 3 in self.exits:
+            return ("done, or `needs attention: ...` naming what serves, what is left and "
+                    "`docker-swap recover app`")
+        if self.fault in ("SIGINT", "SIGTERM"):
+            return (f"`note {self.fault} received: the new version already serves; finishing "
+                    "drain and retire first.`, then done")
+        return "done"
+
+
+def _signals(proxy: Proxy, points: tuple[str, ...]) -> list[Case]:
+    cases = []
+    for point in points:
+        before = point in BEFORE_SWITCH
+        # nginx is reloaded and HAProxy set ready only after the `switch` failpoint; the
+        # registry's generation is published before it, so the agents apply it.
+        published = proxy == "registry" and point == "switch"
+        killed_after: Version = "v2" if not before or published else "v1"
+        cases.append(Case(proxy, point, "SIGKILL", (KILLED,), killed_after,
+                          "v1" if before else "v2", "undone" if before else "finished"))
+        for name in ("SIGINT", "SIGTERM"):
+            cases.append(Case(proxy, point, name, (1,) if before else (0,),
+                              "v1" if before else "v2", "v1" if before else "v2"))
+    return cases
+
+
+def _engine_errors(proxy: Proxy, points: tuple[str, ...]) -> list[Case]:
+    return [Case(proxy, point, "engine-error", (1,), "v1", "v1") if point in BEFORE_SWITCH
+            else Case(proxy, point, "engine-error", (0, 3), "v2", "v2", "finished")
+            for point in points]
+
+
+def _proxy_restarts(proxy: Proxy, points: tuple[str, ...]) -> list[Case]:
+    # A proxy that is back when the deploy goes on is no reason to fail it.
+    restarts = [Case(proxy, point, "proxy-restart", (0,), "v2", "v2") for point in points]
+    return [*restarts,
+            Case(proxy, "drain", "proxy-restart-draining", (0, 3), "v2", "v2", "finished")]
+
+
+CASES: tuple[Case, ...] = (
+    *_signals("nginx", POINTS),
+    *_engine_errors("nginx", POINTS),
+    *_proxy_restarts("nginx", POINTS),
+    # HAProxy: the driver's own points (stage, switch, drain), every phase for its restart.
+    *_signals("haproxy", ("stage", "switch")),
+    Case("haproxy", "drain", "SIGKILL", (KILLED,), "v2", "v2", "finished"),
+    *_engine_errors("haproxy", ("stage", "switch", "drain")),
+    *_proxy_restarts("haproxy", POINTS),
+    # The registry: a deploy killed or failing around the publication; Redis and the agents.
+    Case("registry", "switch", "SIGKILL", (KILLED,), "v2", "v1", "undone"),
+    Case("registry", "switch", "SIGINT", (1,), "v1", "v1"),
+    Case("registry", "drain", "SIGKILL", (KILLED,), "v2", "v2", "finished"),
+    Case("registry", "switch", "engine-error", (1,), "v1", "v1"),
+    Case("registry", "ready", "redis-restart", (0,), "v2", "v2"),
+    Case("registry", "switch", "redis-restart", (0,), "v2", "v2"),
+    Case("registry", "drain", "redis-restart", (0, 3), "v2", "v2", "finished"),
+    Case("registry", "ready", "agent-kill", (1,), "v1", "v1"),
+    Case("registry", "drain", "agent-kill", (0, 3), "v2", "v2", "finished"),
+    Case("registry", "switch", "agent-slow", (1,), "v1", "v1"),
+)
+
+
+def _exits(case: Case) -> str:
+    return " or ".join("killed" if code == KILLED else str(code) for code in case.exits)
+
+
+def _recover(case: Case) -> str:
+    if all(code in (0, 1, 2) for code in case.exits):
+        return "nothing to do"
+    if case.exits == (KILLED,):
+        return case.resolves
+    return f"{case.resolves} (after 3); nothing to do (after 0)"
+
+
+def markdown() -> str:
+    """The table of docs/reliability.md."""
+    lines = ["| proxy | fault | at | exit | the user sees | serves after | recover "
+             "| serves after recover |",
+             "|---|---|---|---|---|---|---|---|"]
+    for case in CASES:
+        lines.append(
+            f"| {PROXIES[case.proxy]} | {case.fault} | {case.point} | {_exits(case)} "
+            f"| {case.sees()} | {case.after} | {_recover(case)} | {case.recovered} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(markdown(), end="")
