@@ -45,7 +45,7 @@ from typing import Any
 
 from docker_swap.failpoints import DIR_ENV, POINTS_ENV
 from testbed.agents import Agents
-from testbed.load import MIXED, Load, Result
+from testbed.load import MIXED, Client, Load, Result
 from testbed.stack import (
     HAPROXY_CFG,
     NGINX_HTTP,
@@ -67,6 +67,7 @@ LOAD_LIMIT_SECONDS = 90
 SETTLE_SECONDS = 1.0
 REACHED_SECONDS = 60.0
 DEPLOY_SECONDS = 120.0
+LONG_GETS = Client("slow GET (4 s)", "/slow?seconds=4", 2)
 AGENT = "haproxy-agent"
 AGENT_CATCH_UP_SECONDS = 2.5
 """A released slow agent applies what it held, then what is newer (it resyncs every 1 s)."""
@@ -237,10 +238,11 @@ class Bench:
         else:
             env |= {POINTS_ENV: f"{case.point}=pause", DIR_ENV: str(folder)}
         with ExitStack() as running:
-            loads = [running.enter_context(Load(f"http://127.0.0.1:{port}", MIXED,
+            clients = (*MIXED, LONG_GETS) if case.long_requests else MIXED
+            loads = [running.enter_context(Load(f"http://127.0.0.1:{port}", clients,
                                                 LOAD_LIMIT_SECONDS))
                      for port in self.proxy_ports().values()]
-            time.sleep(SETTLE_SECONDS)
+            time.sleep(SETTLE_SECONDS + (2 if case.long_requests else 0))
             exit_code, stdout, stderr = self._deploy(case, env, folder)
             if case.fault == "agent-slow":  # now it may go on, and catch up
                 (folder / "agent-apply.release").touch()

@@ -1,5 +1,6 @@
 """The fault cases and what each must end in: one table, run by test_faults.py and printed into
-docs/reliability.md (`python -m tests.faults.cases` prints it; test_table.py keeps them equal).
+docs/reliability.md (`python -m tests.faults.cases` prints it, `... --write` puts it there;
+test_table.py keeps the two equal).
 
 A case deploys a new version (v2) over the one that serves (v1) through one proxy set-up, stops
 the deploy at a failpoint (src/docker_swap/failpoints.py), does its fault there, and lets the
@@ -18,7 +19,9 @@ restart (a restarted proxy drops its own connections).
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 Proxy = Literal["nginx", "haproxy", "registry"]
@@ -65,6 +68,8 @@ class Case:
     """What serves once `docker-swap recover app` has run."""
     resolves: str = "nothing"
     """What recover says it did when the deploy kept its journal (exit 3, or killed)."""
+    long_requests: bool = False
+    """Add GETs of 4 s to the load, so that a drain (the deploy's, or recover's) lasts."""
 
     @property
     def name(self) -> str:
@@ -105,7 +110,8 @@ def _signals(proxy: Proxy, points: tuple[str, ...]) -> list[Case]:
         published = proxy == "registry" and point == "switch"
         killed_after: Version = "v2" if not before or published else "v1"
         cases.append(Case(proxy, point, "SIGKILL", (KILLED,), killed_after,
-                          "v1" if before else "v2", "undone" if before else "finished"))
+                          "v1" if before else "v2", "undone" if before else "finished",
+                          long_requests=point == "drain"))
         for name in ("SIGINT", "SIGTERM"):
             cases.append(Case(proxy, point, name, (1,) if before else (0,),
                               "v1" if before else "v2", "v1" if before else "v2"))
@@ -113,7 +119,10 @@ def _signals(proxy: Proxy, points: tuple[str, ...]) -> list[Case]:
 
 
 def _engine_errors(proxy: Proxy, points: tuple[str, ...]) -> list[Case]:
-    return [Case(proxy, point, "engine-error", (1,), "v1", "v1") if point in BEFORE_SWITCH
+    # The point fails each time it is passed: at `switch`, the rollback's own switch fails
+    # too, so the rollback cannot be confirmed (3) and what serves must be kept for recover.
+    return [Case(proxy, point, "engine-error", (3,), "v1", "v1", "undone") if point == "switch"
+            else Case(proxy, point, "engine-error", (1,), "v1", "v1") if point in BEFORE_SWITCH
             else Case(proxy, point, "engine-error", (0, 3), "v2", "v2", "finished")
             for point in points]
 
@@ -121,8 +130,8 @@ def _engine_errors(proxy: Proxy, points: tuple[str, ...]) -> list[Case]:
 def _proxy_restarts(proxy: Proxy, points: tuple[str, ...]) -> list[Case]:
     # A proxy that is back when the deploy goes on is no reason to fail it.
     restarts = [Case(proxy, point, "proxy-restart", (0,), "v2", "v2") for point in points]
-    return [*restarts,
-            Case(proxy, "drain", "proxy-restart-draining", (0, 3), "v2", "v2", "finished")]
+    return [*restarts, Case(proxy, "drain", "proxy-restart-draining", (0, 3), "v2", "v2",
+                            "finished", long_requests=True)]
 
 
 CASES: tuple[Case, ...] = (
@@ -131,19 +140,20 @@ CASES: tuple[Case, ...] = (
     *_proxy_restarts("nginx", POINTS),
     # HAProxy: the driver's own points (stage, switch, drain), every phase for its restart.
     *_signals("haproxy", ("stage", "switch")),
-    Case("haproxy", "drain", "SIGKILL", (KILLED,), "v2", "v2", "finished"),
+    Case("haproxy", "drain", "SIGKILL", (KILLED,), "v2", "v2", "finished", long_requests=True),
     *_engine_errors("haproxy", ("stage", "switch", "drain")),
     *_proxy_restarts("haproxy", POINTS),
     # The registry: a deploy killed or failing around the publication; Redis and the agents.
     Case("registry", "switch", "SIGKILL", (KILLED,), "v2", "v1", "undone"),
     Case("registry", "switch", "SIGINT", (1,), "v1", "v1"),
-    Case("registry", "drain", "SIGKILL", (KILLED,), "v2", "v2", "finished"),
+    Case("registry", "drain", "SIGKILL", (KILLED,), "v2", "v2", "finished", long_requests=True),
     Case("registry", "switch", "engine-error", (1,), "v1", "v1"),
     Case("registry", "ready", "redis-restart", (0,), "v2", "v2"),
     Case("registry", "switch", "redis-restart", (0,), "v2", "v2"),
-    Case("registry", "drain", "redis-restart", (0, 3), "v2", "v2", "finished"),
+    Case("registry", "drain", "redis-restart", (0, 3), "v2", "v2", "finished",
+         long_requests=True),
     Case("registry", "ready", "agent-kill", (1,), "v1", "v1"),
-    Case("registry", "drain", "agent-kill", (0, 3), "v2", "v2", "finished"),
+    Case("registry", "drain", "agent-kill", (0, 3), "v2", "v2", "finished", long_requests=True),
     Case("registry", "switch", "agent-slow", (1,), "v1", "v1"),
 )
 
@@ -160,6 +170,10 @@ def _recover(case: Case) -> str:
     return f"{case.resolves} (after 3); nothing to do (after 0)"
 
 
+DOC = Path(__file__).parents[2] / "docs" / "reliability.md"
+_START, _END = "<!-- cases: generated", "<!-- end of cases -->"
+
+
 def markdown() -> str:
     """The table of docs/reliability.md."""
     lines = ["| proxy | fault | at | exit | the user sees | serves after | recover "
@@ -173,5 +187,19 @@ def markdown() -> str:
     return "\n".join(lines) + "\n"
 
 
+def documented(text: str) -> str:
+    """The table as `text` (docs/reliability.md) has it, between its two markers."""
+    start = text.index("\n", text.index(_START)) + 1
+    return text[start:text.index(_END)]
+
+
+def write_doc() -> None:
+    text = DOC.read_text()
+    DOC.write_text(text.replace(documented(text), markdown()))
+
+
 if __name__ == "__main__":
-    print(markdown(), end="")
+    if sys.argv[1:] == ["--write"]:
+        write_doc()
+    else:
+        print(markdown(), end="")

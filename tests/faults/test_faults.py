@@ -17,6 +17,7 @@ PREFIXES = {1: "rolled back:", 2: "refused:", 3: "needs attention:"}
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
 def test_fault(case: Case, benches: Benches, tmp_path: Path) -> None:
     outcome = benches.get(case.proxy).run(case, tmp_path)
+    print(outcome.describe())  # shown for passing cases too with `pytest -rP`
 
     problems = judge_deploy(case, outcome) + judge_recover(case, outcome)
 
@@ -36,6 +37,9 @@ def judge_deploy(case: Case, outcome: Outcome) -> list[str]:
         problems.append("exit 3 must name the command that fixes it (docker-swap recover app)")
     if code in (3, KILLED) and not outcome.journal_kept:
         problems.append(f"exit {code} must keep the journal")
+    if code in (3, KILLED) and len(outcome.app_containers) != 2:
+        problems.append(f"exit {code} left {outcome.app_containers}: what serves and what is "
+                        "left over (old and new) must both be kept for recover")
     if code in (0, 1, 2) and outcome.journal_kept:
         problems.append(f"exit {code} must leave no journal")
     expected = {0: "v2", 1: "v1", 2: "v1"}.get(code, case.after) if code in case.exits else (
