@@ -85,20 +85,18 @@ class Case:
 
     def sees(self) -> str:
         """What the user sees, for the docs."""
-        first = self.exits[0]
+        first, signalled = self.exits[0], self.fault in ("SIGINT", "SIGTERM")
+        attention = ("`needs attention: ...` naming what serves, what is left and "
+                     "`docker-swap recover app`")
         if first == KILLED:
             return "nothing (the process is gone); the next deploy is refused until `recover`"
         if first == 1:
-            if self.fault in ("SIGINT", "SIGTERM"):
-                return f"`rolled back: interrupted by {self.fault} before the switch completed.`"
-            return "`rolled back: ...` with the reason and a hint"
-        if first == 3 or 3 in self.exits:
-            return ("done, or `needs attention: ...` naming what serves, what is left and "
-                    "`docker-swap recover app`")
-        if self.fault in ("SIGINT", "SIGTERM"):
-            return (f"`note {self.fault} received: the new version already serves; finishing "
-                    "drain and retire first.`, then done")
-        return "done"
+            return (f"`rolled back: interrupted by {self.fault} before the switch completed.`"
+                    if signalled else "`rolled back: ...` with the reason and a hint")
+        if 3 in self.exits:
+            return attention if first == 3 else f"done, or {attention}"
+        return (f"`note {self.fault} received: the new version already serves; finishing "
+                "drain and retire first.`, then done") if signalled else "done"
 
 
 def _signals(proxy: Proxy, points: tuple[str, ...]) -> list[Case]:
@@ -147,7 +145,7 @@ CASES: tuple[Case, ...] = (
     Case("registry", "switch", "SIGKILL", (KILLED,), "v2", "v1", "undone"),
     Case("registry", "switch", "SIGINT", (1,), "v1", "v1"),
     Case("registry", "drain", "SIGKILL", (KILLED,), "v2", "v2", "finished", long_requests=True),
-    Case("registry", "switch", "engine-error", (1,), "v1", "v1"),
+    Case("registry", "switch", "engine-error", (3,), "v1", "v1", "undone"),
     Case("registry", "ready", "redis-restart", (0,), "v2", "v2"),
     Case("registry", "switch", "redis-restart", (0,), "v2", "v2"),
     Case("registry", "drain", "redis-restart", (0, 3), "v2", "v2", "finished",
@@ -165,7 +163,7 @@ def _exits(case: Case) -> str:
 def _recover(case: Case) -> str:
     if all(code in (0, 1, 2) for code in case.exits):
         return "nothing to do"
-    if case.exits == (KILLED,):
+    if set(case.exits) <= {3, KILLED}:
         return case.resolves
     return f"{case.resolves} (after 3); nothing to do (after 0)"
 
