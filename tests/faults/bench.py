@@ -231,7 +231,7 @@ class Bench:
     # One case.
 
     def run(self, case: Case, folder: Path) -> Outcome:
-        stack = self.reset()
+        stack = self.build() if case.fresh else self.reset()
         self.versions += 1
         names = {"v1": self.version, "v2": f"v{self.versions + 1}"}
         folder.mkdir(parents=True, exist_ok=True)
