@@ -18,7 +18,9 @@ POINT.release) at that very point. Then:
     proxy-restart-draining  released at `drain`, and the proxy restarted while the deploy
                    drains (requests of 2 s are in flight on the old container).
     engine-error   DOCKER_SWAP_FAILPOINTS=POINT=error: EngineFailed is raised there, as a
-                   failed Engine API call would be.
+                   failed Engine API call would be (each time the point is passed: at `switch`,
+                   the rollback's own switch fails too).
+    crash          DOCKER_SWAP_FAILPOINTS=POINT=crash: RuntimeError, as a bug would raise.
     redis-restart  `docker restart` of Redis (which keeps no data: it comes back empty).
     agent-kill     the HAProxy agent gets SIGKILL.
     agent-slow     the HAProxy agent runs with DOCKER_SWAP_FAILPOINTS=agent-apply=pause: it
@@ -157,14 +159,13 @@ class Bench:
             self.agents = Agents(stack, folder)
             self.agents.start_both_and_sync()
         else:
-            if self.proxy == "nginx":  # it runs (and resolves `app` itself until the sync)
-                stack.wait_serving("v1")
             for _ in range(3):  # on a busy machine a proxy just started may not answer yet
                 result = stack.swap("sync", "app")
                 if result.returncode == 0:
                     break
                 time.sleep(1)
             assert result.returncode == 0, result.stdout + result.stderr
+            stack.wait_serving("v1")
         return stack
 
     def _compose(self) -> tuple[dict[str, Any], str]:
@@ -236,8 +237,8 @@ class Bench:
         names = {"v1": self.version, "v2": f"v{self.versions + 1}"}
         folder.mkdir(parents=True, exist_ok=True)
         env = {"APP_VERSION": names["v2"]}
-        if case.fault == "engine-error":
-            env[POINTS_ENV] = f"{case.point}=error"
+        if case.fault in ("engine-error", "crash"):
+            env[POINTS_ENV] = f"{case.point}={'error' if case.fault == 'engine-error' else 'crash'}"
         elif case.fault == "agent-slow":
             self._restart_agent({POINTS_ENV: "agent-apply=pause", DIR_ENV: str(folder)}, folder)
         else:

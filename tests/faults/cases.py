@@ -40,6 +40,7 @@ FAULTS = {
     "proxy-restart": "the proxy container restarted (`docker restart`), then the deploy goes on",
     "proxy-restart-draining": "the proxy container restarted while the deploy drains",
     "engine-error": "an Engine API call fails (EngineFailed)",
+    "crash": "an unexpected exception (a bug: RuntimeError)",
     "redis-restart": "Redis restarted (`docker restart`), then the deploy goes on",
     "agent-kill": "the HAProxy agent killed (SIGKILL)",
     "agent-slow": "the HAProxy agent slower than the switch timeout (paused before it applies)",
@@ -142,6 +143,9 @@ CASES: tuple[Case, ...] = (
     *_signals("nginx", POINTS),
     *_engine_errors("nginx", POINTS),
     *_proxy_restarts("nginx", POINTS),
+    # A bug, before and after the switch: never taken for a rollback, the journal kept.
+    Case("nginx", "ready", "crash", (3,), "v1", "v1", "undone"),
+    Case("nginx", "drain", "crash", (3,), "v2", "v2", "finished"),
     # HAProxy: the driver's own points (stage, switch, drain), every phase for its restart.
     *_signals("haproxy", ("stage", "switch")),
     Case("haproxy", "drain", "SIGKILL", (KILLED,), "v2", "v2", "finished", long_requests=True),
