@@ -15,8 +15,8 @@ POINT.release) at that very point. Then:
                    real one.
     proxy-restart  `docker restart` of the proxy container; it has returned (the proxy runs
                    again) before the release.
-    proxy-restart-draining  released at `drain`, and the proxy restarted while the deploy
-                   drains (requests of 2 s are in flight on the old container).
+    proxy-restart-draining  at `drain`, the proxy killed (`docker kill`), the deploy
+                   released to drain requests of 4 s, and the proxy started again 1 s later.
     engine-error   DOCKER_SWAP_FAILPOINTS=POINT=error: EngineFailed is raised there, as a
                    failed Engine API call would be (each time the point is passed: at `switch`,
                    the rollback's own switch fails too).
@@ -71,6 +71,8 @@ REACHED_SECONDS = 60.0
 DEPLOY_SECONDS = 120.0
 LONG_GETS = Client("slow GET (4 s)", "/slow?seconds=4", 2)
 AGENT = "haproxy-agent"
+DOWN_SECONDS = 1.0
+"""How long a proxy killed while the deploy drains stays down before it is started again."""
 AGENT_CATCH_UP_SECONDS = 2.5
 """A released slow agent applies what it held, then what is newer (it resyncs every 1 s)."""
 
@@ -314,11 +316,12 @@ class Bench:
         elif case.fault == "proxy-restart":
             docker("restart", self._proxy_container())
         elif case.fault == "proxy-restart-draining":
-            restart = subprocess.Popen(["docker", "restart", self._proxy_container()],
-                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            time.sleep(0.1)
+            proxy = self._proxy_container()
+            docker("kill", proxy)  # a crash: the drain meets the proxy down, then back
             release.touch()
-            restart.wait(60)
+            time.sleep(DOWN_SECONDS)
+            docker("start", proxy)
+            return
         elif case.fault == "redis-restart":
             docker("restart", str(self.stack.containers("redis")[0]["ID"]))
         elif case.fault == "agent-kill":

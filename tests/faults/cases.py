@@ -38,7 +38,8 @@ FAULTS = {
     "SIGINT": "Ctrl-C (SIGINT) to docker-swap",
     "SIGTERM": "SIGTERM to docker-swap",
     "proxy-restart": "the proxy container restarted (`docker restart`), then the deploy goes on",
-    "proxy-restart-draining": "the proxy container restarted while the deploy drains",
+    "proxy-restart-draining": "the proxy container killed while the deploy drains, started 1 s "
+                              "later",
     "engine-error": "an Engine API call fails (EngineFailed)",
     "crash": "an unexpected exception (a bug: RuntimeError)",
     "redis-restart": "Redis restarted (`docker restart`), then the deploy goes on",
@@ -157,7 +158,7 @@ CASES: tuple[Case, ...] = (
     Case("registry", "drain", "SIGKILL", (KILLED,), "v2", "v2", "finished", long_requests=True),
     Case("registry", "switch", "engine-error", (3,), "v1", "v1", "undone"),
     Case("registry", "ready", "redis-restart", (0,), "v2", "v2"),
-    Case("registry", "switch", "redis-restart", (0,), "v2", "v2"),
+    Case("registry", "switch", "redis-restart", (0,), "v2", "v2", long_requests=True),
     Case("registry", "drain", "redis-restart", (0, 3), "v2", "v2", "finished",
          long_requests=True),
     Case("registry", "ready", "agent-kill", (1,), "v1", "v1"),
