@@ -22,6 +22,7 @@ POINT.release) at that very point. Then:
                    the rollback's own switch fails too).
     crash          DOCKER_SWAP_FAILPOINTS=POINT=crash: RuntimeError, as a bug would raise.
     redis-restart  `docker restart` of Redis (which keeps no data: it comes back empty).
+    redis-flush    FLUSHDB in Redis, then 2 s for the agents' heartbeats to report again.
     agent-kill     the HAProxy agent gets SIGKILL.
     agent-slow     the HAProxy agent runs with DOCKER_SWAP_FAILPOINTS=agent-apply=pause: it
                    stops before it applies the deploy's generation and is released only
@@ -71,6 +72,8 @@ REACHED_SECONDS = 60.0
 DEPLOY_SECONDS = 120.0
 LONG_GETS = Client("slow GET (4 s)", "/slow?seconds=4", 2)
 AGENT = "haproxy-agent"
+HEARTBEAT_SECONDS = 2.0
+"""Longer than an agent's heartbeat interval (HEARTBEAT_TTL_SECONDS / 4)."""
 DOWN_SECONDS = 1.0
 """How long a proxy killed while the deploy drains stays down before it is started again."""
 AGENT_CATCH_UP_SECONDS = 2.5
@@ -324,6 +327,10 @@ class Bench:
             return
         elif case.fault == "redis-restart":
             docker("restart", str(self.stack.containers("redis")[0]["ID"]))
+        elif case.fault == "redis-flush":
+            docker("exec", str(self.stack.containers("redis")[0]["ID"]), "redis-cli", "-a",
+                   "secret", "--no-auth-warning", "FLUSHDB")
+            time.sleep(HEARTBEAT_SECONDS)  # the agents' heartbeats write their records again
         elif case.fault == "agent-kill":
             assert self.agents is not None
             self.agents.running[AGENT].kill()

@@ -43,6 +43,7 @@ FAULTS = {
     "engine-error": "an Engine API call fails (EngineFailed)",
     "crash": "an unexpected exception (a bug: RuntimeError)",
     "redis-restart": "Redis restarted (`docker restart`), then the deploy goes on",
+    "redis-flush": "Redis loses its data (FLUSHDB) while the agents stay connected",
     "agent-kill": "the HAProxy agent killed (SIGKILL)",
     "agent-slow": "the HAProxy agent slower than the switch timeout (paused before it applies)",
 }
@@ -103,7 +104,8 @@ class Case:
                 "drain and retire first.`, then done") if signalled else "done"
 
 
-def _signals(proxy: Proxy, points: tuple[str, ...]) -> list[Case]:
+def _signals(proxy: Proxy, points: tuple[str, ...],
+             interrupts: tuple[str, ...] = ("SIGINT", "SIGTERM")) -> list[Case]:
     cases = []
     for point in points:
         before = point in BEFORE_SWITCH
@@ -114,7 +116,7 @@ def _signals(proxy: Proxy, points: tuple[str, ...]) -> list[Case]:
         cases.append(Case(proxy, point, "SIGKILL", (KILLED,), killed_after,
                           "v1" if before else "v2", "undone" if before else "finished",
                           long_requests=point == "drain"))
-        for name in ("SIGINT", "SIGTERM"):
+        for name in interrupts:
             cases.append(Case(proxy, point, name, (1,) if before else (0,),
                               "v1" if before else "v2", "v1" if before else "v2"))
     return cases
@@ -148,7 +150,8 @@ CASES: tuple[Case, ...] = (
     Case("nginx", "ready", "crash", (3,), "v1", "v1", "undone"),
     Case("nginx", "drain", "crash", (3,), "v2", "v2", "finished"),
     # HAProxy: the driver's own points (stage, switch, drain), every phase for its restart.
-    *_signals("haproxy", ("stage", "switch")),
+    # (SIGTERM is handled as SIGINT is: nginx's cases cover it at every point.)
+    *_signals("haproxy", ("stage", "switch"), ("SIGINT",)),
     Case("haproxy", "drain", "SIGKILL", (KILLED,), "v2", "v2", "finished", long_requests=True),
     *_engine_errors("haproxy", ("stage", "switch", "drain")),
     *_proxy_restarts("haproxy", POINTS),
@@ -161,6 +164,7 @@ CASES: tuple[Case, ...] = (
     Case("registry", "switch", "redis-restart", (0,), "v2", "v2", long_requests=True),
     Case("registry", "drain", "redis-restart", (0, 3), "v2", "v2", "finished",
          long_requests=True),
+    Case("registry", "ready", "redis-flush", (0,), "v2", "v2"),
     Case("registry", "ready", "agent-kill", (1,), "v1", "v1"),
     Case("registry", "drain", "agent-kill", (0, 3), "v2", "v2", "finished", long_requests=True),
     Case("registry", "switch", "agent-slow", (1,), "v1", "v1"),
