@@ -38,6 +38,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -48,7 +49,7 @@ from typing import Any
 
 from docker_swap.failpoints import DIR_ENV, POINTS_ENV
 from testbed.agents import Agents
-from testbed.load import MIXED, Client, Load, Result
+from testbed.load import MIXED, Load, Result
 from testbed.stack import (
     HAPROXY_CFG,
     NGINX_HTTP,
@@ -70,7 +71,8 @@ LOAD_LIMIT_SECONDS = 90
 SETTLE_SECONDS = 1.0
 REACHED_SECONDS = 60.0
 DEPLOY_SECONDS = 120.0
-LONG_GETS = Client("slow GET (4 s)", "/slow?seconds=4", 2)
+HELD_PATH, HELD_PER_PROXY = "/slow?seconds=4", 2
+"""The long requests of `Case.long_requests`: sent at `ready`, in flight on the old version."""
 AGENT = "haproxy-agent"
 HEARTBEAT_SECONDS = 2.0
 """Longer than an agent's heartbeat interval (HEARTBEAT_TTL_SECONDS / 4)."""
@@ -99,6 +101,8 @@ class Outcome:
     journal_after_recover: bool
     upstream_after_recover: list[str]
     load: list[Result] = field(default_factory=list)
+    held: list[str] = field(default_factory=list)
+    """How each failed long request (Case.long_requests) failed."""
 
     def describe(self) -> str:
         lines = [
@@ -113,8 +117,51 @@ class Outcome:
             f"{len(self.left_after_recover)}; journal: {self.journal_after_recover}; "
             f"upstream: {self.upstream_after_recover}",
             *(f"load | {r.describe()}" for r in self.load),
+            *(f"long request | {failure}" for failure in self.held),
         ]
         return "\n".join(lines)
+
+
+class Held:
+    """Long GETs through every proxy, each in a thread of its own; failures() waits for them."""
+
+    def __init__(self, ports: list[int]) -> None:
+        self.ports = ports
+        self.threads: list[threading.Thread] = []
+        self.answers: list[str] = []
+
+    def send(self) -> None:
+        for port in self.ports:
+            for _ in range(HELD_PER_PROXY):
+                thread = threading.Thread(target=self._get, args=(port,), daemon=True)
+                thread.start()
+                self.threads.append(thread)
+        time.sleep(0.3)  # they reach the old container before the deploy goes on
+
+    def failures(self) -> list[str]:
+        for thread in self.threads:
+            thread.join(30)
+        return [answer for answer in self.answers if not answer.startswith("200 ")]
+
+    def _get(self, port: int) -> None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{HELD_PATH}",
+                                        timeout=20) as answer:
+                self.answers.append(f"{answer.status} {answer.read().decode().strip()}")
+        except urllib.error.HTTPError as error:
+            self.answers.append(f"port {port}: HTTP {error.code}")
+        except OSError as error:
+            self.answers.append(f"port {port}: {error!r}")
+
+
+def _reached(path: Path, process: subprocess.Popen[str]) -> bool:
+    """Wait until the deploy writes `path` (True), or ends or hangs first (False)."""
+    deadline = time.monotonic() + REACHED_SECONDS
+    while not path.exists():
+        if process.poll() is not None or time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
 
 
 def free_port() -> int:
@@ -249,12 +296,14 @@ class Bench:
         else:
             env |= {POINTS_ENV: f"{case.point}=pause", DIR_ENV: str(folder)}
         with ExitStack() as running:
-            clients = (*MIXED, LONG_GETS) if case.long_requests else MIXED
-            loads = [running.enter_context(Load(f"http://127.0.0.1:{port}", clients,
+            loads = [running.enter_context(Load(f"http://127.0.0.1:{port}", MIXED,
                                                 LOAD_LIMIT_SECONDS))
                      for port in self.proxy_ports().values()]
-            time.sleep(SETTLE_SECONDS + (2 if case.long_requests else 0))
-            exit_code, stdout, stderr = self._deploy(case, env, folder)
+            held = Held(list(self.proxy_ports().values()))
+            if case.long_requests:
+                env[POINTS_ENV] = f"ready=pause,{env[POINTS_ENV]}"
+            time.sleep(SETTLE_SECONDS)
+            exit_code, stdout, stderr = self._deploy(case, env, folder, held)
             if case.fault == "agent-slow":  # now it may go on, and catch up
                 (folder / "agent-apply.release").touch()
                 time.sleep(AGENT_CATCH_UP_SECONDS)
@@ -272,13 +321,15 @@ class Bench:
                 self.journal_exists(), self._upstream(),
             )
             outcome.load = [result for load in loads for result in load.stop()]
+            outcome.held = held.failures()
         if case.fault == "agent-slow":
             self._restart_agent(None, folder)
         self.version = next((body for status, body in serving_after.values() if status == 200),
                             "unknown")
         return outcome
 
-    def _deploy(self, case: Case, env: dict[str, str], folder: Path) -> tuple[int, str, str]:
+    def _deploy(self, case: Case, env: dict[str, str], folder: Path,
+                held: Held) -> tuple[int, str, str]:
         assert self.stack is not None
         out, err = folder / "stdout", folder / "stderr"
         with out.open("w") as stdout, err.open("w") as stderr:
@@ -288,6 +339,9 @@ class Bench:
                 text=True,
             )
         try:
+            if case.long_requests and _reached(folder / "ready.reached", process):
+                held.send()
+                (folder / "ready.release").touch()
             if POINTS_ENV in env and env[POINTS_ENV].endswith("=pause"):
                 self._fault(case, process, folder, out)
             exit_code = process.wait(DEPLOY_SECONDS)
@@ -301,12 +355,9 @@ class Bench:
                out: Path) -> None:
         """At the paused point: the case's fault, then the release."""
         assert self.stack is not None
-        reached, release = folder / f"{case.point}.reached", folder / f"{case.point}.release"
-        deadline = time.monotonic() + REACHED_SECONDS
-        while not reached.exists():
-            if process.poll() is not None or time.monotonic() > deadline:
-                return  # the deploy ended (or hangs) before the point: the outcome tells
-            time.sleep(0.02)
+        release = folder / f"{case.point}.release"
+        if not _reached(folder / f"{case.point}.reached", process):
+            return  # the deploy ended (or hangs) before the point: the outcome tells
         if case.fault == "SIGKILL":
             process.kill()
             return

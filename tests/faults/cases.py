@@ -72,7 +72,8 @@ class Case:
     resolves: str = "nothing"
     """What recover says it did when the deploy kept its journal (exit 3, or killed)."""
     long_requests: bool = False
-    """Add GETs of 4 s to the load, so that a drain (the deploy's, or recover's) lasts."""
+    """Send GETs of 4 s to the old version while the deploy is at `ready` (before its fault),
+    so that a drain (the deploy's, or recover's) has requests in flight to wait for."""
     fresh: bool = False
     """Run on a stack of its own, as first deployed (what earlier cases left cannot help)."""
 

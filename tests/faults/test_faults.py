@@ -70,7 +70,9 @@ def judge_deploy(case: Case, outcome: Outcome) -> list[str]:
     failed = sum(result.failed for result in outcome.load)
     if failed and not case.drops_connections:
         problems.append(f"{failed} request(s) failed under load (deploy and recover)")
-    if not all(result.requests for result in outcome.load):
+    if outcome.held and not case.drops_connections:
+        problems.append(f"{len(outcome.held)} long request(s) to the old version failed")
+    if not case.drops_connections and not all(result.requests for result in outcome.load):
         problems.append("a load client sent no request")
     return problems
 
