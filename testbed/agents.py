@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from .stack import Stack
@@ -18,17 +19,20 @@ class Agents:
         self.running: dict[str, subprocess.Popen[str]] = {}
         self.offsets: dict[str, int] = {}
 
-    def start(self, name: str, proxy: str) -> None:
+    def start(self, name: str, proxy: str, env: Mapping[str, str] | None = None,
+              *, wait: bool = True) -> None:
+        """Start an agent (with `env` on top of the stack's); with `wait`, until it is ready."""
         path = self.logs / f"{name}.log"
         self.offsets[name] = len(path.read_text()) if path.exists() else 0
         with (self.logs / f"{name}.log").open("a") as log:  # the process keeps its own copy
             self.running[name] = subprocess.Popen(
                 [sys.executable, "-m", "docker_swap", "-p", self.stack.name, "agent", "app",
                  "--proxy", proxy, "--name", name, "--resync", "1s"],
-                cwd=self.stack.folder, env=self.stack._env(None), stdout=log,
+                cwd=self.stack.folder, env=self.stack._env(env), stdout=log,
                 stderr=subprocess.STDOUT, text=True,
             )
-        self.wait_for(name, "ready at generation")
+        if wait:
+            self.wait_for(name, "ready at generation")
 
     def stop(self, name: str) -> None:
         process = self.running.pop(name)

@@ -102,6 +102,13 @@ class Load:
         outputs = [p.communicate(timeout=self.seconds + 30)[0] for p in self._processes]
         return [parse(client, out) for client, out in zip(self.clients, outputs, strict=True)]
 
+    def stop(self) -> list[Result]:
+        """End every wrk now (SIGINT: it stops and prints its summary) and parse them."""
+        for process in self._processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)
+        return self.results()
+
     def _argv(self, client: Client) -> list[str]:
         script = Path(self._folder.name) / f"{len(self._processes)}.lua"
         lines = [f'wrk.method = "{client.method}"']

@@ -6,6 +6,7 @@ Inert unless DOCKER_SWAP_FAILPOINTS names points, e.g. `after-start=pause,retire
             MAX_PAUSE_SECONDS) until NAME.release appears there. The test kills or signals the
             process, or restarts the proxy, at that very moment, then releases it (or not).
     error   raise EngineFailed, as a failed Engine API call would at that point.
+    crash   raise RuntimeError, as a bug (an exception docker-swap does not expect) would.
 
 Signals act during a pause as they would at that point of the deploy.
 
@@ -39,6 +40,8 @@ def failpoint(name: str) -> None:
     if action == "error":
         raise EngineFailed(f"could not complete {name}: simulated Engine API failure "
                            f"(failpoint {name}).")
+    if action == "crash":
+        raise RuntimeError(f"failpoint {name}: simulated bug")
     if action == "pause":
         _pause(name)
 
