@@ -77,6 +77,7 @@ class Load:
         self.url, self.clients, self.seconds = url.rstrip("/"), list(clients), seconds
         self._folder = tempfile.TemporaryDirectory(prefix="docker-swap-load-")
         self._processes: list[subprocess.Popen[str]] = []
+        self._results: list[Result] | None = None
 
     def __enter__(self) -> Load:
         for client in self.clients:
@@ -91,16 +92,13 @@ class Load:
                 process.kill()
         self._folder.cleanup()
 
-    def stop(self) -> None:
-        """End every wrk now (SIGINT: wrk stops and still prints its summary)."""
-        for process in self._processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGINT)
-
     def results(self) -> list[Result]:
         """Wait for every wrk to end (at most its duration plus a margin) and parse them."""
-        outputs = [p.communicate(timeout=self.seconds + 30)[0] for p in self._processes]
-        return [parse(client, out) for client, out in zip(self.clients, outputs, strict=True)]
+        if self._results is None:
+            outputs = [p.communicate(timeout=self.seconds + 30)[0] for p in self._processes]
+            self._results = [parse(client, out)
+                             for client, out in zip(self.clients, outputs, strict=True)]
+        return self._results
 
     def stop(self) -> list[Result]:
         """End every wrk now (SIGINT: it stops and prints its summary) and parse them."""
