@@ -251,6 +251,17 @@ class Stack:
 
     def down(self) -> None:
         self.compose("down", "--volumes", "--remove-orphans", "--timeout", "0", check=False)
+        for marker in self.markers():  # docker-swap's lock and journal, which compose ignores
+            docker("rm", "--force", "--volumes", marker, check=False)
+
+    def markers(self, kind: str = "") -> list[str]:
+        """Names of docker-swap's markers (lock, journal) of this project on the engine."""
+        labels = [f"label=docker-swap.project={self.name}",
+                  *([f"label=docker-swap.kind={kind}"] if kind else [])]
+        argv = ["ps", "-a", "--format", "{{.Names}}"]
+        for label in labels:
+            argv += ["--filter", label]
+        return sorted(docker(*argv).stdout.split())
 
     def _env(self, extra: Mapping[str, str] | None) -> dict[str, str]:
         return {**os.environ, **self.env, **(extra or {})}

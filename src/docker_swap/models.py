@@ -120,3 +120,16 @@ class AgentStatus:
     failed: int = 0
     """The newest generation it could not apply, with `error` saying why."""
     error: str = ""
+
+
+@dataclass(frozen=True)
+class Marker:
+    """A container that never starts, which docker-swap creates to hold its own state on the
+    engine (the deploy lock, the journal): its labels carry that state."""
+
+    id: str
+    name: str
+    labels: Mapping[str, str]
+    created: float
+    """When the engine created it, in seconds since the epoch, on the engine's clock."""
+    image: str = ""

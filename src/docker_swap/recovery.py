@@ -52,7 +52,7 @@ def recover(
     """Finish or undo the interrupted deploy of `service`, as its journal says."""
     compose = Compose(compose_options or ComposeOptions())
     engine, project, options = open_service(compose, service, flags or {})
-    journal = Journal(engine.engine_id(), project.name, service)
+    journal = Journal(engine, project.name, service)
     journal.lock()
     try:
         entry = journal.read()
@@ -74,7 +74,7 @@ def sync(
     """Point the service's proxy at the containers of `service` that run now."""
     compose = Compose(compose_options or ComposeOptions())
     engine, project, options = open_service(compose, service, flags or {})
-    journal = Journal(engine.engine_id(), project.name, service)
+    journal = Journal(engine, project.name, service)
     journal.lock()
     try:
         refuse_unfinished(journal, service)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from .compose import Compose
 from .engine import Engine
 from .errors import StepFailed
-from .models import AgentStatus, Backend, Container, ExecResult, Generation
+from .models import AgentStatus, Backend, Container, ExecResult, Generation, Marker
 from .options import ComposeOptions
 from .proxy import Drained
 
@@ -41,19 +41,52 @@ class FakeEngine(Engine):
     watches: dict[str, FakeWatch] = field(default_factory=dict)
     failing: set[str] = field(default_factory=set)
     """Names of methods that raise StepFailed."""
+    marked: dict[str, Marker] = field(default_factory=dict)
+    """docker-swap's markers (lock, journal) by ID; their files in `marker_files`."""
+    marker_files: dict[tuple[str, str], bytes] = field(default_factory=dict)
+    now: float = 1_000_000.0
+    """The engine's clock."""
     _execs: int = 0
+    _markers_made: int = 0
 
     def add(self, service: str, number: int, project: str = "demo") -> Container:
         container = Container(
             id=f"{service}{number}".ljust(64, "0"), name=f"{project}-{service}-{number}",
             project=project, service=service, number=number, status="running",
             networks={"demo_default": f"10.0.0.{number}"}, exposed_ports=(8000,),
+            image_id=f"sha256:{service}",
         )
         self.containers[container.id] = container
         return container
 
     def engine_id(self) -> str:
         return "fake-engine"
+
+    def clock(self) -> float:
+        return self.now
+
+    def create_marker(self, name: str, image: str, labels: Mapping[str, str]) -> str | None:
+        if any(m.name == name for m in self.marked.values()):
+            return None
+        self._markers_made += 1
+        marker = Marker(f"marker{self._markers_made}-{name}", name, dict(labels), self.now, image)
+        self.marked[marker.id] = marker
+        return marker.id
+
+    def markers(self, labels: Mapping[str, str]) -> list[Marker]:
+        return [m for m in self.marked.values() if labels.items() <= m.labels.items()]
+
+    def remove_marker(self, marker_id: str) -> bool:
+        return self.marked.pop(marker_id, None) is not None
+
+    def write_marker_file(self, marker_id: str, name: str, content: bytes) -> bool:
+        if marker_id not in self.marked:
+            return False
+        self.marker_files[marker_id, "/" + name] = content
+        return True
+
+    def read_file(self, container_id: str, path: str) -> bytes | None:
+        return self.marker_files.get((container_id, path))
 
     def service_containers(self, project: str, service: str) -> list[Container]:
         self._call("service_containers")
