@@ -251,17 +251,22 @@ class Stack:
 
     def down(self) -> None:
         self.compose("down", "--volumes", "--remove-orphans", "--timeout", "0", check=False)
-        for marker in self.markers():  # docker-swap's lock and journal, which compose ignores
-            docker("rm", "--force", "--volumes", marker, check=False)
+        for lock in self.markers("lock"):  # docker-swap's lock and journal: compose's not
+            docker("rm", "--force", "--volumes", lock, check=False)
+        for record in self.markers("journal"):
+            docker("volume", "rm", "--force", record, check=False)
 
     def markers(self, kind: str = "") -> list[str]:
-        """Names of docker-swap's markers (lock, journal) of this project on the engine."""
-        labels = [f"label=docker-swap.project={self.name}",
-                  *([f"label=docker-swap.kind={kind}"] if kind else [])]
-        argv = ["ps", "-a", "--format", "{{.Names}}"]
-        for label in labels:
-            argv += ["--filter", label]
-        return sorted(docker(*argv).stdout.split())
+        """Names of docker-swap's lock (a container: kind "lock") and journal records
+        (volumes: kind "journal") of this project on the engine."""
+        label = f"label=docker-swap.project={self.name}"
+        found = []
+        if kind in ("", "lock"):
+            found += docker("ps", "-a", "--filter", label, "--format", "{{.Names}}").stdout.split()
+        if kind in ("", "journal"):
+            found += docker("volume", "ls", "--filter", label, "--format",
+                            "{{.Name}}").stdout.split()
+        return sorted(found)
 
     def _env(self, extra: Mapping[str, str] | None) -> dict[str, str]:
         return {**os.environ, **self.env, **(extra or {})}

@@ -169,6 +169,35 @@ class Engine:
             raise EngineFailed(f"could not write {name} in {marker_id[:12]}: "
                                f"{_reason(exc)}") from exc
 
+    # Records: volumes that are never mounted, whose labels hold one entry of docker-swap's
+    # journal. Cheaper than markers (~2 ms to create or remove), but a volume cannot be removed
+    # on condition, so the lock, which a takeover removes, is a marker.
+
+    def create_record(self, name: str, labels: Mapping[str, str]) -> bool:
+        """Create a record; False when one of that name exists with other labels (the engine
+        creates a volume name once, and returns the existing one to a later create)."""
+        with _translated(f"create {name}"):
+            created = self._api.create_volume(name, labels=dict(labels))
+        return dict(created.get("Labels") or {}) == dict(labels)
+
+    def records(self, labels: Mapping[str, str]) -> list[Marker]:
+        """The records that carry all of `labels`, in one call (a record's id is its name)."""
+        filters = {"label": [f"{key}={value}" for key, value in labels.items()]}
+        with _translated("list docker-swap's journal"):
+            found = self._api.volumes(filters=filters).get("Volumes") or []
+        return [Marker(id=str(v["Name"]), name=str(v["Name"]), labels=dict(v.get("Labels") or {}),
+                       created=_epoch(str(v.get("CreatedAt") or "")) or 0.0) for v in found]
+
+    def remove_record(self, name: str) -> bool:
+        """Remove a record; False when it was gone already."""
+        try:
+            self._api.remove_volume(name, force=True)
+        except docker.errors.NotFound:
+            return False
+        except _API_ERRORS as exc:
+            raise EngineFailed(f"could not remove {name}: {_reason(exc)}") from exc
+        return True
+
     def _volumes_of(self, image: str) -> list[str]:
         if image not in self._image_volumes:
             with _translated(f"inspect image {image[:19]}"):

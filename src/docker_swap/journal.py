@@ -2,18 +2,20 @@
 
 The journal is rewritten at every phase, so that a deploy killed at any point leaves enough
 behind for `docker-swap recover` to undo it or finish it, from this machine or any other that
-deploys to the same engine. Like the lock (lock.py), it is kept on the engine, in markers
-(containers that never start) named `docker-swap-journal.PROJECT.SERVICE.N`, the entry in a
-label. A write creates marker N+1 (one API call of a few milliseconds, atomic: it exists whole
-or not at all) and then removes marker N; a reader takes the highest N. Only the lock's holder
-writes, and a holder that lost its lock cannot: its next N already exists (409), or its
-heartbeat saw the lock gone.
+deploys to the same engine. Like the lock (lock.py), it lives on the engine: each entry is a
+*record*, a volume that is never mounted, named `docker-swap-journal.PROJECT.SERVICE.N`, the
+entry in its labels. A write creates record N+1 (one API call of about 2 ms, atomic: it exists
+whole or not at all); record N is removed afterwards, off the deploy's path, since a reader
+takes the highest N. Only the lock's holder writes, and a holder that lost its lock cannot:
+record N+1 exists already with another writer's labels, or its heartbeat saw the lock gone.
+Volumes rather than markers (containers) because a volume costs a fifth of a container to
+create or remove; neither `docker compose down` (not compose's) nor `docker volume prune`
+(named) removes them.
 
 The engine's journal is the truth. A copy of each entry is also written, atomically, to the
 state folder ($XDG_STATE_HOME/docker-swap, or DOCKER_SWAP_STATE_DIR), for people to read when
-the engine's markers were removed by hand (`docker container prune` removes them too);
-docker-swap itself never reads it back, so a copy another user's recover made stale, or a
-corrupt one, changes nothing.
+the engine's records were removed by hand; docker-swap never reads it back, so a copy that
+another user's recover made stale, or a corrupt one, changes nothing.
 """
 
 from __future__ import annotations
@@ -24,13 +26,16 @@ import json
 import logging
 import os
 import re
+import secrets
 import tempfile
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
-from .errors import EngineFailed, StateUnusable
+from .errors import EngineFailed, StateUnusable, SwapError
 from .lock import LABEL_FOR, LABEL_KIND, LABEL_PROJECT, EngineLock, LockEngine, marker_name
 from .models import Container, Marker
 
@@ -39,6 +44,8 @@ log = logging.getLogger(__name__)
 STATE_DIR_ENV = "DOCKER_SWAP_STATE_DIR"
 LABEL_SEQUENCE = "docker-swap.sequence"
 LABEL_ENTRY = "docker-swap.entry"
+LABEL_WRITER = "docker-swap.writer"
+_DRAIN_SECONDS = 10.0
 
 STARTING = "starting"
 """`docker compose up` runs; new containers may exist that the journal does not name yet."""
@@ -71,6 +78,12 @@ class JournalEngine(LockEngine, Protocol):
 
     def service_containers(self, project: str, service: str) -> list[Container]: ...
 
+    def create_record(self, name: str, labels: Mapping[str, str]) -> bool: ...
+
+    def records(self, labels: Mapping[str, str]) -> list[Marker]: ...
+
+    def remove_record(self, name: str) -> bool: ...
+
 
 def state_dir() -> Path:
     explicit = os.environ.get(STATE_DIR_ENV)
@@ -100,54 +113,59 @@ class Journal:
         self._lock = EngineLock(engine, project, service)
         self._image = image
         self._labels = {LABEL_FOR: f"{project}/{service}", LABEL_KIND: "journal"}
-        self._markers: list[Marker] | None = None  # as last read or written
+        self._records: list[Marker] | None = None  # as last read or written
+        self._writer = secrets.token_hex(8)
+        self._worker: ThreadPoolExecutor | None = None
+        self._pending: Future[None] | None = None
         self.notes: list[str] = []
         """What taking the lock had to say (a stale lock taken over)."""
 
     def read(self) -> Entry | None:
         """The interrupted deploy's entry, None when no deploy of the service is unfinished.
         Raises StateUnusable when the engine holds an entry that cannot be read."""
-        self._markers = self._engine.markers(self._labels)
-        if not self._markers:
+        self._records = self._engine.records(self._labels)
+        if not self._records:
             return None
-        newest = max(self._markers, key=_sequence)
+        newest = max(self._records, key=_sequence)
         try:
             data = json.loads(newest.labels.get(LABEL_ENTRY, ""))
             return Entry(**{k: v for k, v in data.items() if k in Entry.__dataclass_fields__})
         except (ValueError, TypeError, AttributeError) as exc:
             raise StateUnusable(
-                f"the journal of {self.service} on the engine ({newest.name}) cannot be read: "
-                f"{_first_line(exc)}.",
+                f"the journal of {self.service} on the engine (volume {newest.name}) cannot be "
+                f"read: {_first_line(exc)}.",
                 hint=f"Check the containers of {self.service} (`docker ps -a`) and the proxy; "
-                f"once they are as they should be, remove it with `docker rm {newest.name}` "
-                f"(then `docker-swap sync {self.service}` points the proxy at what runs).",
+                f"once they are as they should be, remove it with `docker volume rm "
+                f"{newest.name}` (then `docker-swap sync {self.service}` points the proxy at "
+                "what runs).",
             ) from None
 
     def write(self, entry: Entry) -> None:
-        """Record `entry` on the engine (one new marker), then in the local copy."""
+        """Record `entry` on the engine (one new record; the previous one is removed off the
+        deploy's path), then copy it to the state folder."""
         if self._lock.lost:
             raise EngineFailed(f"the deploy lock of {self.service} was removed or taken over "
                                "on the engine, so this deploy may no longer write its journal.")
-        if self._markers is None:
+        if self._records is None:
             self.read()
-        previous = self._markers or []
+        previous = self._records or []
         sequence = max(map(_sequence, previous), default=0) + 1
         labels = {**self._labels, LABEL_PROJECT: self.project, LABEL_SEQUENCE: str(sequence),
+                  LABEL_WRITER: self._writer,
                   LABEL_ENTRY: json.dumps(asdict(entry), separators=(",", ":"))}
         name = f"{marker_name('journal', self.project, self.service)}.{sequence}"
-        created = self._engine.create_marker(name, self._marker_image(), labels)
-        if created is None:
+        if not self._engine.create_record(name, labels):
             raise EngineFailed(f"another docker-swap wrote the journal of {self.service} ({name} "
                                "exists): this deploy no longer holds its lock.")
-        for marker in previous:
-            self._engine.remove_marker(marker.id)
-        self._markers = [Marker(created, name, labels, 0.0)]
+        self._records = [Marker(name, name, labels, 0.0)]
+        self._later(lambda: self._remove_records(previous))
         self._copy(json.dumps(asdict(entry), indent=2).encode())
 
     def clear(self) -> None:
-        for marker in self._engine.markers(self._labels):
-            self._engine.remove_marker(marker.id)
-        self._markers = []
+        self._drain()
+        for record in self._engine.records(self._labels):
+            self._engine.remove_record(record.id)
+        self._records = []
         try:
             self.path.unlink(missing_ok=True)
         except OSError as exc:
@@ -160,7 +178,31 @@ class Journal:
         self.notes = self._lock.acquire(self._marker_image())
 
     def unlock(self) -> None:
+        self._drain()
         self._lock.release()
+
+    def _later(self, work: Callable[[], None]) -> None:
+        """Run `work` in the journal's one worker thread, in the order given."""
+        if self._worker is None:
+            self._worker = ThreadPoolExecutor(1, thread_name_prefix="docker-swap-journal")
+        self._pending = self._worker.submit(work)
+
+    def _drain(self) -> None:
+        """Wait (a bounded time) for what `_later` was given."""
+        if self._pending is not None:
+            try:
+                self._pending.result(timeout=_DRAIN_SECONDS)
+            except Exception as exc:  # tidying only: the record is written
+                log.warning("tidying the journal of %s failed: %s", self.service, exc)
+            self._pending = None
+
+    def _remove_records(self, records: list[Marker]) -> None:
+        try:
+            for record in records:
+                self._engine.remove_record(record.id)
+        except SwapError as exc:  # a reader takes the newest record: an old one does no harm
+            log.warning("could not remove an old journal record of %s: %s", self.service,
+                        exc.message)
 
     def _marker_image(self) -> str:
         if self._image is None:
@@ -170,7 +212,8 @@ class Journal:
     def _find_image(self) -> str:
         """An image surely on the engine: the service's, else the one the journal is made of."""
         found = [c.image_id for c in self._engine.service_containers(self.project, self.service)]
-        found += [m.image for m in self._engine.markers({LABEL_FOR: self._labels[LABEL_FOR]})]
+        found += [m.image for m in self._engine.markers({LABEL_FOR: self._labels[LABEL_FOR],
+                                                         LABEL_KIND: "lock"})]
         image = next((i for i in found if i), None)
         if image is None:
             raise StateUnusable(

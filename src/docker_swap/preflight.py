@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -77,17 +77,19 @@ def prepare(engine: Engine, project: Project, options: DeployOptions) -> Plan:
         engine_id = pool.submit(engine.engine_id)
         old = running.result()
         refuse_unswappable(definition, old)
-        proxy, proxies, notes = checked.result()
-        network = proxy_network(proxies, old[0])
-        port = choose_port(options, old[0])
-        engine_id.result()  # the engine's ID and clock, which the journal uses, are read now
+        engine_id.result()  # the engine's ID and clock, which the journal uses
         journal = Journal(engine, project.name, service, image=old[0].image_id)
-    journal.lock()
-    try:
-        refuse_unfinished(journal, service)
-    except BaseException:
-        journal.unlock()
-        raise
+        locked = pool.submit(journal.lock)  # while the proxy is checked; read after it
+        try:
+            proxy, proxies, notes = checked.result()
+            network = proxy_network(proxies, old[0])
+            port = choose_port(options, old[0])
+            locked.result()
+            refuse_unfinished(journal, service)
+        except BaseException:
+            wait([locked])
+            journal.unlock()
+            raise
     return Plan(project, options, old, port, network, proxy, journal, notes + journal.notes)
 
 

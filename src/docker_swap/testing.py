@@ -44,6 +44,8 @@ class FakeEngine(Engine):
     marked: dict[str, Marker] = field(default_factory=dict)
     """docker-swap's markers (lock, journal) by ID; their files in `marker_files`."""
     marker_files: dict[tuple[str, str], bytes] = field(default_factory=dict)
+    recorded: dict[str, Marker] = field(default_factory=dict)
+    """The journal's records (volumes) by name."""
     now: float = 1_000_000.0
     """The engine's clock."""
     _execs: int = 0
@@ -87,6 +89,16 @@ class FakeEngine(Engine):
 
     def read_file(self, container_id: str, path: str) -> bytes | None:
         return self.marker_files.get((container_id, path))
+
+    def create_record(self, name: str, labels: Mapping[str, str]) -> bool:
+        existing = self.recorded.setdefault(name, Marker(name, name, dict(labels), self.now))
+        return existing.labels == dict(labels)
+
+    def records(self, labels: Mapping[str, str]) -> list[Marker]:
+        return [m for m in self.recorded.values() if labels.items() <= m.labels.items()]
+
+    def remove_record(self, name: str) -> bool:
+        return self.recorded.pop(name, None) is not None
 
     def service_containers(self, project: str, service: str) -> list[Container]:
         self._call("service_containers")

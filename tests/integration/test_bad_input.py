@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 
-from testbed import images
 from testbed.stack import HAPROXY_CFG, NGINX_HTTP, Stack, haproxy_compose, http_compose
 
 from .conftest import StackFactory
@@ -69,16 +68,16 @@ def test_a_corrupt_journal_is_refused_with_what_to_do(stack: Stack) -> None:
     labels = {"docker-swap.for": f"{stack.name}/app", "docker-swap.project": stack.name,
               "docker-swap.kind": "journal", "docker-swap.sequence": "7",
               "docker-swap.entry": '{"phase": "star'}
-    subprocess.run(["docker", "create", "--name", name, "--network", "none",
-                    *[f"--label={k}={v}" for k, v in labels.items()], images.APP],
+    subprocess.run(["docker", "volume", "create", *[f"--label={k}={v}" for k, v in
+                                                     labels.items()], name],
                    check=True, capture_output=True)
     try:
         message = refused(stack)
         recovering = stack.swap("recover", "app")
     finally:
-        subprocess.run(["docker", "rm", name], check=True, capture_output=True)
-    assert f"the journal of app on the engine ({name}) cannot be read" in message
-    assert f"docker rm {name}" in message
+        subprocess.run(["docker", "volume", "rm", name], check=True, capture_output=True)
+    assert f"the journal of app on the engine (volume {name}) cannot be read" in message
+    assert f"docker volume rm {name}" in message
     assert recovering.returncode == 2 and "Traceback" not in recovering.stderr
     assert recovering.stderr.startswith("refused: the journal of app")
 

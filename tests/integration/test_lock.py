@@ -64,12 +64,11 @@ def test_a_killed_deploy_is_seen_and_recovered_from_another_state_folder(
     stack = make_stack(http_compose(), **FAST)
     before = stack.snapshot()
     deploy = start_deploy(stack, APP_VERSION="v2", NEVER_READY="1")
-    wait_for(lambda: len(stack.containers("app")) == 2)
-    time.sleep(0.5)
+    # Record 2 (phase started) replaced record 1 (starting) on the engine.
+    wait_for(lambda: stack.markers("journal") == [f"docker-swap-journal.{stack.name}.app.2"])
     deploy.send_signal(signal.SIGKILL)
     deploy.communicate()
     assert stack.markers("lock") == [f"docker-swap-lock.{stack.name}.app"]  # left stale
-    assert stack.markers("journal") == [f"docker-swap-journal.{stack.name}.app.2"]
 
     other = other_user(tmp_path)
     blocked = stack.swap("deploy", "app", env={**other, "APP_VERSION": "v2"})

@@ -14,7 +14,7 @@ from docker_swap.testing import FakeEngine
 
 
 def journals(engine: FakeEngine) -> list[str]:
-    return sorted(m.name for m in engine.marked.values() if m.labels[LABEL_KIND] == "journal")
+    return sorted(m.name for m in engine.recorded.values() if m.labels[LABEL_KIND] == "journal")
 
 
 @pytest.fixture
@@ -41,6 +41,7 @@ def test_the_engine_holds_the_journal_for_every_state_folder(
     mine.write(Entry("demo", "app", STARTED, old=["a"], new=["b"]))
     mine.write(Entry("demo", "app", SWITCHED, old=["a"], new=["b"]))
 
+    mine._drain()  # the previous record is removed off the deploy's path
     theirs = Journal(engine, "demo", "app", root=tmp_path / "bob")
     entry = theirs.read()
     assert entry is not None and entry.phase == SWITCHED
@@ -55,15 +56,15 @@ def test_a_corrupt_journal_is_refused_with_its_name_and_the_fix(
 ) -> None:
     journal = Journal(engine, "demo", "app", root=tmp_path)
     journal.write(Entry("demo", "app", STARTED, old=["a"]))
-    marker = next(iter(engine.marked.values()))
-    marker.labels["docker-swap.entry"] = '{"phase": "started", '  # type: ignore[index]
+    record = next(iter(engine.recorded.values()))
+    record.labels["docker-swap.entry"] = '{"phase": "started", '  # type: ignore[index]
 
     with pytest.raises(StateUnusable) as refused:
         Journal(engine, "demo", "app", root=tmp_path).read()
     assert "docker-swap-journal.demo.app.1" in refused.value.message
     assert refused.value.message.endswith(".")
     assert refused.value.hint is not None
-    assert "docker rm docker-swap-journal.demo.app.1" in refused.value.hint
+    assert "docker volume rm docker-swap-journal.demo.app.1" in refused.value.hint
 
 
 def test_a_corrupt_local_copy_changes_nothing(engine: FakeEngine, tmp_path: Path) -> None:
