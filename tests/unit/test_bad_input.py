@@ -3,11 +3,14 @@ traceback. What needs a real engine is in tests/integration/test_bad_input.py.""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from docker_swap.errors import EXIT_REFUSED, InvalidSettings, NotSwappable
+from docker_swap.compose import Compose
+from docker_swap.errors import EXIT_REFUSED, ComposeUnavailable, InvalidSettings, NotSwappable
 from docker_swap.models import Container, ServiceDefinition
-from docker_swap.options import MAX_DURATION, parse_duration, resolve_settings
+from docker_swap.options import MAX_DURATION, ComposeOptions, parse_duration, resolve_settings
 from docker_swap.preflight import proxy_network, refuse_unswappable
 from docker_swap.proxy.haproxy_runtime import (
     Socket,
@@ -110,3 +113,14 @@ def test_a_service_without_a_network_is_refused() -> None:
 def test_the_registry_refuses_a_container_without_an_address(networks: dict[str, str]) -> None:
     with pytest.raises(NotSwappable, match="demo-app-1 has no address on any network"):
         proxy_network([], _container(networks))
+
+
+def test_a_number_too_long_for_python_in_the_project_is_one_sentence(tmp_path: Path) -> None:
+    config = "name: demo\\nservices:\\n  app:\\n    x-swap: {timeout: " + "9" * 5000 + "}\\n"
+    script = tmp_path / "docker"
+    script.write_text(f"#!/bin/sh\nprintf '{config}'\n")
+    script.chmod(0o755)
+    compose = Compose(ComposeOptions(), docker=str(script))
+    with pytest.raises(ComposeUnavailable, match="cannot be read: Exceeds the limit") as refused:
+        compose.load_project()
+    assert refused.value.exit_code == EXIT_REFUSED
