@@ -26,8 +26,8 @@ note, when:
 
 A takeover removes the stale marker by ID (not by name: of two machines taking over at once,
 one removes it and the other finds it gone and tries again) and creates a new one. The lock
-holds no other state: the journal lives in markers of its own (journal.py), which a takeover
-never touches, so no deploy record can be lost between the removal and the creation.
+holds no other state: the journal lives in records of its own (volumes, journal.py), which a
+takeover never touches, so no deploy record can be lost between the removal and the creation.
 
 A holder whose heartbeat finds its marker gone (taken over after LOCK_TTL without heartbeats,
 say the engine was unreachable) knows it lost the lock: `lost` turns True, and the journal
