@@ -28,8 +28,8 @@ import os
 import re
 import secrets
 import tempfile
+import threading
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -115,8 +115,7 @@ class Journal:
         self._labels = {LABEL_FOR: f"{project}/{service}", LABEL_KIND: "journal"}
         self._records: list[Marker] | None = None  # as last read or written
         self._writer = secrets.token_hex(8)
-        self._worker: ThreadPoolExecutor | None = None
-        self._pending: Future[None] | None = None
+        self._pending: threading.Thread | None = None
         self.notes: list[str] = []
         """What taking the lock had to say (a stale lock taken over)."""
 
@@ -182,18 +181,25 @@ class Journal:
         self._lock.release()
 
     def _later(self, work: Callable[[], None]) -> None:
-        """Run `work` in the journal's one worker thread, in the order given."""
-        if self._worker is None:
-            self._worker = ThreadPoolExecutor(1, thread_name_prefix="docker-swap-journal")
-        self._pending = self._worker.submit(work)
+        """Run `work` in a daemon thread, after what was given before (so that an engine that
+        hangs never holds the process at exit)."""
+        previous = self._pending
+
+        def run() -> None:
+            if previous is not None:
+                previous.join()
+            try:
+                work()
+            except Exception as exc:  # tidying only: the record that counts is written
+                log.warning("tidying the journal of %s failed: %s", self.service, exc)
+
+        self._pending = threading.Thread(target=run, daemon=True, name="docker-swap-journal")
+        self._pending.start()
 
     def _drain(self) -> None:
         """Wait (a bounded time) for what `_later` was given."""
         if self._pending is not None:
-            try:
-                self._pending.result(timeout=_DRAIN_SECONDS)
-            except Exception as exc:  # tidying only: the record is written
-                log.warning("tidying the journal of %s failed: %s", self.service, exc)
+            self._pending.join(_DRAIN_SECONDS)
             self._pending = None
 
     def _remove_records(self, records: list[Marker]) -> None:
