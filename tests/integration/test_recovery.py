@@ -35,8 +35,9 @@ def test_a_deploy_killed_before_the_switch_is_undone(make_stack: StackFactory) -
     stack = make_stack(http_compose(), **FAST)
     before = stack.snapshot()
     deploy = start_deploy(stack, APP_VERSION="v2", NEVER_READY="1")
-    wait_for(lambda: len(stack.containers("app")) == 2)
-    time.sleep(0.5)
+    # Once the engine's journal says "started" (its second record), not a fixed time after
+    # the new container appears: compose may still be starting it then.
+    wait_for(lambda: stack.markers("journal") == [f"docker-swap-journal.{stack.name}.app.2"])
     deploy.send_signal(signal.SIGKILL)
     deploy.communicate()
 
