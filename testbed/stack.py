@@ -293,6 +293,22 @@ class Stack:
     def down(self) -> None:
         self.compose("down", "--volumes", "--remove-orphans", "--timeout", "0", check=False)
         remove_releases(self.name)
+        for lock in self.markers("lock"):  # docker-swap's lock and journal: compose's not
+            docker("rm", "--force", "--volumes", lock, check=False)
+        for record in self.markers("journal"):
+            docker("volume", "rm", "--force", record, check=False)
+
+    def markers(self, kind: str = "") -> list[str]:
+        """Names of docker-swap's lock (a container: kind "lock") and journal records
+        (volumes: kind "journal") of this project on the engine."""
+        label = f"label=docker-swap.project={self.name}"
+        found = []
+        if kind in ("", "lock"):
+            found += docker("ps", "-a", "--filter", label, "--format", "{{.Names}}").stdout.split()
+        if kind in ("", "journal"):
+            found += docker("volume", "ls", "--filter", label, "--format",
+                            "{{.Name}}").stdout.split()
+        return sorted(found)
 
     def _env(self, extra: Mapping[str, str] | None) -> dict[str, str]:
         return {**os.environ, **self.env, **(extra or {})}

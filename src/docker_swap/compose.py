@@ -64,7 +64,16 @@ class Compose:
             raise ComposeUnavailable(
                 f"docker compose cannot load the project: {_last_line(result.stderr)}"
             )
-        return _project_from_config(yaml.safe_load(result.stdout))
+        try:
+            config = yaml.safe_load(result.stdout)
+        except (yaml.YAMLError, ValueError) as exc:  # ValueError: an int of 4,300+ digits
+            reason = str(exc).split(";")[0].split("\n")[0]
+            raise ComposeUnavailable(
+                f"the project as docker compose resolves it cannot be read: {reason}.",
+                hint="Look in the compose files for a value such as a number thousands of "
+                "digits long.",
+            ) from None
+        return _project_from_config(config)
 
     @contextmanager
     def loading_project(self) -> Iterator[None]:

@@ -83,7 +83,7 @@ def _service(engine: Engine, project: Project, definition: ServiceDefinition) ->
                      "the image's HEALTHCHECK" if old[0].has_healthcheck else "TCP connect")
         yield Finding(True, name, f"port {port}; ready when: {readiness}; timeouts "
                       f"{options.timeout:g}s / drain {options.drain_timeout:g}s")
-        entry = Journal(engine.engine_id(), project.name, name).read()
+        entry = Journal(engine, project.name, name, image=old[0].image_id).read()
         if entry is not None:
             yield Finding(False, name, f"a deploy started at {entry.started_at} was "
                           f"interrupted (phase {entry.phase})",

@@ -6,12 +6,15 @@ import io
 import json
 import logging
 import os
+import re
+import secrets
 import subprocess
 import tarfile
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +23,7 @@ import docker.errors
 import requests.exceptions
 
 from .errors import EngineFailed, EngineUnreachable
-from .models import Container, ExecResult, Image, Process
+from .models import Container, ExecResult, Image, Marker, Process
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +35,21 @@ CONFIG_FILES_LABEL = "com.docker.compose.project.config_files"
 CONFIG_HASH_LABEL = "com.docker.compose.config-hash"
 _DEFAULT_STOP_GRACE = 10  # the engine's, when compose sets no stop_grace_period
 _API_ERRORS = (docker.errors.DockerException, requests.exceptions.RequestException)
+_MODE_SYMLINK = 1 << 27  # Go's os.ModeSymlink, in the stat header of an archive answer
+_ARGV_LIMIT = 100_000  # bytes of file content passed as exec arguments (Linux: 128 KiB each)
+_NEVER_STARTS = ["/docker-swap: a marker, never started"]
+# Write each file beside its final name, then rename it over that name: rename(2) within one
+# folder is atomic, so a reader (nginx -t, HAProxy at its next start) sees the old file or the
+# new one, never a part of one. The temporary name ends in neither .conf nor the file's name.
+_WRITE_BESIDE = (
+    'set -e; dir=$1; token=$2; shift 2; while [ $# -gt 1 ]; do '
+    'printf "%s" "$2" > "$dir/.$1.$token"; mv -f "$dir/.$1.$token" "$dir/$1"; shift 2; done'
+)
+_RENAME_UPLOADED = (
+    'set -e; dir=$1; token=$2; shift 2; for name; do mv -f "$dir/.$name.$token" "$dir/$name"; '
+    'done'
+)
+_NO_SHELL = (126, 127)
 
 
 class Engine:
@@ -40,6 +58,9 @@ class Engine:
     def __init__(self, client: docker.DockerClient) -> None:
         self._client = client
         self._api = client.api
+        self._info: Mapping[str, Any] | None = None
+        self._clock_base = (0.0, 0.0)  # (engine time, time.monotonic()) when info was read
+        self._image_volumes: dict[str, list[str]] = {}
 
     @classmethod
     def connect(cls) -> Engine:
@@ -72,9 +93,118 @@ class Engine:
         return True
 
     def engine_id(self) -> str:
-        with _translated("read the engine's info"):
-            info = self._api.info()
+        info = self._read_info()
         return str(info.get("ID") or info.get("Name") or "engine")
+
+    def clock(self) -> float:
+        """The engine's own time now (seconds since the epoch), so that what several machines
+        stamp is compared on one clock. Read once (info's SystemTime), then advanced by this
+        machine's monotonic clock."""
+        self._read_info()
+        engine_time, read_at = self._clock_base
+        return engine_time + (time.monotonic() - read_at)
+
+    def _read_info(self) -> Mapping[str, Any]:
+        if self._info is None:
+            with _translated("read the engine's info"):
+                started = time.monotonic()
+                info = self._api.info()
+            read_at = (started + time.monotonic()) / 2
+            self._clock_base = (_epoch(str(info.get("SystemTime") or "")) or time.time(), read_at)
+            self._info = info
+        return self._info
+
+    # Markers: containers that never start, which name and hold docker-swap's own state (the
+    # deploy lock and journal) on the engine, where every machine that deploys to it sees them.
+
+    def create_marker(self, name: str, image: str, labels: Mapping[str, str]) -> str | None:
+        """Create a marker; its ID, or None when a container of that name exists (the engine
+        makes names unique, so of two machines creating the same name one gets None)."""
+        volumes = self._volumes_of(image)
+        with _translated(f"create {name}"):
+            try:
+                created = self._api.create_container(
+                    image, name=name, labels=dict(labels), entrypoint=_NEVER_STARTS,
+                    command=[], network_disabled=True,
+                    # The image's VOLUMEs would each make an anonymous volume: cover them.
+                    host_config=self._api.create_host_config(
+                        network_mode="none", tmpfs=dict.fromkeys(volumes, "")),
+                )
+            except docker.errors.APIError as exc:
+                if exc.status_code == 409:
+                    return None
+                raise
+        return str(created["Id"])
+
+    def markers(self, labels: Mapping[str, str]) -> list[Marker]:
+        """The markers that carry all of `labels`, in one call."""
+        filters = {"label": [f"{key}={value}" for key, value in labels.items()]}
+        with _translated("list docker-swap's markers"):
+            found = self._api.containers(all=True, filters=filters)
+        return [Marker(id=str(c["Id"]), name=str((c.get("Names") or ["/"])[0]).lstrip("/"),
+                       labels=dict(c.get("Labels") or {}), created=float(c.get("Created") or 0),
+                       image=str(c.get("ImageID") or ""))
+                for c in found]
+
+    def remove_marker(self, marker_id: str) -> bool:
+        """Remove a marker by ID; False when it was gone already (someone else removed it)."""
+        try:
+            self._api.remove_container(marker_id, v=True, force=True)
+        except docker.errors.NotFound:
+            return False
+        except docker.errors.APIError as exc:
+            if exc.status_code == 409:  # its removal is already in progress
+                return False
+            raise EngineFailed(f"could not remove {marker_id[:12]}: {_reason(exc)}") from exc
+        except _API_ERRORS as exc:
+            raise EngineFailed(f"could not remove {marker_id[:12]}: {_reason(exc)}") from exc
+        return True
+
+    def write_marker_file(self, marker_id: str, name: str, content: bytes) -> bool:
+        """Write a file at the root of a marker; False when the marker is gone."""
+        try:
+            return bool(self._api.put_archive(marker_id, "/", _tar({name: content})))
+        except docker.errors.NotFound:
+            return False
+        except _API_ERRORS as exc:
+            raise EngineFailed(f"could not write {name} in {marker_id[:12]}: "
+                               f"{_reason(exc)}") from exc
+
+    # Records: volumes that are never mounted, whose labels hold one entry of docker-swap's
+    # journal. Cheaper than markers (~2 ms to create or remove), but a volume cannot be removed
+    # on condition, so the lock, which a takeover removes, is a marker.
+
+    def create_record(self, name: str, labels: Mapping[str, str]) -> bool:
+        """Create a record; False when one of that name exists with other labels (the engine
+        creates a volume name once, and returns the existing one to a later create)."""
+        with _translated(f"create {name}"):
+            created = self._api.create_volume(name, labels=dict(labels))
+        return dict(created.get("Labels") or {}) == dict(labels)
+
+    def records(self, labels: Mapping[str, str]) -> list[Marker]:
+        """The records that carry all of `labels`, in one call (a record's id is its name)."""
+        filters = {"label": [f"{key}={value}" for key, value in labels.items()]}
+        with _translated("list docker-swap's journal"):
+            found = self._api.volumes(filters=filters).get("Volumes") or []
+        return [Marker(id=str(v["Name"]), name=str(v["Name"]), labels=dict(v.get("Labels") or {}),
+                       created=_epoch(str(v.get("CreatedAt") or "")) or 0.0) for v in found]
+
+    def remove_record(self, name: str) -> bool:
+        """Remove a record; False when it was gone already."""
+        try:
+            self._api.remove_volume(name, force=True)
+        except docker.errors.NotFound:
+            return False
+        except _API_ERRORS as exc:
+            raise EngineFailed(f"could not remove {name}: {_reason(exc)}") from exc
+        return True
+
+    def _volumes_of(self, image: str) -> list[str]:
+        if image not in self._image_volumes:
+            with _translated(f"inspect image {image[:19]}"):
+                config = self._api.inspect_image(image).get("Config") or {}  # type: ignore[no-untyped-call]
+            self._image_volumes[image] = sorted(config.get("Volumes") or {})
+        return self._image_volumes[image]
 
     def service_containers(self, project: str, service: str) -> list[Container]:
         """Every container compose made for the service, running or not, oldest number first."""
@@ -99,8 +229,14 @@ class Engine:
         self, container_id: str, argv: Sequence[str], timeout: float | None = None
     ) -> ExecResult:
         """Run argv inside the container (no shell, no TTY); wait at most `timeout` seconds."""
+        return self._exec(container_id, argv, timeout)
+
+    def _exec(
+        self, container_id: str, argv: Sequence[str], timeout: float | None, user: str = ""
+    ) -> ExecResult:
         with _translated(f"run {argv[0]} in {container_id[:12]}"):
-            created = self._api.exec_create(container_id, list(argv), stdout=True, stderr=True)
+            created = self._api.exec_create(container_id, list(argv), stdout=True, stderr=True,
+                                            user=user)
         exec_id = created["Id"]
         output: list[tuple[bytes | None, bytes | None]] = []
         failure: list[BaseException] = []
@@ -133,29 +269,71 @@ class Engine:
         return [Process(int(row[pid_at]), row[args_at]) for row in top["Processes"] or []]
 
     def read_file(self, container_id: str, path: str) -> bytes | None:
-        try:
-            stream, _ = self._api.get_archive(container_id, path)
-            data = b"".join(stream)
-        except docker.errors.NotFound:
+        """A file's content, None when there is none. A symbolic link is followed (the engine
+        resolves it inside the container and names its target in the archive's stat)."""
+        stat, data = self._archive(container_id, path)
+        target = stat.get("linkTarget")
+        if int(stat.get("mode") or 0) & _MODE_SYMLINK and target and target != path:
+            stat, data = self._archive(container_id, str(target))
+        if data is None:
             return None
+        with tarfile.open(fileobj=io.BytesIO(data)) as archive:
+            member = archive.next()
+            extracted = archive.extractfile(member) if member and member.isfile() else None
+            return extracted.read() if extracted else None
+
+    def _archive(self, container_id: str, path: str) -> tuple[Mapping[str, Any], bytes | None]:
+        try:
+            stream, stat = self._api.get_archive(container_id, path)
+            return stat or {}, b"".join(stream)
+        except docker.errors.NotFound:
+            return {}, None
         except _API_ERRORS as exc:
             raise EngineFailed(f"could not read {path} in {container_id[:12]}: "
                                f"{_reason(exc)}") from exc
-        with tarfile.open(fileobj=io.BytesIO(data)) as archive:
-            member = archive.next()
-            extracted = archive.extractfile(member) if member else None
-            return extracted.read() if extracted else None
 
     def write_files(self, container_id: str, directory: str, files: Mapping[str, bytes]) -> None:
-        """Write files into an existing directory of the container, in one call."""
-        buffer = io.BytesIO()
-        with tarfile.open(fileobj=buffer, mode="w") as archive:
-            for name, content in files.items():
-                info = tarfile.TarInfo(name)
-                info.size, info.mode, info.mtime = len(content), 0o644, int(time.time())
-                archive.addfile(info, io.BytesIO(content))
+        """Replace files in an existing directory of the container, each atomically: written
+        beside its final name under a unique temporary name, then renamed over it, inside the
+        container (one exec when the files are small text, else one upload and one exec)."""
+        token = f"docker-swap-{secrets.token_hex(4)}"
+        if _as_arguments(files):
+            pairs = [part for name, content in files.items() for part in (name, content.decode())]
+            result = self._write_exec(container_id, [_WRITE_BESIDE, directory, token, *pairs])
+        elif self.inspect(container_id).running:
+            self._upload(container_id, directory,
+                         {f".{name}.{token}": content for name, content in files.items()})
+            result = self._write_exec(container_id, [_RENAME_UPLOADED, directory, token, *files])
+        else:
+            result = None
+        if result is None:  # no exec here: the container does not run, or has no shell
+            self._upload(container_id, directory, files)
+        elif result.exit_code != 0:
+            raise EngineFailed(f"could not write {', '.join(files)} in {directory} of "
+                               f"{container_id[:12]}: {result.output.strip() or result.exit_code}")
+
+    def _write_exec(self, container_id: str, script: list[str]) -> ExecResult | None:
+        """Run a write script with sh as root; None when no exec is possible (the container
+        does not run, or has no shell): the caller then uploads the files directly."""
+        try:
+            result = self._exec(container_id, ["sh", "-c", script[0], "docker-swap-write",
+                                               *script[1:]], 30, user="0")
+        except EngineFailed as exc:
+            if isinstance(exc.__cause__, docker.errors.APIError) and \
+                    exc.__cause__.status_code == 409:
+                return None
+            raise
+        if result.exit_code in _NO_SHELL and "not found" in result.output:
+            log.debug("no sh in %s: files written without a rename", container_id[:12])
+            return None
+        return result
+
+    def _upload(self, container_id: str, directory: str, files: Mapping[str, bytes]) -> None:
+        # Straight into the given names (an upload unlinks, then creates, each file). Used for
+        # temporary names, and for a container that does not run: it cannot exec, so nothing
+        # can rename there, and nothing reads the files until it starts, after this returns.
         with _translated(f"write {', '.join(files)} in {container_id[:12]}"):
-            if not self._api.put_archive(container_id, directory, buffer.getvalue()):
+            if not self._api.put_archive(container_id, directory, _tar(files)):
                 raise EngineFailed(f"the engine refused to write into {directory} "
                                    f"in {container_id[:12]}")
 
@@ -323,6 +501,38 @@ def _tcp_ports(exposed: Mapping[str, Any]) -> tuple[int, ...]:
     ports = {int(port) for port, _, protocol in (p.partition("/") for p in exposed)
              if protocol in ("", "tcp")}
     return tuple(sorted(ports))
+
+
+def _tar(files: Mapping[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        for name, content in files.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime = len(content), 0o644, int(time.time())
+            archive.addfile(info, io.BytesIO(content))
+    return buffer.getvalue()
+
+
+def _as_arguments(files: Mapping[str, bytes]) -> bool:
+    """Small text files travel as exec arguments (no NUL, UTF-8, well under ARG_MAX)."""
+    if sum(len(content) for content in files.values()) > _ARGV_LIMIT:
+        return False
+    try:
+        return all(b"\0" not in content and content.decode() is not None
+                   for content in files.values())
+    except UnicodeDecodeError:
+        return False
+
+
+def _epoch(text: str) -> float | None:
+    """Seconds since the epoch from the engine's RFC 3339 time (nanoseconds cut to micro)."""
+    match = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)",
+                         text.strip())
+    if not match:
+        return None
+    whole, fraction, zone = match.groups()
+    stamp = f"{whole}.{(fraction or '0')[:6]}{'+00:00' if zone == 'Z' else zone}"
+    return datetime.fromisoformat(stamp).timestamp()
 
 
 def _text(data: bytes | None) -> str:

@@ -9,6 +9,8 @@
     │   ├── ProxyNotReady         the proxy is not configured for the service, or not running
     │   ├── DeployInProgress      another deploy of the same service holds the lock
     │   ├── UnfinishedDeploy      an earlier deploy was interrupted; `docker-swap recover` first
+    │   ├── StateUnusable         the journal on the engine is unreadable, or the state folder
+    │   │                         cannot be written
     │   ├── InvalidSettings       a flag or an `x-swap` key has a value we cannot use
     │   └── ReleaseRefused        `rollback` cannot go to that release (unknown, never served,
     │                             the one that runs, its image not kept any more)
@@ -97,6 +99,10 @@ class DeployInProgress(Refused):
 
 class UnfinishedDeploy(Refused):
     """Raised when an earlier deploy of the service was interrupted and needs `recover`."""
+
+
+class StateUnusable(Refused):
+    """Raised when the engine's journal cannot be read or the state folder cannot be written."""
 
 
 class InvalidSettings(Refused):

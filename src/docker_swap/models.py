@@ -201,3 +201,16 @@ class AgentStatus:
 def names(containers: Sequence[Container]) -> str:
     """Containers' names, as a message says them."""
     return ", ".join(c.name for c in containers)
+
+
+@dataclass(frozen=True)
+class Marker:
+    """A container that never starts, which docker-swap creates to hold its own state on the
+    engine (the deploy lock, the journal): its labels carry that state."""
+
+    id: str
+    name: str
+    labels: Mapping[str, str]
+    created: float
+    """When the engine created it, in seconds since the epoch, on the engine's clock."""
+    image: str = ""

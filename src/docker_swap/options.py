@@ -5,6 +5,7 @@ No I/O here: values come in as plain data and leave validated, or as `InvalidSet
 
 from __future__ import annotations
 
+import math
 import re
 import shlex
 from collections.abc import Callable, Mapping
@@ -75,6 +76,9 @@ _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 _UPSTREAM_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 _NAMESPACE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+_HTTP_PATH = re.compile(r"/[!-~]*")  # what goes on a request line as it is
+MAX_DURATION = 86400.0
+"""The longest duration accepted (a day): beyond it a timeout is a mistake, not a wait."""
 
 
 @dataclass(frozen=True)
@@ -205,10 +209,13 @@ def resolve_settings(
 
 
 def parse_duration(value: object) -> float:
-    """Seconds from a number or a compose-style duration such as ``30s``, ``1m30s``, ``500ms``."""
+    """Seconds from a number or a compose-style duration such as ``30s``, ``1m30s``, ``500ms``:
+    finite, above zero and at most MAX_DURATION. Raises ValueError saying what is expected."""
     if isinstance(value, bool):
         raise ValueError("a duration, not true/false")
-    if isinstance(value, int | float):
+    if isinstance(value, int) and abs(value) > MAX_DURATION:
+        seconds = math.inf  # float() of a 400-digit number would overflow
+    elif isinstance(value, int | float):
         seconds = float(value)
     else:
         text = _text(value).strip()
@@ -220,6 +227,8 @@ def parse_duration(value: object) -> float:
             )
         else:
             raise ValueError("a duration such as 30, 30s, 1m30s or 500ms")
+    if not math.isfinite(seconds) or seconds > MAX_DURATION:
+        raise ValueError(f"a duration of at most {MAX_DURATION // 3600:g}h")
     if seconds <= 0:
         raise ValueError("a duration greater than zero")
     return seconds
@@ -242,8 +251,16 @@ def _parsed(
         label = f"--{key}" if where == "flag" else f"x-swap key {key!r}"
         if key in SECRET_KEYS:
             raise InvalidSettings(f"{label} has a value we cannot use; expected {exc}.") from None
-        shown = redact(value) if isinstance(value, str) else value
-        raise InvalidSettings(f"{label} has value {shown!r}; expected {exc}.") from None
+        raise InvalidSettings(f"{label} has value {_shown(value)}; expected {exc}.") from None
+
+
+def _shown(value: object) -> str:
+    """The value for a message: passwords redacted, cut when long."""
+    try:
+        text = repr(redact(value) if isinstance(value, str) else value)
+    except ValueError:  # an int too long to turn into digits
+        return "(a number too long to show)"
+    return text if len(text) <= 60 else f"{text[:40]}... ({len(text)} characters)"
 
 
 def _text(value: object) -> str:
@@ -277,8 +294,9 @@ def _argv(value: object) -> tuple[str, ...]:
 
 def _http_path(value: object) -> str:
     path = _text(value)
-    if not path.startswith("/") or any(c.isspace() for c in path):
-        raise ValueError("a path starting with / such as /healthz")
+    if not _HTTP_PATH.fullmatch(path):
+        raise ValueError("a path starting with / such as /healthz, in printable ASCII without "
+                         "spaces (percent-encode the rest)")
     return path
 
 

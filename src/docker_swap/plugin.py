@@ -28,7 +28,17 @@ def install_plugin(*, force: bool = False) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(
         f"#!/bin/sh\n{_MARK}, written by `docker-swap install-plugin`.\n"
-        f"exec {shlex.quote(sys.executable)} -m docker_swap \"$@\"\n"
+        f"exec {shlex.join(launch_command())} \"$@\"\n"
     )
     path.chmod(0o755)
     return path
+
+
+def launch_command(script: Path | None = None) -> list[str]:
+    """How the launcher runs this docker-swap: its installed console script, else its Python
+    isolated (`-I`). Never `python -m` alone, which would import modules from whatever folder
+    `docker swap` is run in (a `yaml.py` there would run in place of PyYAML)."""
+    script = script or Path(sys.executable).with_name("docker-swap")
+    if script.is_file() and os.access(script, os.X_OK):
+        return [str(script)]
+    return [sys.executable, "-I", "-m", "docker_swap"]

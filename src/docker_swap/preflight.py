@@ -7,7 +7,7 @@ and how to fix it. Nothing here starts, stops or writes anything (except taking 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -90,17 +90,20 @@ def prepare(engine: Engine, project: Project, options: DeployOptions) -> Plan:
         engine_id = pool.submit(engine.engine_id)
         old = running.result()
         refuse_unswappable(definition, old)
-        proxy, proxies, notes = checked.result()
-        network = proxy_network(proxies, old[0])
-        port = choose_port(options, old[0])
-        journal = Journal(engine_id.result(), project.name, service)
-    journal.lock()
-    try:
-        refuse_unfinished(journal, service)
-    except BaseException:
-        journal.unlock()
-        raise
-    return Plan(project, options, old, port, network, proxy, journal, notes)
+        engine_id.result()  # the engine's ID and clock, which the journal uses
+        journal = Journal(engine, project.name, service, image=old[0].image_id)
+        locked = pool.submit(journal.lock)  # while the proxy is checked; read after it
+        try:
+            proxy, proxies, notes = checked.result()
+            network = proxy_network(proxies, old[0])
+            port = choose_port(options, old[0])
+            locked.result()
+            refuse_unfinished(journal, service)
+        except BaseException:
+            wait([locked])
+            journal.unlock()
+            raise
+    return Plan(project, options, old, port, network, proxy, journal, notes + journal.notes)
 
 
 def _checked_proxy(
@@ -165,7 +168,15 @@ def open_service_proxy(
 
 def proxy_network(proxies: Sequence[Container], sample: Container) -> str:
     """The network on which the proxy reaches the service's containers."""
-    return shared_network(proxies, sample) if proxies else sorted(sample.networks)[0]
+    if proxies:
+        return shared_network(proxies, sample)
+    addressed = sorted(name for name, address in sample.networks.items() if address)
+    if not addressed:
+        raise NotSwappable(
+            f"{sample.name} has no address on any network, so no proxy can reach it.",
+            hint=f"Give service {sample.service} a compose network (and no network_mode).",
+        )
+    return addressed[0]
 
 
 def _registry_driver(project: Project, options: DeployOptions) -> ProxyDriver:
@@ -242,10 +253,11 @@ def refuse_unswappable(definition: ServiceDefinition, old: Sequence[Container]) 
             f"and use `expose: [\"{port.target}\"]` here.",
         )
     mode = definition.network_mode or ""
-    if mode == "host" or mode.startswith(("container:", "service:")):
+    if mode in ("host", "none") or mode.startswith(("container:", "service:")):
         raise NotSwappable(
             f"service {name!r} uses network_mode {mode}{_at(files, name, 'network_mode')}, so "
-            "the proxy cannot address two of its containers; give it a compose network.",
+            f"the proxy cannot {'reach' if mode == 'none' else 'address two of'} its "
+            "containers; give it a compose network.",
         )
 
 

@@ -57,13 +57,13 @@ def recover(
     compose = Compose(compose_options or ComposeOptions())
     engine, project, options = open_service(compose, service, flags or {})
     with nothing_changed_yet():
-        journal = Journal(engine.engine_id(), project.name, service)
-    journal.lock()
+        journal = Journal(engine, project.name, service)
+        journal.lock()
     try:
         entry = journal.read()
         if entry is None:
             return RecoveryReport(service, "nothing", f"no interrupted deploy of {service}")
-        changes = _Changes()
+        changes = _Changes(notes=list(journal.notes))
         with _finishing(changes, "recover"):
             report = _resume(engine, project, options, entry, changes)
         journal.clear()
@@ -82,13 +82,13 @@ def sync(
     compose = Compose(compose_options or ComposeOptions())
     engine, project, options = open_service(compose, service, flags or {})
     with nothing_changed_yet():
-        journal = Journal(engine.engine_id(), project.name, service)
-    journal.lock()
+        journal = Journal(engine, project.name, service)
+        journal.lock()
     try:
         refuse_unfinished(journal, service)
         with nothing_changed_yet():
             running = running_containers(engine, project, project.services[service])
-        changes = _Changes()
+        changes = _Changes(notes=list(journal.notes))
         with _finishing(changes, "sync"):
             _start_stopped_proxies(engine, project, options, running, changes)
             detail = _switch(engine, project, options, running, changes)

@@ -111,7 +111,7 @@ def service_status(
     with nothing_changed_yet():
         releases, notes = read_releases(engine, project.name, service)
         containers = engine.service_containers(project.name, service)
-        interrupted = Journal(engine.engine_id(), project.name, service).read()
+        interrupted = Journal(engine, project.name, service).read()
         image = engine.image(image_name(project, service))
     running = [c for c in containers if c.running]
     outdated = would_recreate(running, config_hash, image.id if image else None)

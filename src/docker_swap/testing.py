@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from .compose import Compose
 from .engine import Engine
 from .errors import RegistryDataInvalid, RegistryUnavailable, StepFailed
-from .models import AgentStatus, Backend, Container, ExecResult, Generation, Image
+from .models import AgentStatus, Backend, Container, ExecResult, Generation, Image, Marker
 from .options import ComposeOptions
 from .proxy import Drained, Serving
 from .registry_data import Report
@@ -44,8 +44,16 @@ class FakeEngine(Engine):
     failing: set[str] = field(default_factory=set)
     """Names of methods that raise StepFailed."""
     images_by_id: dict[str, Image] = field(default_factory=dict)
+    marked: dict[str, Marker] = field(default_factory=dict)
+    """docker-swap's markers (lock, journal) by ID; their files in `marker_files`."""
+    marker_files: dict[tuple[str, str], bytes] = field(default_factory=dict)
+    recorded: dict[str, Marker] = field(default_factory=dict)
+    """The journal's records (volumes) by name."""
+    now: float = 1_000_000.0
+    """The engine's clock."""
     _execs: int = 0
     _imported: int = 0
+    _markers_made: int = 0
 
     def add(self, service: str, number: int, project: str = "demo",
             image_id: str = "") -> Container:
@@ -54,13 +62,50 @@ class FakeEngine(Engine):
             name=f"{project}-{service}-{number}",
             project=project, service=service, number=number, status="running",
             networks={"demo_default": f"10.0.0.{number}"}, exposed_ports=(8000,),
-            image_id=image_id, config_hash=f"hash-of-{image_id}" if image_id else "",
+            image_id=image_id or f"sha256:{service}",
+            config_hash=f"hash-of-{image_id}" if image_id else "",
         )
         self.containers[container.id] = container
         return container
 
     def engine_id(self) -> str:
         return "fake-engine"
+
+    def clock(self) -> float:
+        return self.now
+
+    def create_marker(self, name: str, image: str, labels: Mapping[str, str]) -> str | None:
+        if any(m.name == name for m in self.marked.values()):
+            return None
+        self._markers_made += 1
+        marker = Marker(f"marker{self._markers_made}-{name}", name, dict(labels), self.now, image)
+        self.marked[marker.id] = marker
+        return marker.id
+
+    def markers(self, labels: Mapping[str, str]) -> list[Marker]:
+        return [m for m in self.marked.values() if labels.items() <= m.labels.items()]
+
+    def remove_marker(self, marker_id: str) -> bool:
+        return self.marked.pop(marker_id, None) is not None
+
+    def write_marker_file(self, marker_id: str, name: str, content: bytes) -> bool:
+        if marker_id not in self.marked:
+            return False
+        self.marker_files[marker_id, "/" + name] = content
+        return True
+
+    def read_file(self, container_id: str, path: str) -> bytes | None:
+        return self.marker_files.get((container_id, path))
+
+    def create_record(self, name: str, labels: Mapping[str, str]) -> bool:
+        existing = self.recorded.setdefault(name, Marker(name, name, dict(labels), self.now))
+        return existing.labels == dict(labels)
+
+    def records(self, labels: Mapping[str, str]) -> list[Marker]:
+        return [m for m in self.recorded.values() if labels.items() <= m.labels.items()]
+
+    def remove_record(self, name: str) -> bool:
+        return self.recorded.pop(name, None) is not None
 
     def service_containers(self, project: str, service: str) -> list[Container]:
         self._call("service_containers")

@@ -66,7 +66,7 @@ def test_an_interrupted_deploy_is_a_problem_with_its_fix(
     monkeypatch.setenv(STATE_DIR_ENV, str(tmp_path))
     engine = FakeEngine()
     old = engine.add("app", 1)
-    Journal("fake-engine", "demo", "app").write(Entry("demo", "app", "switching", [old.id]))
+    Journal(engine, "demo", "app").write(Entry("demo", "app", "switching", [old.id]))
     project = Project("demo", {"app": ServiceDefinition("app", x_swap={"proxy": "nginx:proxy"}),
                                "proxy": ServiceDefinition("proxy")})
 

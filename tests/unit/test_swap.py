@@ -51,7 +51,7 @@ class World:
         self.engine = FakeEngine()
         self.old = [self.engine.add("app", n) for n in range(1, replicas + 1)]
         self.proxy = FakeProxy()
-        self.journal = Journal("fake-engine", "demo", "app", root=tmp_path)
+        self.journal = Journal(self.engine, "demo", "app", root=tmp_path)
         settings: dict[str, object] = {"timeout": 2.0, **options}
         self.options = DeployOptions(
             service="app", proxy=ProxyRef("nginx", "proxy"), health_cmd=("./healthcheck",),
@@ -103,7 +103,7 @@ def test_the_journal_follows_every_phase(tmp_path: Path) -> None:
             phases.append(entry.phase)
             super().write(entry)
 
-    world.journal = Recording("fake-engine", "demo", "app", root=tmp_path)
+    world.journal = Recording(world.engine, "demo", "app", root=tmp_path)
     world.swap().run()
 
     assert phases == ["starting", "started", "switching", "switched"]

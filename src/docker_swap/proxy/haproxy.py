@@ -180,7 +180,10 @@ class HAProxyDriver:
             (self._engine.read_file(container.id, path) or b"").decode(errors="replace")
             for path in configs or ["/usr/local/etc/haproxy/haproxy.cfg"]
         )
-        setup = parse_setup(text)
+        try:
+            setup = parse_setup(text)
+        except ValueError as exc:
+            raise ProxyNotReady(f"HAProxy in {container.name}: {exc}.") from None
         if setup.socket is None:
             raise ProxyNotReady(
                 f"HAProxy in {container.name} has no runtime API socket.",

@@ -70,25 +70,32 @@ class Setup:
 
 
 def parse_servers_state(text: str) -> list[Slot]:
+    """The server lines of a `show servers state` answer; lines that are not one are skipped."""
     slots = []
     for line in text.splitlines():
         fields = line.split()
-        if len(fields) < 19 or not fields[0].isdigit():
+        if len(fields) < 19 or _number(fields[0]) is None:
             continue  # the version line, the header, blank lines
-        slots.append(Slot(
-            backend=fields[1], name=fields[3], address=fields[4], port=int(fields[18]),
-            op_state=int(fields[5]), admin_state=int(fields[6]),
-        ))
+        port, op_state, admin_state = (_number(fields[i]) for i in (18, 5, 6))
+        if port is None or op_state is None or admin_state is None:
+            continue
+        slots.append(Slot(backend=fields[1], name=fields[3], address=fields[4], port=port,
+                          op_state=op_state, admin_state=admin_state))
     return slots
 
 
 def parse_sessions(stat_csv: str, backend: str) -> dict[str, int]:
-    """Server name to the sessions it holds or has queued, from `show stat`."""
+    """Server name to the sessions it holds or has queued, from `show stat` (rows that cannot
+    be read count none)."""
     lines = stat_csv.lstrip("# ").splitlines()
-    sessions = {}
-    for row in csv.DictReader(lines):
-        if row.get("pxname") == backend and row.get("svname") not in ("FRONTEND", "BACKEND"):
-            sessions[row["svname"]] = int(row.get("scur") or 0) + int(row.get("qcur") or 0)
+    sessions: dict[str, int] = {}
+    try:
+        for row in csv.DictReader(lines):
+            name = row.get("svname")
+            if row.get("pxname") == backend and name and name not in ("FRONTEND", "BACKEND"):
+                sessions[name] = sum(_number(row.get(k) or "") or 0 for k in ("scur", "qcur"))
+    except csv.Error:
+        pass  # not CSV past this point: what was read stands
     return sessions
 
 
@@ -109,10 +116,12 @@ def _count(field: str | None) -> int:
 
 
 def parse_setup(config: str) -> Setup:
+    """What docker-swap needs from a configuration. Raises ValueError (one sentence) when its
+    only runtime API socket is written in a way docker-swap cannot use."""
     sections = dict(_sections(config))
     global_lines = sections.get(("global", ""), [])
     return Setup(
-        socket=next(filter(None, (_socket(line) for line in global_lines)), None),
+        socket=_first_socket(global_lines),
         state_file=_state_file(global_lines),
         loads_state=any(
             line.startswith("load-server-state-from-file") and not line.endswith(" none")
@@ -128,8 +137,9 @@ def parse_setup(config: str) -> Setup:
 def placeholder_is_an_address(server_line: str) -> bool:
     """True when the line names an IP: HAProxy then ignores the addresses a state file holds."""
     words = server_line.split()
-    address = words[3] if words[0] == "server-template" and len(words) > 3 else (
-        words[2] if len(words) > 2 else "")
+    template = bool(words) and words[0] == "server-template"
+    address = words[3] if template and len(words) > 3 else (
+        words[2] if not template and len(words) > 2 else "")
     host = address.rsplit(":", 1)[0].strip("[]")
     try:
         ipaddress.ip_address(host)
@@ -157,18 +167,45 @@ def _sections(config: str) -> Iterator[tuple[tuple[str, str], list[str]]]:
         yield current, lines
 
 
+def _first_socket(global_lines: Iterable[str]) -> Socket | None:
+    problems = []
+    for line in global_lines:
+        try:
+            socket = _socket(line)
+        except ValueError as exc:
+            problems.append(str(exc))
+            continue
+        if socket:
+            return socket
+    if problems:
+        raise ValueError(problems[0])
+    return None
+
+
 def _socket(line: str) -> Socket | None:
-    if not line.startswith("stats socket "):
+    words = line.split()
+    if words[:2] != ["stats", "socket"] or len(words) < 3:
         return None
-    address = line.split()[2]
+    written = words[2]
+    if "$" in written:
+        raise ValueError(
+            f"its stats socket is given by an environment variable ({written}), which "
+            "docker-swap does not expand; write the address itself, e.g. "
+            "`stats socket ipv4@127.0.0.1:9999 level admin`"
+        )
+    address = written.strip("\"'")
     if address.startswith(("ipv4@", "ipv6@", "tcp@", "tcp4@", "tcp6@")) or (
         ":" in address and not address.startswith(("/", "unix@", "abns@"))
     ):
         host, _, port = address.split("@")[-1].rpartition(":")
+        number = _number(port)
+        if number is None or not 0 < number < 65536:
+            raise ValueError(f"its stats socket {written} has no port docker-swap can use; "
+                             "write one, e.g. `stats socket ipv4@127.0.0.1:9999 level admin`")
         if host in ("", "*", "0.0.0.0", "::"):
             host = "127.0.0.1"
-        return Socket(host=host.strip("[]"), port=int(port))
-    if address.startswith("abns@"):
+        return Socket(host=host.strip("[]"), port=number)
+    if address.startswith("abns@") or not address:
         return None
     return Socket(path=address.removeprefix("unix@"))
 
@@ -189,6 +226,11 @@ def _state_file(global_lines: Iterable[str]) -> str | None:
 def command_line(commands: Iterable[str]) -> str:
     """Several runtime API commands sent as one line (HAProxy runs them in order)."""
     return "; ".join(commands)
+
+
+def _number(text: str) -> int | None:
+    """A whole number written in ASCII digits (a few of them), else None."""
+    return int(text) if re.fullmatch(r"-?[0-9]{1,12}", text) else None
 
 
 def api_error(answer: str) -> str | None:

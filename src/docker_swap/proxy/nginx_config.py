@@ -26,7 +26,7 @@ _URL_PASS = re.compile(
 _HOST_PASS = re.compile(
     r"\b(fastcgi_pass|uwsgi_pass|scgi_pass)\s+(?:[a-z]+://)?([^\s;/:$]+)(?::(\d+))?\s*;"
 )
-_VERSION = re.compile(r"nginx/(\d+)\.(\d+)\.(\d+)")
+_VERSION = re.compile(r"nginx/([0-9]{1,6})\.([0-9]{1,6})\.([0-9]{1,6})\b")
 
 
 @dataclass(frozen=True)
