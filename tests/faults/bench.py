@@ -278,8 +278,9 @@ class Bench:
         return {name: port for name, port in self.ports.items() if name != "redis"}
 
     def journal_exists(self) -> bool:
+        """The journal on the engine (what docker-swap decides from), not the local copy."""
         assert self.stack is not None
-        return any((self.stack.folder / "state").rglob("app.json"))
+        return bool(self.stack.markers("journal"))
 
     # One case.
 

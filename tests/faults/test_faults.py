@@ -81,7 +81,8 @@ def judge_recover(case: Case, outcome: Outcome) -> list[str]:
     """What `docker-swap recover app` must leave: one container, no journal, the right version."""
     problems = []
     code, recover = outcome.exit_code, outcome.recover
-    action = (recover.stdout.split() or [""])[0]
+    said = [line for line in recover.stdout.splitlines() if not line.startswith("note")]
+    action = (" ".join(said).split() or [""])[0]  # notes (a lock taken over) come first
     if recover.returncode != 0:
         problems.append(f"recover exit {recover.returncode}: "
                         f"{(recover.stderr.strip().splitlines() or [''])[0]!r}")
