@@ -24,6 +24,14 @@ class ServiceDefinition:
     published_ports: tuple[PublishedPort, ...] = ()
     network_mode: str | None = None
     x_swap: Mapping[str, object] = field(default_factory=dict)
+    image: str | None = None
+    """The image compose runs: `image:`, else the one it builds (PROJECT-SERVICE)."""
+    replicas: int = 1
+    """deploy.replicas (or scale), as `docker compose up` would run."""
+    deploy: Mapping[str, object] = field(default_factory=dict)
+    """The `deploy` block as compose printed it (update_config, rollback_config...)."""
+    depends_on: Mapping[str, str] = field(default_factory=dict)
+    """Service it depends on -> its condition (service_started, service_healthy...)."""
 
 
 @dataclass(frozen=True)
@@ -57,6 +65,8 @@ class Container:
     """Paths inside the container where a volume or a host directory is mounted."""
     stop_grace: int = 10
     """Seconds its main process has to exit after the stop signal (stop_grace_period)."""
+    config_hash: str = ""
+    """Compose's hash of the service definition it was created from."""
 
     @property
     def short_id(self) -> str:

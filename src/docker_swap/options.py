@@ -19,6 +19,9 @@ DEFAULT_DRAIN_TIMEOUT = 30.0
 """Seconds requests in flight on the old container have to finish."""
 DEFAULT_SWITCH_TIMEOUT = 10.0
 """Seconds the proxy has to show the new configuration live."""
+DEFAULT_SETTLE = 5.0
+"""Seconds a new container without a health check must keep running to count as ready
+(`up` replacing a service with no proxy)."""
 DEFAULT_PROBE_INTERVAL = 0.1
 """Seconds from one run of a health command to the next (each costs a process in the container)."""
 NETWORK_PROBE_INTERVAL = 0.05
@@ -41,6 +44,7 @@ SWAP_KEYS = (
     "switch-timeout",
     "upstream",
     "redis",
+    "settle",
 )
 READINESS_KEYS = ("health-cmd", "http")
 """One choice written two ways: a readiness flag replaces both x-swap keys."""
@@ -112,6 +116,7 @@ class DeployOptions:
     upstream: str | None = None
     redis: str | None = None
     """Redis URL of the registry (x-swap.redis, --redis, or DOCKER_SWAP_REDIS_URL)."""
+    settle: float = DEFAULT_SETTLE
 
     @property
     def upstream_name(self) -> str:
@@ -149,6 +154,7 @@ def resolve_settings(
         or DEFAULT_SWITCH_TIMEOUT,
         upstream=_parsed(get("upstream"), "upstream", _upstream),
         redis=_parsed(get("redis"), "redis", _redis_url),
+        settle=_parsed(get("settle"), "settle", parse_duration) or DEFAULT_SETTLE,
     )
 
 
