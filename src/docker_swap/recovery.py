@@ -90,8 +90,9 @@ def _resume(
     engine: Engine, project: Project, options: DeployOptions, entry: Entry
 ) -> RecoveryReport:
     containers = engine.service_containers(project.name, options.service)
+    staying = [c for c in containers if c.id in entry.staying]
     old = [c for c in containers if c.id in entry.old]
-    new = [c for c in containers if c.id not in entry.old]
+    new = [c for c in containers if c.id not in [*entry.old, *entry.staying]]
     if entry.phase == SWITCHED:
         if old:
             proxy, _ = connect_proxy(engine, project, options, old[0])
@@ -107,7 +108,7 @@ def _resume(
             f"`docker-swap sync {options.service}`.",
         )
     if new:  # the proxy may name them (staged, or switching): back to the old ones only
-        _switch(engine, project, options, old)
+        _switch(engine, project, options, [*old, *staying])
     _retire(engine, new)
     return RecoveryReport(options.service, "undone", f"removed {_names(new) or 'nothing'}")
 

@@ -99,7 +99,8 @@ class Swap:
         self.notes: list[str] = list(plan.notes)
         self.interrupts = Interrupts(self._note)
         self.entry = Entry(
-            plan.project.name, plan.options.service, STARTING, old=[c.id for c in plan.old]
+            plan.project.name, plan.options.service, STARTING, old=[c.id for c in plan.old],
+            staying=[c.id for c in plan.staying],
         )
 
     def run(self) -> DeployReport:
@@ -133,14 +134,16 @@ class Swap:
 
     def _start(self) -> str:
         self.plan.journal.write(self.entry)
-        self.compose.scale_up(self.plan.options.service, 2 * len(self.plan.old))
+        size = len(self.plan.old) if self.plan.batch_size is None else self.plan.batch_size
+        self.compose.scale_up(self.plan.options.service,
+                              len(self.plan.old) + len(self.plan.staying) + size)
         self.new = self._new_containers()
         self._journal(STARTED)
         failpoint("after-start")
-        if len(self.new) != len(self.plan.old):
+        if len(self.new) != size:
             raise ComposeFailed(
                 f"docker compose started {len(self.new)} new container(s) for "
-                f"{self.plan.options.service}, expected {len(self.plan.old)}."
+                f"{self.plan.options.service}, expected {size}."
             )
         for container in self.new:
             self.watches[container.id] = self.engine.watch(container.id)
@@ -150,7 +153,8 @@ class Swap:
         timeout = self.plan.options.timeout
         deadline = time.monotonic() + timeout
         # While the new containers warm up: will the proxy accept them? (No traffic moves.)
-        self.plan.proxy.stage(self._backends(self.new), self._backends(self.plan.old))
+        self.plan.proxy.stage(self._backends(self.new),
+                              self._backends([*self.plan.old, *self.plan.staying]))
         self.proxy_staged = True
         failpoint("ready")
         detail = ""
@@ -171,7 +175,7 @@ class Swap:
             raise_if_failed(self.watches[container.id], container.name)
         self._journal(SWITCHING)
         self.proxy_touched = True
-        detail = self.plan.proxy.switch(self._backends(self.new))
+        detail = self.plan.proxy.switch(self._backends([*self.plan.staying, *self.new]))
         # The new version serves: a signal from here on cannot undo the deploy, only be noted.
         self.interrupts.defer("the new version already serves; finishing drain and retire first")
         self._journal(SWITCHED)
@@ -217,7 +221,7 @@ class Swap:
             if isinstance(failure, ProxyConfigInvalid):
                 pass  # the driver put its file back; nginx never loaded the rejected one
             elif self.proxy_touched:
-                self.plan.proxy.switch(self._backends(self.plan.old))
+                self.plan.proxy.switch(self._backends([*self.plan.old, *self.plan.staying]))
                 self.plan.proxy.drain(self.plan.options.drain_timeout)
                 switched_back = True
             elif self.proxy_staged:
@@ -268,7 +272,7 @@ class Swap:
         return address_on(container, self.plan.network)
 
     def _new_containers(self) -> list[Container]:
-        old = {c.id for c in self.plan.old}
+        old = {c.id for c in [*self.plan.old, *self.plan.staying]}
         found = self.engine.service_containers(self.plan.project.name, self.plan.options.service)
         return [c for c in found if c.id not in old]
 
