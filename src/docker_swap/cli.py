@@ -33,6 +33,7 @@ from .output import Presenter, demo_json, demo_report, presenter
 from .plugin import install_plugin
 from .recovery import RecoveryReport, recover, sync
 from .swap import deploy
+from .up import up
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -132,6 +133,33 @@ def deploy_command(compose: ComposeOptions, /, service: str, as_json: bool, quie
             shown.failed(error, service)
             sys.exit(error.exit_code)
     shown.deployed(report)
+
+
+@cli.command("up")
+@click.argument("services", nargs=-1, metavar="[SERVICE...]")
+@click.option("--dry-run", is_flag=True, help="Print the plan; change nothing.")
+@click.option("--parallel", type=click.IntRange(1, 16), default=1, show_default=True,
+              help="How many independent services may change side by side.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of lines.")
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing but failures.")
+@click.pass_obj
+def up_command(compose: ComposeOptions, /, services: tuple[str, ...], dry_run: bool,
+               parallel: int, as_json: bool, quiet: bool) -> None:
+    """Bring the project (or SERVICEs and what they depend on) to its current definition.
+
+    Each service gets one action: unchanged, start, scale, swap (behind a proxy, batch by
+    batch from deploy.update_config), replace (no proxy, start-first) or recreate (cannot run
+    twice: compose's stop-then-start, with downtime). Dependencies go first.
+    """
+    with presenter(as_json=as_json, quiet=quiet) as shown:
+        try:
+            report = up(services, compose_options=compose, dry_run=dry_run, parallel=parallel,
+                        observer=shown)
+        except SwapError as error:
+            shown.failed(error, " ".join(services) or "the project")
+            sys.exit(error.exit_code)
+    shown.upped(report)
+    sys.exit(report.exit_code)
 
 
 @cli.command("recover")

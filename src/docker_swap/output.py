@@ -28,9 +28,13 @@ from .swap import DeployReport
 
 if TYPE_CHECKING:
     from .demo import DemoReport
+    from .plan import ServicePlan
     from .recovery import RecoveryReport
+    from .up import ServiceOutcome, UpReport
 
 _RESULTS = {0: "deployed", 1: "rolled_back", 2: "refused", 3: "needs_attention"}
+_UP_RESULTS = {0: "done", 1: "failed", 3: "needs_attention"}
+"""`up`'s overall result; each service's own outcome is in `services`."""
 _PREFIXES = {1: "rolled back", 2: "refused", 3: "needs attention"}
 
 
@@ -55,6 +59,21 @@ class Presenter(SilentObserver):
 
     def recovered(self, report: RecoveryReport) -> None:
         pass
+
+    def service_started(self, service: ServicePlan) -> None:
+        pass
+
+    def service_finished(self, outcome: ServiceOutcome) -> None:
+        pass
+
+    def upped(self, report: UpReport) -> None:
+        """`up`: the plan (dry run), or every service's outcome."""
+        for service in report.services:
+            if service.outcome not in ("planned", "unchanged", "done"):
+                self.err.print(f"[red]{service.name}: {service.outcome}[/] "
+                               f"{escape(service.error or service.detail)}")
+                if service.hint:
+                    self.err.print(f"  {escape(service.hint)}")
 
     def failed(self, error: SwapError, service: str) -> None:
         prefix = _PREFIXES.get(error.exit_code, "error")
@@ -87,6 +106,28 @@ class Lines(Presenter):
 
     def recovered(self, report: RecoveryReport) -> None:
         self.out.print(f"[green]{report.action}[/]  {escape(report.detail)}")
+
+    def service_started(self, service: ServicePlan) -> None:
+        if service.action != "unchanged":
+            self.out.print(f"[bold]{service.name}[/]: {service.action} "
+                           f"({escape(service.reason)})")
+
+    def upped(self, report: UpReport) -> None:
+        width = max((len(s.name) for s in report.services), default=0)
+        if report.dry_run:
+            for service in report.services:
+                self.out.print(f"{service.name:<{width}}  {service.action:<9}  "
+                               f"{escape(service.reason)}")
+                if service.downtime:
+                    self.out.print(f"{'':<{width}}  [yellow]downtime[/]   "
+                                   f"{escape(service.downtime)}")
+            return
+        for service in report.services:
+            colour = "green" if service.outcome in ("done", "unchanged") else "red"
+            self.out.print(f"{service.name:<{width}}  [{colour}]{service.outcome:<11}[/] "
+                           f"{service.seconds:6.2f}s  {escape(service.detail)}")
+        super().upped(report)
+        self.out.print(f"[bold]up[/]  {report.seconds:6.2f}s  exit {report.exit_code}")
 
 
 @dataclass
@@ -154,6 +195,18 @@ class Json(Presenter):
 
     def recovered(self, report: RecoveryReport) -> None:
         print(json.dumps({"result": report.action, **asdict(report)}))
+
+    def upped(self, report: UpReport) -> None:
+        data: dict[str, Any] = {
+            "result": "planned" if report.dry_run else _UP_RESULTS[report.exit_code],
+            "exit_code": report.exit_code, **asdict(report),
+            "seconds": round(report.seconds, 3), "notes": self.notes,
+        }
+        for service in data["services"]:
+            service["seconds"] = round(service["seconds"], 3)
+            for batch in service["batches"]:
+                batch["seconds"] = round(batch["seconds"], 3)
+        print(json.dumps(data))
 
     def failed(self, error: SwapError, service: str) -> None:
         data: dict[str, Any] = {
