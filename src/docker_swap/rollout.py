@@ -87,12 +87,13 @@ class Rollout:
         update = self.service.update
         sizes = self.service.batches
         old = list(self.service.running)
+        extra = max(len(old) - self.service.replicas, 0)  # more run than the file asks for
         results: list[BatchResult] = []
         failures = 0
         for number, size in enumerate(sizes, start=1):
             if number > 1 and update.delay:
                 time.sleep(update.delay)
-            batch_old = old if number == len(sizes) else old[:size]
+            batch_old = old[:size + (extra if number == len(sizes) else 0)]
             label = f"{number}/{len(sizes)}"
             result = self._batch(number, label, size, batch_old)
             results.append(result)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from .compose import Compose
 from .engine import Engine
@@ -41,16 +42,45 @@ class FakeEngine(Engine):
     watches: dict[str, FakeWatch] = field(default_factory=dict)
     failing: set[str] = field(default_factory=set)
     """Names of methods that raise StepFailed."""
+    never_ready: set[str] = field(default_factory=set)
+    """Names of containers whose health command never passes (until they are removed: compose
+    may give a later container the same number)."""
+    images: dict[str, str] = field(default_factory=dict)
+    """Image reference -> ID, for `image_id`."""
+    config_hash: str = ""
+    """The config hash new containers get (what compose computes now)."""
+    most: int = 0
+    """The most containers one service has had at once."""
     _execs: int = 0
 
-    def add(self, service: str, number: int, project: str = "demo") -> Container:
+    def add(self, service: str, number: int, project: str = "demo", *,
+            config_hash: str | None = None, image_id: str = "", status: str = "running",
+            ) -> Container:
         container = Container(
             id=f"{service}{number}".ljust(64, "0"), name=f"{project}-{service}-{number}",
-            project=project, service=service, number=number, status="running",
+            project=project, service=service, number=number, status=status,
             networks={"demo_default": f"10.0.0.{number}"}, exposed_ports=(8000,),
+            config_hash=self.config_hash if config_hash is None else config_hash,
+            image_id=image_id,
         )
         self.containers[container.id] = container
+        count = sum(c.service == service for c in self.containers.values())
+        self.most = max(self.most, count)
         return container
+
+    def image_id(self, reference: str) -> str | None:
+        return self.images.get(reference)
+
+    def definition_of(self, container_id: str) -> dict[str, Any]:
+        return {"Name": "/" + self.containers[container_id].name,
+                "container": self.containers[container_id]}
+
+    def clone(self, attrs: Mapping[str, Any]) -> str:
+        self._call(f"clone {attrs['Name'].lstrip('/')}")
+        old: Container = attrs["container"]
+        clone = replace(old, id=f"{old.service}{old.number}c".ljust(64, "0"), status="running")
+        self.containers[clone.id] = clone
+        return clone.id
 
     def engine_id(self) -> str:
         return "fake-engine"
@@ -76,7 +106,8 @@ class FakeEngine(Engine):
         self._execs += 1
         if self.on_exec:
             self.on_exec(self.watches[container_id])
-        ready = self._execs >= self.ready_after
+        ready = self._execs >= self.ready_after and \
+            self.containers[container_id].name not in self.never_ready
         return ExecResult(0 if ready else 1, "" if ready else "not ready yet\n")
 
     def stop(self, container: Container) -> None:
@@ -85,6 +116,7 @@ class FakeEngine(Engine):
 
     def remove(self, container_id: str, *, force: bool = False) -> None:
         self._call(f"remove {self.containers[container_id].name}")
+        self.never_ready.discard(self.containers[container_id].name)
         del self.containers[container_id]
 
     def logs(self, container_id: str, tail: int = 50) -> str:
@@ -101,14 +133,23 @@ class FakeCompose(Compose):
     of them and then raises it, as compose does when a container fails to start."""
 
     def __init__(self, engine: FakeEngine, error: StepFailed | None = None,
-                 created_on_error: int = 0) -> None:
+                 created_on_error: int = 0, hashes: Mapping[str, str] | None = None) -> None:
         super().__init__(ComposeOptions())
         self.engine, self.error, self.created_on_error = engine, error, created_on_error
+        self.hashes = dict(hashes or {})
+        self.converged: list[str] = []
+
+    def config_hashes(self) -> dict[str, str]:
+        return dict(self.hashes)
+
+    def converge(self, service: str, replicas: int, *, force_recreate: bool = False,
+                 wait: float | None = None) -> None:
+        self.converged.append(f"{service}={replicas}{' recreate' if force_recreate else ''}")
 
     def scale_up(self, service: str, replicas: int) -> None:
         existing = self.engine.service_containers("demo", service)
         count = replicas - len(existing) if self.error is None else self.created_on_error
-        highest = max(c.number for c in existing)
+        highest = max((c.number for c in existing), default=0)
         for offset in range(1, count + 1):
             self.engine.add(service, highest + offset)
         if self.error:
