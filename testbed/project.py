@@ -52,9 +52,23 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _app(version: str, **extra: str) -> dict[str, Any]:
+def own_images(suffix: str) -> dict[str, str]:
+    """The test images under tags of this run's own (`docker tag`), so that another test
+    session rebuilding the shared tags does not change the images this project runs."""
+    tags = {}
+    for name in (images.APP, images.BOOKWORM, images.NGINX["1.30"], images.HAPROXY):
+        tags[name] = f"{name.split(':')[0]}:up-{suffix}"
+        subprocess.run(["docker", "tag", name, tags[name]], check=True, capture_output=True)
+    return tags
+
+
+def drop_images(tags: dict[str, str]) -> None:
+    subprocess.run(["docker", "rmi", *tags.values()], check=False, capture_output=True)
+
+
+def _app(version: str, image: str, **extra: str) -> dict[str, Any]:
     return {
-        "image": images.APP,
+        "image": image,
         "environment": {
             "VERSION": "${" + version + ":-v1}",
             "LISTEN_DELAY": "${LISTEN_DELAY:-1}",
@@ -64,8 +78,9 @@ def _app(version: str, **extra: str) -> dict[str, Any]:
     }
 
 
-def up_compose(db_port: int) -> dict[str, Any]:
-    app = _app("APP_VERSION", ONE_READY="${ONE_READY:-}")
+def up_compose(db_port: int, tags: dict[str, str] | None = None) -> dict[str, Any]:
+    image = (tags or {}).get
+    app = _app("APP_VERSION", image(images.APP, images.APP), ONE_READY="${ONE_READY:-}")
     app |= {
         "deploy": {"replicas": 3, "update_config": {
             "parallelism": 1, "failure_action": "${APP_FAILURE_ACTION:-rollback}"}},
@@ -74,12 +89,12 @@ def up_compose(db_port: int) -> dict[str, Any]:
         "x-swap": {"proxy": "nginx:proxy", "health-cmd": "sh /health/check",
                    "timeout": "${APP_TIMEOUT:-30s}"},
     }
-    api = _app("API_VERSION") | {
+    api = _app("API_VERSION", image(images.APP, images.APP)) | {
         "deploy": {"replicas": 2, "update_config": {"parallelism": 2}},
         "depends_on": ["db"],
         "x-swap": {"proxy": "haproxy:haproxy", "health-cmd": "./healthcheck"},
     }
-    worker = _app("WORKER_VERSION") | {
+    worker = _app("WORKER_VERSION", image(images.APP, images.APP)) | {
         "depends_on": {"api": {"condition": "service_started"}},
         "x-swap": {"settle": "1s"},
     }
@@ -88,17 +103,18 @@ def up_compose(db_port: int) -> dict[str, Any]:
             "app": app,
             "api": api,
             "worker": worker,
-            "db": {"image": images.BOOKWORM, "command": ["sleep", "infinity"],
-                   "init": True, "ports": [f"127.0.0.1:{db_port}:6379"]},
+            "db": {"image": image(images.BOOKWORM, images.BOOKWORM),
+                   "command": ["sleep", "infinity"], "init": True,
+                   "ports": [f"127.0.0.1:{db_port}:6379"]},
             "proxy": {
-                "image": images.NGINX["1.30"],
+                "image": image(images.NGINX["1.30"], images.NGINX["1.30"]),
                 "depends_on": ["app"],
                 "ports": ["127.0.0.1::80"],
                 "volumes": ["./nginx.conf:/etc/nginx/nginx.conf:ro",
                             "swap:/etc/nginx/docker-swap"],
             },
             "haproxy": {
-                "image": images.HAPROXY,
+                "image": image(images.HAPROXY, images.HAPROXY),
                 "depends_on": ["api"],
                 "ports": ["127.0.0.1::80"],
                 "volumes": ["./haproxy-api.cfg:/usr/local/etc/haproxy/haproxy.cfg:ro",

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from .options import ComposeOptions, DeployOptions, ProxyRef
     from .recovery import RecoveryReport, recover, sync
     from .swap import DeployReport, deploy
+    from .up import ServiceOutcome, UpReport, up
 
 
 _WHERE = {
@@ -53,6 +54,7 @@ _WHERE = {
     "ComposeOptions": "options", "DeployOptions": "options", "ProxyRef": "options",
     "RecoveryReport": "recovery", "recover": "recovery", "sync": "recovery",
     "DeployReport": "swap", "deploy": "swap",
+    "ServiceOutcome": "up", "UpReport": "up", "up": "up",
 }
 
 
@@ -93,12 +95,15 @@ __all__ = [
     "RecoveryReport",
     "Refused",
     "ServiceNotFound",
+    "ServiceOutcome",
     "StepFailed",
     "SwapError",
     "SwitchNotConfirmed",
     "UnfinishedDeploy",
+    "UpReport",
     "__version__",
     "deploy",
     "recover",
     "sync",
+    "up",
 ]

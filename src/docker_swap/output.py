@@ -204,6 +204,7 @@ class Json(Presenter):
         }
         for service in data["services"]:
             service["seconds"] = round(service["seconds"], 3)
+            service["started"] = round(service["started"], 3)
             for batch in service["batches"]:
                 batch["seconds"] = round(batch["seconds"], 3)
         print(json.dumps(data))

@@ -33,7 +33,14 @@ from .models import Container, Project
 from .observer import Labelled, Observer, SilentObserver
 from .options import DEFAULT_TIMEOUT, ComposeOptions
 from .plan import ProjectPlan, ServicePlan, read_plan
-from .preflight import Plan, connect_engine, connect_proxy, prepare, refuse_unfinished
+from .preflight import (
+    Plan,
+    choose_port,
+    connect_engine,
+    connect_proxy,
+    prepare,
+    refuse_unfinished,
+)
 from .rollout import DONE, FAILED, PAUSED, BatchResult, Rollout
 from .swap import backends
 
@@ -57,6 +64,8 @@ class ServiceOutcome:
     detail: str = ""
     downtime: str | None = None
     replicas: int = 0
+    started: float = 0.0
+    """Seconds from the start of the run to this service's turn."""
     seconds: float = 0.0
     batches: list[BatchResult] = field(default_factory=list)
     error: str = ""
@@ -159,6 +168,7 @@ class Run:
                  prepared: dict[str, Plan], observer: UpObserver) -> None:
         self.plan, self.engine, self.compose = plan, engine, compose
         self.prepared, self.observer = prepared, observer
+        self.began = time.monotonic()
 
     def all(self, parallel: int) -> list[ServiceOutcome]:
         """Dependencies first; a service starts once everything it depends on is done."""
@@ -211,7 +221,7 @@ class Run:
             state = NEEDS_ATTENTION if down else FAILED
             outcome = _outcome(service, state, exc.message)
             outcome.error, outcome.hint = exc.message, exc.hint
-        outcome.seconds = time.monotonic() - started
+        outcome.started, outcome.seconds = started - self.began, time.monotonic() - started
         self.observer.service_finished(outcome)
         return outcome
 
@@ -264,7 +274,7 @@ class Run:
             return (f"the proxy was not switched ({exc.message}); once it runs, "
                     f"`docker-swap sync {service.name}`")
         proxy.check()
-        port = service.options.port or containers[0].exposed_ports[0]
+        port = choose_port(service.options, containers[0])
         detail = proxy.switch(backends(containers, network, port))
         proxy.drain(service.options.drain_timeout)
         return detail

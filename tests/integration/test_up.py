@@ -5,16 +5,28 @@ left it (v1, then v2 everywhere, then failed attempts that leave v2)."""
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from testbed.load import MIXED, Load, Result
-from testbed.project import container_counts, free_port, up_compose, write_extras
+from testbed.project import (
+    container_counts,
+    drop_images,
+    free_port,
+    own_images,
+    up_compose,
+    write_extras,
+)
 from testbed.stack import NGINX_HTTP, Stack
 
 V2 = {"APP_VERSION": "v2", "API_VERSION": "v2", "WORKER_VERSION": "v2"}
@@ -25,7 +37,8 @@ SERVICES = ("app", "api", "worker", "db", "proxy", "haproxy")
 @pytest.fixture(scope="module")
 def stack(engine: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     folder = tmp_path_factory.mktemp("up")
-    made = Stack(folder / "project", up_compose(free_port()), NGINX_HTTP)
+    tags = own_images(uuid.uuid4().hex[:8])
+    made = Stack(folder / "project", up_compose(free_port(), tags), NGINX_HTTP)
     made.env = {"DOCKER_SWAP_STATE_DIR": str(folder / "state")}
     write_extras(made.folder)
     try:
@@ -38,6 +51,7 @@ def stack(engine: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[St
         yield made
     finally:
         made.down()
+        drop_images(tags)
 
 
 def wait_warm(stack: Stack, proxy: str, seconds: float = 30) -> None:
@@ -126,6 +140,9 @@ def test_up_under_load_on_both_proxies_fails_no_request(stack: Stack) -> None:
         "app": "done", "api": "done", "worker": "done", "db": "unchanged",
         "proxy": "unchanged", "haproxy": "unchanged"}
     assert [len(b["new"]) for b in services["app"]["batches"]] == [1, 1, 1]
+    for before_it, after_it in (("api", "worker"), ("app", "proxy"), ("api", "haproxy")):
+        first, then = services[before_it], services[after_it]
+        assert then["started"] >= first["started"] + first["seconds"], (before_it, after_it)
     assert [len(b["new"]) for b in services["api"]["batches"]] == [2]
     assert sampler.samples > 20
     assert sampler.most["app"] <= 3 + 1 and sampler.most["api"] <= 2 + 2, sampler.most
@@ -172,6 +189,53 @@ def test_a_second_batch_that_never_gets_ready_rolls_back_every_batch(stack: Stac
     again = stack.swap_json("up", "--dry-run", env=V2)
     assert by_name(again)["app"]["action"] == "unchanged", again
     assert ids(stack)["api"] == before["api"]
+
+
+def killed_up(stack: Stack, point: str, folder: Path, **env: str) -> None:
+    """Run `up`, and kill it with SIGKILL when it reaches the failpoint (first batch of app)."""
+    env |= {"DOCKER_SWAP_FAILPOINTS": f"{point}=pause", "DOCKER_SWAP_FAILPOINT_DIR": str(folder)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "docker_swap", "-p", stack.name, "up"], cwd=stack.folder,
+        env=stack._env(env), text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while not (folder / f"{point}.reached").exists():
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.communicate()
+
+
+def test_an_up_killed_before_a_batch_switched_is_undone_by_recover(
+    stack: Stack, tmp_path: Path,
+) -> None:
+    before = ids(stack)
+
+    killed_up(stack, "ready", tmp_path, **{**V2, "APP_VERSION": "v5"})
+    assert len(stack.container_ids("app")) == 4
+    recovered = stack.swap("recover", "app")
+
+    assert recovered.returncode == 0, recovered.stderr
+    assert recovered.stdout.startswith("undone")
+    assert ids(stack) == before  # the two replicas that stayed beside the batch were kept
+    assert versions(stack) == Counter({"v2": 12})
+
+
+def test_an_up_killed_after_a_batch_switched_is_finished_by_recover_then_up(
+    stack: Stack, tmp_path: Path,
+) -> None:
+    before = stack.container_ids("app")
+
+    killed_up(stack, "after-switch", tmp_path, **{**V2, "APP_VERSION": "v5"})
+    recovered = stack.swap("recover", "app")
+
+    assert recovered.returncode == 0, recovered.stderr
+    assert recovered.stdout.startswith("finished")
+    after = stack.container_ids("app")
+    assert len(after) == 3 and len(set(after) & set(before)) == 2
+    assert set(versions(stack, requests=30)) == {"v2", "v5"}
+    finished = stack.swap_json("up", env=V2)
+    assert finished["exit_code"] == 0, finished
+    assert versions(stack) == Counter({"v2": 12})
 
 
 def test_pause_stops_at_the_failed_batch_and_needs_attention(stack: Stack) -> None:
