@@ -240,7 +240,14 @@ class Run:
         detail = f"compose {'recreated' if service.action == 'recreate' else 'started'} it"
         if self._proxied(service):
             detail += "; " + self._point_proxy(service, self._running(service))
+        for behind in self._behind(service.name):  # a proxy that runs now: point it
+            detail += f"; {behind.name}: " + self._point_proxy(behind, self._running(behind))
         return _outcome(service, DONE, detail)
+
+    def _behind(self, proxy: str) -> list[ServicePlan]:
+        """The services of the plan that `proxy` sends to, and that run."""
+        return [s for s in self.plan.services if s.options and s.options.proxy
+                and s.options.proxy.service == proxy and self._running(s)]
 
     def _rollout(self, service: ServicePlan) -> ServiceOutcome:
         rollout = Rollout(service, self.engine, self.compose, self.prepared.get(service.name),
@@ -271,8 +278,7 @@ class Run:
             proxy, network = connect_proxy(self.engine, self.plan.project, service.options,
                                            containers[0])
         except ProxyNotReady as exc:
-            return (f"the proxy was not switched ({exc.message}); once it runs, "
-                    f"`docker-swap sync {service.name}`")
+            return f"the proxy is not switched yet: {exc.message}"
         proxy.check()
         port = choose_port(service.options, containers[0])
         detail = proxy.switch(backends(containers, network, port))

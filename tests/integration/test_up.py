@@ -54,13 +54,16 @@ def stack(engine: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[St
         drop_images(tags)
 
 
-def wait_warm(stack: Stack, proxy: str, seconds: float = 30) -> None:
+def wait_warm(stack: Stack, proxy: str, version: str = "v1", seconds: float = 30) -> None:
     """Until every replica answers: a first 200 may come while the others still warm up."""
     deadline = time.monotonic() + seconds
     answers = 0
     while answers < 20:
-        assert time.monotonic() < deadline, f"{proxy} did not serve v1 from every replica"
-        answers = answers + 1 if stack.get(proxy=proxy) == (200, "v1") else 0
+        assert time.monotonic() < deadline, f"{proxy} did not serve {version} from every replica"
+        try:
+            answers = answers + 1 if stack.get(proxy=proxy) == (200, version) else 0
+        except OSError:
+            answers = 0
         time.sleep(0.05)
 
 
@@ -251,3 +254,16 @@ def test_pause_stops_at_the_failed_batch_and_needs_attention(stack: Stack) -> No
     assert [b["outcome"] for b in app["batches"]] == ["done", "failed"]
     assert set(versions(stack, requests=30)) == {"v2", "v4"}
     assert len(stack.container_ids("app")) == 3
+
+
+def test_up_from_nothing_starts_every_service_and_points_both_proxies(stack: Stack) -> None:
+    stack.compose("down", "--volumes", "--timeout", "0")
+
+    report = stack.swap_json("up", env=V2)
+
+    assert report["exit_code"] == 0, report
+    assert {s["action"] for s in report["services"]} == {"start"}
+    assert "app: upstream app -> " in by_name(report)["proxy"]["detail"]
+    assert "api: backend api -> " in by_name(report)["haproxy"]["detail"]
+    wait_warm(stack, "proxy", "v2")
+    wait_warm(stack, "haproxy", "v2")
