@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from .compose import Compose
-from .errors import DeployFailed, NeedsAttention, StepFailed, SwapError
+from .errors import DeployFailed, Interrupted, NeedsAttention, StepFailed, SwapError
 from .health import raise_if_failed
 from .models import Container
 from .observer import Observer
@@ -82,6 +82,8 @@ class Rollout:
         self.serving: list[Container] = list(service.running)
         """Every container the service runs now, old and new."""
         self.done: list[_Done] = []
+        self.interrupted = False
+        """A signal stopped a batch: `up` goes no further."""
 
     def run(self) -> RolloutResult:
         update = self.service.update
@@ -97,10 +99,14 @@ class Rollout:
             label = f"{number}/{len(sizes)}"
             result = self._batch(number, label, size, batch_old)
             results.append(result)
+            serving = {c.id for c in self.serving}
+            old = [c for c in old if c.id in serving]  # a batch that switched retired its own
             if result.outcome == DONE:
-                old = _without(old, batch_old)
                 continue
             failures += 1
+            if self.interrupted:  # Ctrl-C or SIGTERM: no next batch; continue means pause here
+                action = "pause" if update.failure_action == "continue" else update.failure_action
+                return self._after_failure(action, results)
             if failures / len(sizes) <= update.max_failure_ratio or \
                     update.failure_action == "continue":
                 continue
@@ -120,6 +126,7 @@ class Rollout:
             new = self._one_batch(old, staying, size, self.compose, label)
             self._monitor(new, self.service.update.monitor)
         except DeployFailed as exc:
+            self.interrupted = isinstance(exc.cause, Interrupted)
             return BatchResult(number, size, FAILED, time.monotonic() - started,
                                [c.name for c in old], error=exc.message)
         except StepFailed as exc:  # monitor: the batch serves, so it counts as done and failed

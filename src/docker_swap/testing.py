@@ -45,6 +45,8 @@ class FakeEngine(Engine):
     never_ready: set[str] = field(default_factory=set)
     """Names of containers whose health command never passes (until they are removed: compose
     may give a later container the same number)."""
+    dies_later: set[str] = field(default_factory=set)
+    """Names of containers that are seen exited from their second watch on (after ready)."""
     images: dict[str, str] = field(default_factory=dict)
     """Image reference -> ID, for `image_id`."""
     config_hash: str = ""
@@ -96,7 +98,10 @@ class FakeEngine(Engine):
         return self.containers[container_id]
 
     def watch(self, container_id: str) -> FakeWatch:  # type: ignore[override]
+        again = container_id in self.watches
         self.watches[container_id] = FakeWatch(container_id)
+        if again and self.containers[container_id].name in self.dies_later:
+            self.watches[container_id].exit_code = 1
         return self.watches[container_id]
 
     def exec(

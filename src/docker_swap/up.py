@@ -169,6 +169,7 @@ class Run:
         self.plan, self.engine, self.compose = plan, engine, compose
         self.prepared, self.observer = prepared, observer
         self.began = time.monotonic()
+        self.interrupted = False
 
     def all(self, parallel: int) -> list[ServiceOutcome]:
         """Dependencies first; a service starts once everything it depends on is done."""
@@ -204,6 +205,8 @@ class Run:
 
     def _blocked(self, service: ServicePlan, names: set[str],
                  results: dict[str, ServiceOutcome]) -> str | None:
+        if self.interrupted:
+            return "not reached: up was interrupted"
         stopped = [r.name for r in results.values() if r.outcome in _STOPS]
         if stopped:
             return f"not reached: the run stopped at {stopped[0]}"
@@ -253,6 +256,7 @@ class Run:
         rollout = Rollout(service, self.engine, self.compose, self.prepared.get(service.name),
                           lambda label: Labelled(self.observer, f"{service.name} {label}"))
         result = rollout.run()
+        self.interrupted = self.interrupted or rollout.interrupted
         outcome = _outcome(service, result.outcome, result.detail)
         outcome.batches = result.batches
         if result.error is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from docker_swap.errors import NeedsAttention
+from docker_swap.errors import Interrupted, NeedsAttention
 from docker_swap.journal import Journal
 from docker_swap.models import Project, ServiceDefinition
 from docker_swap.observer import Observer, SilentObserver
@@ -13,7 +13,7 @@ from docker_swap.options import DeployOptions, ProxyRef
 from docker_swap.plan import ServicePlan, UpdateConfig
 from docker_swap.preflight import Plan
 from docker_swap.rollout import Rollout, RolloutResult
-from docker_swap.testing import FakeCompose, FakeEngine, FakeProxy
+from docker_swap.testing import FakeCompose, FakeEngine, FakeProxy, FakeWatch
 
 
 class World:
@@ -164,3 +164,38 @@ def test_a_worker_that_never_gets_ready_is_rolled_back(tmp_path: Path) -> None:
     assert result.outcome == "rolled_back"
     assert "clone demo-app-1" in world.engine.calls
     assert sorted(world.running()) == [("demo-app-1", "old"), ("demo-app-2", "old")]
+
+
+def test_a_batch_that_exits_while_monitored_fails_and_every_batch_rolls_back(
+    tmp_path: Path,
+) -> None:
+    world = World(tmp_path, parallelism=1, monitor=0.2)
+    world.engine.dies_later = {"demo-app-5"}
+
+    result = world.run()
+
+    assert [b.outcome for b in result.batches] == ["rolled_back", "rolled_back"]
+    assert "demo-app-5 exited" in result.batches[1].error
+    assert result.outcome == "rolled_back"
+    assert {"clone demo-app-1", "clone demo-app-2"} <= set(world.engine.calls)
+    assert sorted(world.running()) == [(f"demo-app-{n}", "old") for n in (1, 2, 3)]
+
+
+def test_a_signal_during_a_batch_stops_there_even_with_continue(tmp_path: Path) -> None:
+    world = World(tmp_path, parallelism=1, failure_action="continue")
+    calls = 0
+
+    def signal_in_batch_two(watch: FakeWatch) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise Interrupted("interrupted by SIGINT before the switch.")
+
+    world.engine.on_exec = signal_in_batch_two
+
+    result = world.run()
+
+    assert result.outcome == "paused"
+    assert [b.outcome for b in result.batches] == ["done", "failed"]
+    assert sorted(world.running()) == [
+        ("demo-app-2", "old"), ("demo-app-3", "old"), ("demo-app-4", "new")]
