@@ -248,8 +248,14 @@ def demo_report(report: DemoReport) -> str:
         f"latency         before the swaps {ms(report.before_ms)}; during {ms(report.during_ms)}",
     ]
     for run in report.swaps:
-        phases = "  ".join(f"{p.name} {p.seconds:.2f}s" for p in run.phases)
-        lines.append(f"swap {run.number} -> {run.version}  {phases}  = {run.seconds:.2f}s")
+        lines.append(f"swap {run.number} -> {run.version}  = {run.seconds:.2f}s")
+        batches: dict[str, list[PhaseResult]] = {}
+        for phase in run.phases:  # "app 1/2 start": service and batch, then the phase
+            batch, _, name = phase.name.rpartition(" ")
+            batches.setdefault(batch, []).append(PhaseResult(name, phase.seconds, ""))
+        for batch, phases in batches.items():
+            steps = "  ".join(f"{p.name} {p.seconds:.2f}s" for p in phases)
+            lines.append(f"  {batch:<7} {steps}  = {sum(p.seconds for p in phases):.2f}s")
     return "\n".join(lines)
 
 
