@@ -5,6 +5,7 @@ left it (v1, then v2 everywhere, then failed attempts that leave v2)."""
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
@@ -267,3 +268,16 @@ def test_up_from_nothing_starts_every_service_and_points_both_proxies(stack: Sta
     assert "api: backend api -> " in by_name(report)["haproxy"]["detail"]
     wait_warm(stack, "proxy", "v2")
     wait_warm(stack, "haproxy", "v2")
+
+
+def test_a_terminal_gets_a_live_view_per_service_and_batch(stack: Stack) -> None:
+    from .test_cli import run_on_a_terminal  # noqa: PLC0415
+
+    code, shown = run_on_a_terminal(stack, "up", env={**V2, "APP_VERSION": "v6",
+                                                      "TERM": "xterm"})
+
+    assert code == 0, shown
+    assert "✓" in shown
+    for batch in ("app 1/3 switch", "app 2/3 switch", "app 3/3 retire"):
+        assert batch in shown, shown
+    assert re.search(r"app\s+\S*done", shown), shown
