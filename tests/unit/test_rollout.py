@@ -3,6 +3,7 @@ claims are proven against real proxies in tests/integration/test_up.py)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from docker_swap.errors import Interrupted, NeedsAttention
@@ -199,3 +200,30 @@ def test_a_signal_during_a_batch_stops_there_even_with_continue(tmp_path: Path) 
     assert [b.outcome for b in result.batches] == ["done", "failed"]
     assert sorted(world.running()) == [
         ("demo-app-2", "old"), ("demo-app-3", "old"), ("demo-app-4", "new")]
+
+
+def test_a_swap_that_also_scales_up_adds_the_missing_replicas_batch_by_batch(
+    tmp_path: Path,
+) -> None:
+    world = World(tmp_path, replicas=1, parallelism=1)
+    world.service = replace(world.service, replicas=3)
+
+    result = world.run()
+
+    assert result.outcome == "done"
+    assert world.proxy.switches == [["demo-app-2"], ["demo-app-2", "demo-app-3"],
+                                    ["demo-app-2", "demo-app-3", "demo-app-4"]]
+    assert world.running() == [(f"demo-app-{n}", "new") for n in (2, 3, 4)]
+
+
+def test_a_swap_that_also_scales_down_retires_the_extra_replicas_with_the_last_batch(
+    tmp_path: Path,
+) -> None:
+    world = World(tmp_path, replicas=3)
+    world.service = replace(world.service, replicas=1)
+
+    result = world.run()
+
+    assert result.outcome == "done"
+    assert world.proxy.switches == [["demo-app-4"]]
+    assert world.running() == [("demo-app-4", "new")]
