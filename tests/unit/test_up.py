@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from docker_swap.models import Project, PublishedPort, ServiceDefinition
@@ -90,3 +91,29 @@ def test_a_pause_stops_the_whole_run_and_needs_attention(tmp_path: Path) -> None
     assert "1 container(s) run the new version (demo-worker-3)" in by_name["worker"].detail
     assert by_name["app"].outcome == "not_reached"
     assert UpReport("demo", False, outcomes).exit_code == 3
+
+
+def test_independent_services_go_side_by_side_within_the_bound(tmp_path: Path) -> None:
+    engine, services, hashes = project(tmp_path)
+    compose = FakeCompose(engine, hashes=hashes)
+    plan = read_plan(compose, engine, Project("demo", services))
+    running: set[str] = set()
+    most = 0
+    converge = compose.converge
+
+    def slow(service: str, replicas: int, **flags: object) -> None:
+        nonlocal most
+        running.add(service)
+        most = max(most, len(running))
+        time.sleep(0.2)
+        running.discard(service)
+        converge(service, replicas, **flags)  # type: ignore[arg-type]
+
+    compose.converge = slow  # type: ignore[method-assign]
+
+    outcomes = Run(plan, engine, compose, {}, SilentUpObserver()).all(2)
+
+    assert most == 2  # cache and db, which depend on nothing
+    by_name = {o.name: o for o in outcomes}
+    assert by_name["app"].started >= by_name["worker"].started + by_name["worker"].seconds
+    assert {o.outcome for o in outcomes} == {"done", "unchanged"}
