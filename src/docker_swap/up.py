@@ -64,6 +64,9 @@ class ServiceOutcome:
     detail: str = ""
     downtime: str | None = None
     replicas: int = 0
+    planned_batches: list[int] = field(default_factory=list)
+    """New containers per batch, as planned (swap and replace)."""
+    depends_on: list[str] = field(default_factory=list)
     started: float = 0.0
     """Seconds from the start of the run to this service's turn."""
     seconds: float = 0.0
@@ -312,4 +315,5 @@ class Run:
 
 def _outcome(service: ServicePlan, outcome: str = PLANNED, detail: str = "") -> ServiceOutcome:
     return ServiceOutcome(service.name, service.action, service.reason, outcome, detail,
-                          service.downtime, service.replicas)
+                          service.downtime, service.replicas, list(service.batches),
+                          sorted(service.depends_on))

@@ -120,6 +120,9 @@ def test_dry_run_names_every_action_and_changes_nothing(stack: Stack) -> None:
     assert actions == {"app": "swap", "api": "swap", "worker": "replace", "db": "unchanged",
                        "proxy": "unchanged", "haproxy": "unchanged"}
     assert "3 batch(es) of 1" in by_name(report)["app"]["reason"]
+    assert by_name(report)["app"]["planned_batches"] == [1, 1, 1]
+    assert by_name(report)["api"]["planned_batches"] == [2]
+    assert by_name(report)["worker"]["depends_on"] == ["api"]
     assert "1 batch(es) of 2" in by_name(report)["api"]["reason"]
     names = [s["name"] for s in report["services"]]
     assert names.index("db") < names.index("app") < names.index("proxy")
