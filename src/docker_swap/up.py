@@ -126,7 +126,14 @@ def up(
     locks = Locks(engine, plan)
     with locks:
         run = Run(plan, engine, compose, locks.prepared, observer or SilentUpObserver())
-        outcomes = run.all(max(parallel, 1))
+        try:
+            outcomes = run.all(max(parallel, 1))
+        except KeyboardInterrupt:  # between two steps (a swap handles its own signals)
+            raise NeedsAttention(
+                "up was interrupted between two steps: the services and batches done so far "
+                "run their new version, the others their old one.",
+                hint="Run `docker-swap up` again to carry on (`docker-swap recover SERVICE` "
+                "first if it says a deploy was interrupted).") from None
     return UpReport(project.name, False, outcomes, time.monotonic() - started)
 
 
