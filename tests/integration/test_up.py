@@ -28,7 +28,7 @@ from testbed.project import (
     up_compose,
     write_extras,
 )
-from testbed.stack import NGINX_HTTP, Stack
+from testbed.stack import NGINX_HTTP, Stack, docker
 
 V2 = {"APP_VERSION": "v2", "API_VERSION": "v2", "WORKER_VERSION": "v2"}
 LOAD_SECONDS = 45
@@ -69,20 +69,26 @@ def wait_warm(stack: Stack, proxy: str, version: str = "v1", seconds: float = 30
 
 
 class Sampler(threading.Thread):
-    """The most containers each service had at once, sampled while `up` runs."""
+    """While `up` runs: the most containers each service had at once, and the fewest backends
+    each proxy sent new requests to (nginx's upstream without `down` servers; HAProxy's
+    servers in state ready, not draining)."""
 
-    def __init__(self, project: str) -> None:
+    def __init__(self, stack: Stack) -> None:
         super().__init__(daemon=True)
-        self.project, self.most = project, Counter[str]()
+        self.stack, self.most = stack, Counter[str]()
+        self.fewest: dict[str, int] = {}
         self.samples = 0
         self._finished = threading.Event()
 
     def run(self) -> None:
         while not self._finished.is_set():
-            for service, count in container_counts(self.project).items():
+            for service, count in container_counts(self.stack.name).items():
                 self.most[service] = max(self.most[service], count)
+            for proxy, count in (("nginx", len(nginx_serving(self.stack))),
+                                 ("haproxy", len(haproxy_serving(self.stack)))):
+                self.fewest[proxy] = min(self.fewest.get(proxy, count), count)
             self.samples += 1
-            self._finished.wait(0.1)
+            self._finished.wait(0.05)
 
     def __enter__(self) -> Sampler:
         self.start()
@@ -91,6 +97,19 @@ class Sampler(threading.Thread):
     def __exit__(self, *_: object) -> None:
         self._finished.set()
         self.join()
+
+
+def nginx_serving(stack: Stack) -> list[str]:
+    return [line for line in stack.upstream_servers() if not line.endswith(" down;")]
+
+
+def haproxy_serving(stack: Stack) -> list[str]:
+    state = docker("exec", str(stack.containers("haproxy")[0]["ID"]), "bash", "-c",
+                   'exec 3<>/dev/tcp/127.0.0.1/9999 && echo "$0" >&3 && cat <&3',
+                   "show servers state api").stdout
+    fields = [line.split() for line in state.splitlines()]
+    return [f"{f[4]}:{f[18]}" for f in fields if len(f) > 18 and f[0].isdigit()
+            and f[5] == "2" and not int(f[6]) & 0x3b]
 
 
 def ids(stack: Stack) -> dict[str, list[str]]:
@@ -135,7 +154,8 @@ def test_up_under_load_on_both_proxies_fails_no_request(stack: Stack) -> None:
             Load(stack.url("haproxy"), MIXED, LOAD_SECONDS) as haproxy_load:
         time.sleep(2)
         started = time.monotonic()
-        with Sampler(stack.name) as sampler:
+        assert (len(nginx_serving(stack)), len(haproxy_serving(stack))) == (3, 2)
+        with Sampler(stack) as sampler:
             report = stack.swap_json("up", env=V2)
         assert time.monotonic() - started < LOAD_SECONDS - 3, "the load did not cover up"
         results = nginx_load.results() + haproxy_load.results()
@@ -154,6 +174,7 @@ def test_up_under_load_on_both_proxies_fails_no_request(stack: Stack) -> None:
     assert sampler.samples > 20
     assert sampler.most["app"] <= 3 + 1 and sampler.most["api"] <= 2 + 2, sampler.most
     assert sampler.most["worker"] <= 1 + 1, sampler.most
+    assert sampler.fewest == {"nginx": 3, "haproxy": 2}, sampler.fewest
     after = ids(stack)
     for service in ("db", "proxy", "haproxy"):
         assert after[service] == before[service], service
