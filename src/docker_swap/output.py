@@ -155,7 +155,24 @@ class Live(Lines):
         self._live.stop()
 
     def phase_started(self, name: str) -> None:
+        batch = name.rpartition(" ")[0]  # `up`: "app 2/3 start"; a deploy's phases have none
+        if self._rows and self._rows[-1].name.rpartition(" ")[0] != batch:
+            self._flush()
         self._rows.append(_Row(name))
+
+    def service_started(self, service: ServicePlan) -> None:
+        self._flush()
+        super().service_started(service)
+
+    def _flush(self) -> None:
+        """Print the rows of a finished batch above the live view, which keeps only the
+        current batch (a long `up` would not fit on the screen)."""
+        rows, self._rows = self._rows, []
+        for row in rows:
+            mark = "[red]✗[/]" if row.seconds is None else "[green]✓[/]"
+            seconds = time.monotonic() - row.started if row.seconds is None else row.seconds
+            self._live.console.print(f"{mark} {escape(row.name):<7} {seconds:6.2f}s  "
+                                     f"{escape(row.detail)}")
 
     def phase_finished(self, result: PhaseResult) -> None:
         row = self._rows[-1]
