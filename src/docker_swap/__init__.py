@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from .options import ComposeOptions, DeployOptions, ProxyRef, VerifyOptions
     from .recovery import RecoveryReport, recover, sync
     from .swap import DeployReport, deploy
+    from .up import ServiceOutcome, UpReport, up
     from .verify import VerifyReport
 
 
@@ -62,6 +63,7 @@ _WHERE = {
     "VerifyOptions": "options", "VerifyReport": "verify",
     "RecoveryReport": "recovery", "recover": "recovery", "sync": "recovery",
     "DeployReport": "swap", "deploy": "swap",
+    "ServiceOutcome": "up", "UpReport": "up", "up": "up",
 }
 
 
@@ -107,14 +109,17 @@ __all__ = [
     "ReleaseFailed",
     "ReleaseRefused",
     "ServiceNotFound",
+    "ServiceOutcome",
     "StepFailed",
     "SwapError",
     "SwitchNotConfirmed",
     "UnfinishedDeploy",
+    "UpReport",
     "VerifyOptions",
     "VerifyReport",
     "__version__",
     "deploy",
     "recover",
     "sync",
+    "up",
 ]

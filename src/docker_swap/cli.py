@@ -36,6 +36,7 @@ from .output import Presenter, demo_json, demo_report, presenter
 from .plugin import install_plugin
 from .recovery import RecoveryReport, recover, sync
 from .swap import deploy
+from .up import up
 
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger(__name__)
@@ -237,6 +238,32 @@ def history_command(compose: ComposeOptions, /, service: str, as_json: bool) -> 
     except Exception as error:
         _fail(presenter(as_json=as_json, quiet=False), error, service)
     click.echo(history_json(found) if as_json else "\n".join(history_lines(found)))
+
+
+@cli.command("up")
+@click.argument("services", nargs=-1, metavar="[SERVICE...]")
+@click.option("--dry-run", is_flag=True, help="Print the plan; change nothing.")
+@click.option("--parallel", type=click.IntRange(1, 16), default=1, show_default=True,
+              help="How many independent services may change side by side.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of lines.")
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing but failures.")
+@click.pass_obj
+def up_command(compose: ComposeOptions, /, services: tuple[str, ...], dry_run: bool,
+               parallel: int, as_json: bool, quiet: bool) -> None:
+    """Bring the project (or SERVICEs and what they depend on) to its current definition.
+
+    Each service gets one action: unchanged, start, scale, swap (behind a proxy, batch by
+    batch from deploy.update_config), replace (no proxy, start-first) or recreate (cannot run
+    twice: compose's stop-then-start, with downtime). Dependencies go first.
+    """
+    with presenter(as_json=as_json, quiet=quiet) as shown:
+        try:
+            report = up(services, compose_options=compose, dry_run=dry_run, parallel=parallel,
+                        observer=shown)
+        except Exception as error:
+            _fail(shown, error, " ".join(services) or "SERVICE")
+    shown.upped(report)
+    sys.exit(report.exit_code)
 
 
 @cli.command("recover")

@@ -101,15 +101,24 @@ class Compose:
                 f"{_last_line(result.stderr)}"
             )
 
-    def config_hashes(self, services: Sequence[str]) -> dict[str, str]:
-        """Compose's config hash of each service: what it labels new containers with, and
-        compares with theirs to decide whether `up` recreates them."""
-        result = self._run(["config", "--hash", ",".join(services)])
+    def config_hashes(self, services: Sequence[str] = ()) -> dict[str, str]:
+        """Compose's own hash of each service's current definition (`config --hash`; every
+        service when none is named): what it labels new containers with, and compares with
+        theirs to decide whether `up` recreates them."""
+        result = self._run(["config", "--hash", ",".join(services) or "*"])
         if result.returncode != 0:
-            raise ComposeFailed(f"docker compose config --hash failed: "
-                                f"{_last_line(result.stderr)}")
-        pairs = (line.split() for line in result.stdout.splitlines())
-        return {pair[0]: pair[1] for pair in pairs if len(pair) == 2}
+            raise ComposeUnavailable(
+                f"docker compose cannot hash the project: {_last_line(result.stderr)}")
+        return dict(line.split(maxsplit=1) for line in result.stdout.splitlines() if " " in line)
+
+    def converge(self, service: str, replicas: int, *, force_recreate: bool = False,
+                 wait: float | None = None) -> None:
+        """`up --detach --no-deps --scale` one service, as compose itself would converge it;
+        with `wait`, until its containers run (healthy, with a healthcheck), at most so long."""
+        waiting = ["--wait", "--wait-timeout", str(max(1, round(wait)))] if wait else []
+        recreate = ["--force-recreate"] if force_recreate else []
+        self._check(["up", "--detach", "--no-deps", *recreate, *waiting,
+                     "--scale", f"{service}={replicas}", service], f"bring {service} up")
 
     def up(self, *, build: bool = False) -> None:
         """`up --detach` for the whole project (the demo's first start)."""
@@ -174,13 +183,14 @@ def _last_line(text: str) -> str:
 def _project_from_config(config: Mapping[str, object]) -> Project:
     services = config.get("services") or {}
     assert isinstance(services, dict)
+    project = str(config["name"])
     return Project(
-        name=str(config["name"]),
-        services={name: _service(name, spec) for name, spec in services.items()},
+        name=project,
+        services={name: _service(name, spec, project) for name, spec in services.items()},
     )
 
 
-def _service(name: str, spec: Mapping[str, object]) -> ServiceDefinition:
+def _service(name: str, spec: Mapping[str, object], project: str = "") -> ServiceDefinition:
     ports = spec.get("ports") or []
     assert isinstance(ports, list)
     published = tuple(
@@ -189,14 +199,22 @@ def _service(name: str, spec: Mapping[str, object]) -> ServiceDefinition:
         if isinstance(port, dict) and port.get("published") not in (None, "", "0")
     )
     x_swap = spec.get("x-swap") or {}
+    deploy = spec.get("deploy") or {}
+    assert isinstance(deploy, dict)
+    depends_on = spec.get("depends_on") or {}
+    assert isinstance(depends_on, dict)
     return ServiceDefinition(
         name=name,
         container_name=_optional_str(spec.get("container_name")),
         published_ports=published,
         network_mode=_optional_str(spec.get("network_mode")),
         x_swap=x_swap if isinstance(x_swap, dict) else {"": x_swap},
-        image=_optional_str(spec.get("image")),
+        image=_optional_str(spec.get("image")) or f"{project}-{name}",
         pull_policy=_optional_str(spec.get("pull_policy")),
+        replicas=int(deploy.get("replicas", spec.get("scale", 1))),
+        deploy=deploy,
+        depends_on={dep: str((how or {}).get("condition", "service_started"))
+                    for dep, how in depends_on.items()},
     )
 
 

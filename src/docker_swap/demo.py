@@ -1,9 +1,10 @@
 """`docker-swap demo`: the bundled classic example (PHP-FPM behind nginx), swapped under load.
 
 It copies the example to a temporary folder, brings it up as project `docker-swap-demo` with
-v1 in place, puts it under load, then swaps it a few times (v2, v1, v2...): copy the source,
-`docker compose build app`, `docker-swap deploy app --health-cmd ./healthcheck`, as a user
-would. Everything it made is removed at the end, also on Ctrl-C, unless `keep`.
+v1 in place (two app replicas), puts it under load, then swaps it a few times (v2, v1, v2...):
+copy the source, `docker compose build app`, `docker-swap up`, as a user would; `up` replaces
+the replicas one batch at a time (the example's deploy.update_config). Everything it made is
+removed at the end, also on Ctrl-C, unless `keep`.
 """
 
 from __future__ import annotations
@@ -24,16 +25,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .compose import Compose
-from .errors import ComposeFailed
+from .errors import ComposeFailed, DeployFailed, NeedsAttention, StepFailed
 from .loadgen import DemoLoad
-from .observer import Observer, PhaseResult
+from .observer import PhaseResult
 from .options import DEMO_PORT, DEMO_SWAPS, ComposeOptions
 from .preflight import connect_engine
 from .releases import forget_releases
-from .swap import deploy
+from .up import SilentUpObserver, UpObserver, up
 
 if TYPE_CHECKING:
     from .engine import Engine
+    from .plan import ServicePlan
+    from .up import ServiceOutcome, UpReport
 
 PROJECT = "docker-swap-demo"
 _BEFORE_SECONDS = 3.0
@@ -71,7 +74,7 @@ def run_demo(
     port: int = DEMO_PORT,
     keep: bool = False,
     say: Callable[[str], None] = print,
-    observer: Observer | None = None,
+    observer: UpObserver | None = None,
 ) -> DemoReport:
     engine = connect_engine()  # a clear refusal before anything is copied or built
     report = DemoReport(url=f"http://127.0.0.1:{port}/", bases=_choose_bases(engine))
@@ -85,6 +88,7 @@ def run_demo(
             say(f"building and starting the example (v1) in {folder}: {report.bases}")
             _place(folder, "v1")
             compose.up(build=True)
+            _wait_ready(engine)  # before nginx sees a request: no replica is marked failed
             _wait_serving(report.url, "v1")
             _swap_under_load(compose, options, folder, swaps, report, say, observer)
         finally:
@@ -115,19 +119,20 @@ def _uninterrupted() -> Iterator[None]:
 
 def _swap_under_load(compose: Compose, options: ComposeOptions, folder: Path, swaps: int,
                      report: DemoReport, say: Callable[[str], None],
-                     observer: Observer | None) -> None:
+                     observer: UpObserver | None) -> None:
     with DemoLoad("127.0.0.1", int(report.url.rsplit(":", 1)[1].strip("/"))) as load:
         time.sleep(_BEFORE_SECONDS)
         swaps_started = time.monotonic()
         for number in range(1, swaps + 1):
             version = "v2" if number % 2 else "v1"
-            say(f"swap {number}/{swaps}: building {version}, then docker-swap deploy app "
-                "--health-cmd ./healthcheck")
+            say(f"swap {number}/{swaps}: building {version}, then docker-swap up")
             _place(folder, version)
             compose.build("app")
-            deployed = deploy("app", compose_options=options,
-                              flags={"health-cmd": "./healthcheck"}, observer=observer)
-            report.swaps.append(SwapRun(number, version, deployed.phases, deployed.seconds))
+            phases = _Phases(observer or SilentUpObserver())
+            upped = up(compose_options=options, observer=phases)
+            _raise_unless_done(upped)
+            report.swaps.append(SwapRun(number, version, tuple(phases.finished),
+                                        upped.seconds))
         swaps_ended = time.monotonic()
         time.sleep(_AFTER_SECONDS)
     tally = load.tally
@@ -135,6 +140,41 @@ def _swap_under_load(compose: Compose, options: ComposeOptions, folder: Path, sw
     report.versions = dict(tally.versions)
     report.before_ms = tally.percentiles(0, swaps_started)
     report.during_ms = tally.percentiles(swaps_started, swaps_ended)
+
+
+class _Phases:
+    """Passes everything on to the presenter, and keeps the phases (of every batch)."""
+
+    def __init__(self, observer: UpObserver) -> None:
+        self._observer, self.finished = observer, list[PhaseResult]()
+
+    def phase_started(self, name: str) -> None:
+        self._observer.phase_started(name)
+
+    def phase_finished(self, result: PhaseResult) -> None:
+        self.finished.append(result)
+        self._observer.phase_finished(result)
+
+    def note(self, text: str) -> None:
+        self._observer.note(text)
+
+    def progress(self, text: str) -> None:
+        self._observer.progress(text)
+
+    def service_started(self, service: ServicePlan) -> None:
+        self._observer.service_started(service)
+
+    def service_finished(self, outcome: ServiceOutcome) -> None:
+        self._observer.service_finished(outcome)
+
+
+def _raise_unless_done(report: UpReport) -> None:
+    for service in report.services:
+        if service.outcome not in ("done", "unchanged"):
+            message = f"{service.name}: {service.error or service.detail}"
+            if report.exit_code == NeedsAttention.exit_code:
+                raise NeedsAttention(message, hint=service.hint)
+            raise DeployFailed(StepFailed(message, hint=service.hint))
 
 
 def _choose_bases(engine: Engine) -> str:
@@ -164,6 +204,17 @@ def _place(folder: Path, version: str) -> None:
     """The walkthrough's `cp sources/vN/* app/src/`."""
     for item in (folder / "sources" / version).iterdir():
         shutil.copy2(item, folder / "app" / "src" / item.name)
+
+
+def _wait_ready(engine: Engine, seconds: float = 60) -> None:
+    """Until every app replica passes its health command. nginx marks a replica that refused
+    a connection as failed for 10 s: with two of them booting, it would answer 502."""
+    deadline = time.monotonic() + seconds
+    for container in engine.service_containers(PROJECT, "app"):
+        while engine.exec(container.id, ["./healthcheck"], timeout=5).exit_code != 0:
+            if time.monotonic() > deadline:
+                raise ComposeFailed(f"{container.name} was not ready within {seconds:g} s.")
+            time.sleep(0.2)
 
 
 def _wait_serving(url: str, version: str, seconds: float = 60) -> None:

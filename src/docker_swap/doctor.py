@@ -1,6 +1,6 @@
 """`docker-swap doctor`: every check a deploy makes, for every service that has `x-swap`, said
-as findings (what is fine, what to fix and how) instead of stopping at the first problem.
-Nothing is changed and no lock is taken.
+as findings (what is fine, what to fix and how) instead of stopping at the first problem; then
+what `up` would do to each service, and why. Nothing is changed and no lock is taken.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from .errors import SwapError
 from .journal import Journal
 from .models import Project, ServiceDefinition
 from .options import REGISTRY_KEY_ENV, REGISTRY_KEY_FILE_ENV, ComposeOptions, resolve_settings
+from .plan import read_plan
 from .preflight import (
     choose_port,
     connect_engine,
@@ -60,12 +61,30 @@ def diagnose(compose_options: ComposeOptions | None = None) -> Iterator[Finding]
                   "you deploy (see docs/nginx.md).")
     for definition in swapped:
         yield from _service(engine, project, definition)
+    yield from _up(compose, engine, project)
+
+
+def _up(compose: Compose, engine: Engine, project: Project) -> Iterator[Finding]:
+    """What `docker-swap up` would do to each service now, and why."""
+    try:
+        plan = read_plan(compose, engine, project)
+    except SwapError as error:
+        yield Finding(False, "up", error.message, error.hint)
+        return
+    for service in plan.services:
+        yield Finding(True, f"up {service.name}", f"{service.action}: {service.reason}")
 
 
 def _service(engine: Engine, project: Project, definition: ServiceDefinition) -> Iterator[Finding]:
     name = definition.name
     try:
         options = resolve_settings(name, definition.x_swap, {})
+        if options.proxy is None:
+            ready = ("its health command passes" if options.health_cmd else
+                     f"its HEALTHCHECK passes, else after {options.settle:g}s of running")
+            yield Finding(True, name, f"no proxy: `up` replaces it start-first (ready when "
+                          f"{ready})")
+            return
         old = running_containers(engine, project, definition)
         refuse_unswappable(definition, old)
         yield Finding(True, name, f"{len(old)} running container(s), can run twice")

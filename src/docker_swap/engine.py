@@ -92,6 +92,40 @@ class Engine:
             raise EngineFailed(f"could not inspect image {reference}: {_reason(exc)}") from exc
         return True
 
+    def image_id(self, reference: str) -> str | None:
+        """The ID of the local image `reference` names, or None when there is none."""
+        try:
+            return str(self._api.inspect_image(reference)["Id"])  # type: ignore[no-untyped-call]
+        except docker.errors.ImageNotFound:
+            return None
+        except _API_ERRORS as exc:
+            raise EngineFailed(f"could not inspect image {reference}: {_reason(exc)}") from exc
+
+    def definition_of(self, container_id: str) -> dict[str, Any]:
+        """Everything needed to create the container again (`clone`), as the engine has it."""
+        with _translated(f"inspect container {container_id[:12]}"):
+            return dict(self._api.inspect_container(container_id))
+
+    def clone(self, attrs: Mapping[str, Any]) -> str:
+        """Create and start a container as `definition_of` described one: same name, image ID,
+        labels, settings and networks (how a retired container comes back in a rollback)."""
+        config = {k: v for k, v in attrs["Config"].items() if k != "Hostname"}
+        networks = attrs.get("NetworkSettings", {}).get("Networks") or {}
+        body = {
+            **config, "Image": attrs["Image"], "HostConfig": attrs["HostConfig"],
+            "NetworkingConfig": {"EndpointsConfig": {
+                name: {k: net.get(k) for k in ("Aliases", "IPAMConfig", "Links", "DriverOpts")}
+                for name, net in networks.items()}},
+        }
+        name = attrs["Name"].lstrip("/")
+        with _translated(f"create {name} again"):
+            url = f"{self._api.base_url}/v{self._api.api_version}/containers/create"
+            answer = self._api.post(url, json=body, params={"name": name})
+            answer.raise_for_status()
+            created = str(answer.json()["Id"])
+            self._api.start(created)
+        return created
+
     def engine_id(self) -> str:
         info = self._read_info()
         return str(info.get("ID") or info.get("Name") or "engine")

@@ -64,6 +64,8 @@ class Entry:
     phase: str
     old: list[str]
     new: list[str] = field(default_factory=list)
+    staying: list[str] = field(default_factory=list)
+    """Containers that served beside `old` and keep serving whatever happens (`up`'s batches)."""
     pid: int = field(default_factory=os.getpid)
     started_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 

@@ -34,8 +34,14 @@ class ServiceDefinition:
     network_mode: str | None = None
     x_swap: Mapping[str, object] = field(default_factory=dict)
     image: str | None = None
-    """Its `image:`, if set; compose names a `build:` service's image PROJECT-SERVICE."""
+    """The image compose runs: `image:`, else the one it builds (PROJECT-SERVICE)."""
     pull_policy: str | None = None
+    replicas: int = 1
+    """deploy.replicas (or scale), as `docker compose up` would run."""
+    deploy: Mapping[str, object] = field(default_factory=dict)
+    """The `deploy` block as compose printed it (update_config, rollback_config...)."""
+    depends_on: Mapping[str, str] = field(default_factory=dict)
+    """Service it depends on -> its condition (service_started, service_healthy...)."""
 
 
 @dataclass(frozen=True)

@@ -41,3 +41,24 @@ class SilentObserver:
 
     def progress(self, text: str) -> None:
         pass
+
+
+class Labelled:
+    """Passes a batch's phases on with its label in front (`app 2/3 switch`), so that the
+    phases of several services and batches read apart."""
+
+    def __init__(self, observer: Observer, label: str) -> None:
+        self._observer, self._label = observer, label
+
+    def phase_started(self, name: str) -> None:
+        self._observer.phase_started(f"{self._label} {name}")
+
+    def phase_finished(self, result: PhaseResult) -> None:
+        self._observer.phase_finished(
+            PhaseResult(f"{self._label} {result.name}", result.seconds, result.detail))
+
+    def note(self, text: str) -> None:
+        self._observer.note(f"{self._label}: {text}")
+
+    def progress(self, text: str) -> None:
+        self._observer.progress(text)

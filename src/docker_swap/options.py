@@ -21,6 +21,9 @@ DEFAULT_DRAIN_TIMEOUT = 30.0
 """Seconds requests in flight on the old container have to finish."""
 DEFAULT_SWITCH_TIMEOUT = 10.0
 """Seconds the proxy has to show the new configuration live."""
+DEFAULT_SETTLE = 5.0
+"""Seconds a new container without a health check must keep running to count as ready
+(`up` replacing a service with no proxy)."""
 DEFAULT_PROBE_INTERVAL = 0.1
 """Seconds from one run of a health command to the next (each costs a process in the container)."""
 NETWORK_PROBE_INTERVAL = 0.05
@@ -67,6 +70,7 @@ SWAP_KEYS = (
     "registry-key",
     "registry-namespace",
     "keep",
+    "settle",
 )
 SECRET_KEYS = ("registry-key",)
 """Keys whose values are never shown in a message."""
@@ -159,6 +163,7 @@ class DeployOptions:
     """Keeps this stack's registry keys apart from another's with the same project name."""
     keep: int = DEFAULT_KEEP
     """How many released images stay available for `rollback` (x-swap.keep)."""
+    settle: float = DEFAULT_SETTLE
 
     @property
     def upstream_name(self) -> str:
@@ -205,6 +210,7 @@ def resolve_settings(
         registry_key=_parsed(get("registry-key"), "registry-key", _text),
         registry_namespace=_parsed(get("registry-namespace"), "registry-namespace", _namespace),
         keep=_parsed(get("keep"), "keep", _keep) or DEFAULT_KEEP,
+        settle=_parsed(get("settle"), "settle", parse_duration) or DEFAULT_SETTLE,
     )
 
 

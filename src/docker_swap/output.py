@@ -30,9 +30,13 @@ from .verify import VerifyReport
 
 if TYPE_CHECKING:
     from .demo import DemoReport
+    from .plan import ServicePlan
     from .recovery import RecoveryReport
+    from .up import ServiceOutcome, UpReport
 
 _RESULTS = {0: "deployed", 1: "rolled_back", 2: "refused", 3: "needs_attention"}
+_UP_RESULTS = {0: "done", 1: "failed", 3: "needs_attention"}
+"""`up`'s overall result; each service's own outcome is in `services`."""
 _PREFIXES = {1: "rolled back", 2: "refused", 3: "needs attention"}
 
 
@@ -57,6 +61,21 @@ class Presenter(SilentObserver):
 
     def recovered(self, report: RecoveryReport) -> None:
         pass
+
+    def service_started(self, service: ServicePlan) -> None:
+        pass
+
+    def service_finished(self, outcome: ServiceOutcome) -> None:
+        pass
+
+    def upped(self, report: UpReport) -> None:
+        """`up`: the plan (dry run), or every service's outcome."""
+        for service in report.services:
+            if service.outcome not in ("planned", "unchanged", "done"):
+                self.err.print(f"[red]{service.name}: {service.outcome}[/] "
+                               f"{escape(service.error or service.detail)}")
+                if service.hint:
+                    self.err.print(f"  {escape(service.hint)}")
 
     def failed(self, error: SwapError, service: str) -> None:
         prefix = _PREFIXES.get(error.exit_code, "error")
@@ -104,6 +123,28 @@ class Lines(Presenter):
             self.out.print(f"[yellow]note[/]    {escape(note)}")
         self.out.print(f"[green]{report.action}[/]  {escape(report.detail)}")
 
+    def service_started(self, service: ServicePlan) -> None:
+        if service.action != "unchanged":
+            self.out.print(f"[bold]{service.name}[/]: {service.action} "
+                           f"({escape(service.reason)})")
+
+    def upped(self, report: UpReport) -> None:
+        width = max((len(s.name) for s in report.services), default=0)
+        if report.dry_run:
+            for service in report.services:
+                self.out.print(f"{service.name:<{width}}  {service.action:<9}  "
+                               f"{escape(service.reason)}")
+                if service.downtime:
+                    self.out.print(f"{'':<{width}}  [yellow]downtime[/]   "
+                                   f"{escape(service.downtime)}")
+            return
+        for service in report.services:
+            colour = "green" if service.outcome in ("done", "unchanged") else "red"
+            self.out.print(f"{service.name:<{width}}  [{colour}]{service.outcome:<11}[/] "
+                           f"{service.seconds:6.2f}s  {escape(service.detail)}")
+        super().upped(report)
+        self.out.print(f"[bold]up[/]  {report.seconds:6.2f}s  exit {report.exit_code}")
+
 
 @dataclass
 class _Row:
@@ -130,7 +171,24 @@ class Live(Lines):
         self._live.stop()
 
     def phase_started(self, name: str) -> None:
+        batch = name.rpartition(" ")[0]  # `up`: "app 2/3 start"; a deploy's phases have none
+        if self._rows and self._rows[-1].name.rpartition(" ")[0] != batch:
+            self._flush()
         self._rows.append(_Row(name))
+
+    def service_started(self, service: ServicePlan) -> None:
+        self._flush()
+        super().service_started(service)
+
+    def _flush(self) -> None:
+        """Print the rows of a finished batch above the live view, which keeps only the
+        current batch (a long `up` would not fit on the screen)."""
+        rows, self._rows = self._rows, []
+        for row in rows:
+            mark = "[red]✗[/]" if row.seconds is None else "[green]✓[/]"
+            seconds = time.monotonic() - row.started if row.seconds is None else row.seconds
+            self._live.console.print(f"{mark} {escape(row.name):<7} {seconds:6.2f}s  "
+                                     f"{escape(row.detail)}")
 
     def phase_finished(self, result: PhaseResult) -> None:
         row = self._rows[-1]
@@ -170,6 +228,19 @@ class Json(Presenter):
 
     def recovered(self, report: RecoveryReport) -> None:
         print(json.dumps({"result": report.action, **asdict(report)}))
+
+    def upped(self, report: UpReport) -> None:
+        data: dict[str, Any] = {
+            "result": "planned" if report.dry_run else _UP_RESULTS[report.exit_code],
+            "exit_code": report.exit_code, **asdict(report),
+            "seconds": round(report.seconds, 3), "notes": self.notes,
+        }
+        for service in data["services"]:
+            service["seconds"] = round(service["seconds"], 3)
+            service["started"] = round(service["started"], 3)
+            for batch in service["batches"]:
+                batch["seconds"] = round(batch["seconds"], 3)
+        print(json.dumps(data))
 
     def failed(self, error: SwapError, service: str) -> None:
         data: dict[str, Any] = {
@@ -223,8 +294,14 @@ def demo_report(report: DemoReport) -> str:
         f"latency         before the swaps {ms(report.before_ms)}; during {ms(report.during_ms)}",
     ]
     for run in report.swaps:
-        phases = "  ".join(f"{p.name} {p.seconds:.2f}s" for p in run.phases)
-        lines.append(f"swap {run.number} -> {run.version}  {phases}  = {run.seconds:.2f}s")
+        lines.append(f"swap {run.number} -> {run.version}  = {run.seconds:.2f}s")
+        batches: dict[str, list[PhaseResult]] = {}
+        for phase in run.phases:  # "app 1/2 start": service and batch, then the phase
+            batch, _, name = phase.name.rpartition(" ")
+            batches.setdefault(batch, []).append(PhaseResult(name, phase.seconds, ""))
+        for batch, phases in batches.items():
+            steps = "  ".join(f"{p.name} {p.seconds:.2f}s" for p in phases)
+            lines.append(f"  {batch:<7} {steps}  = {sum(p.seconds for p in phases):.2f}s")
     return "\n".join(lines)
 
 

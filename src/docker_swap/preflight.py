@@ -44,6 +44,10 @@ class Plan:
     proxy: ProxyDriver
     journal: Journal
     notes: list[str] = field(default_factory=list)
+    staying: list[Container] = field(default_factory=list)
+    """Containers that keep serving through this swap (`up` replacing one batch of `old`)."""
+    batch_size: int | None = None
+    """How many new containers to start; None: as many as `old`."""
 
 
 def connect_engine() -> Engine:

@@ -135,17 +135,19 @@ def _resume(
     the old ones (undo it). A deploy cut short while switching had proven its new containers
     ready: they are kept only when no old one runs any more."""
     containers = engine.service_containers(project.name, options.service)
+    staying = [c for c in containers if c.id in entry.staying]
     old = [c for c in containers if c.id in entry.old]
-    new = [c for c in containers if c.id not in entry.old]
+    new = [c for c in containers if c.id not in [*entry.old, *entry.staying]]
     old_running = [c for c in old if c.running]
     new_running = [c for c in new if c.running]
+    staying_running = [c for c in staying if c.running]  # an earlier batch's, or old ones kept
     keep_new = entry.phase == SWITCHED or (entry.phase == SWITCHING and not old_running)
     if keep_new and new_running:
-        _switch(engine, project, options, new_running, changes)
+        _switch(engine, project, options, [*staying_running, *new_running], changes)
         _retire(engine, old + [c for c in new if not c.running])
         return RecoveryReport(options.service, "finished", f"retired {names(old) or 'nothing'}")
     if old_running:
-        _switch(engine, project, options, old_running, changes)
+        _switch(engine, project, options, [*old_running, *staying_running], changes)
         _retire(engine, new + [c for c in old if not c.running])
         return RecoveryReport(options.service, "undone", f"removed {names(new) or 'nothing'}")
     raise NeedsAttention(

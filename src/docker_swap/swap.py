@@ -142,7 +142,8 @@ class Swap:
         self.notes: list[str] = list(plan.notes)
         self.interrupts = Interrupts(self._note)
         self.entry = Entry(
-            plan.project.name, plan.options.service, STARTING, old=[c.id for c in plan.old]
+            plan.project.name, plan.options.service, STARTING, old=[c.id for c in plan.old],
+            staying=[c.id for c in plan.staying],
         )
 
     def run(self) -> DeployReport:
@@ -203,14 +204,16 @@ class Swap:
 
     def _start(self) -> str:
         self.plan.journal.write(self.entry)
-        self.compose.scale_up(self.plan.options.service, 2 * len(self.plan.old))
+        size = len(self.plan.old) if self.plan.batch_size is None else self.plan.batch_size
+        self.compose.scale_up(self.plan.options.service,
+                              len(self.plan.old) + len(self.plan.staying) + size)
         self.new = self._new_containers()
         self._journal(STARTED)
         failpoint("after-start")
-        if len(self.new) != len(self.plan.old):
+        if len(self.new) != size:
             raise ComposeFailed(
                 f"docker compose started {len(self.new)} new container(s) for "
-                f"{self.plan.options.service}, expected {len(self.plan.old)}."
+                f"{self.plan.options.service}, expected {size}."
             )
         for container in self.new:
             self.watches[container.id] = self.engine.watch(container.id)
@@ -221,7 +224,8 @@ class Swap:
         deadline = time.monotonic() + timeout
         # While the new containers warm up: will the proxy accept them? (No traffic moves.)
         self.proxy_staged = True  # before: a stage cut short is undone too
-        self.plan.proxy.stage(self._backends(self.new), self._backends(self.plan.old))
+        self.plan.proxy.stage(self._backends(self.new),
+                              self._backends([*self.plan.old, *self.plan.staying]))
         failpoint("ready")
         detail = ""
         for container in self.new:
@@ -241,7 +245,7 @@ class Swap:
             raise_if_failed(self.watches[container.id], container.name)
         self._journal(SWITCHING)
         self.proxy_touched = True
-        detail = self.plan.proxy.switch(self._backends(self.new))
+        detail = self.plan.proxy.switch(self._backends([*self.plan.staying, *self.new]))
         # The new version serves: a signal from here on cannot undo the deploy, only be noted.
         self.interrupts.defer("the new version already serves; finishing drain and retire first")
         self._journal(SWITCHED)
@@ -288,7 +292,7 @@ class Swap:
                    f"({message_of(failure)}); confirming it on {names(self.new)} again")
         proxy, _ = connect_proxy(self.engine, self.plan.project, self.plan.options, self.new[0])
         proxy.check()
-        proxy.switch(self._backends(self.new))
+        proxy.switch(self._backends([*self.plan.staying, *self.new]))
         self.plan.proxy = proxy
         return proxy.drain(timeout)
 
@@ -374,7 +378,7 @@ class Swap:
         return address_on(container, self.plan.network)
 
     def _new_containers(self) -> list[Container]:
-        old = {c.id for c in self.plan.old}
+        old = {c.id for c in [*self.plan.old, *self.plan.staying]}
         found = self.engine.service_containers(self.plan.project.name, self.plan.options.service)
         return [c for c in found if c.id not in old]
 

@@ -10,6 +10,7 @@ import hashlib
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from .compose import Compose
 from .engine import Engine
@@ -51,22 +52,51 @@ class FakeEngine(Engine):
     """The journal's records (volumes) by name."""
     now: float = 1_000_000.0
     """The engine's clock."""
+    never_ready: set[str] = field(default_factory=set)
+    """Names of containers whose health command never passes (until they are removed: compose
+    may give a later container the same number)."""
+    dies_later: set[str] = field(default_factory=set)
+    """Names of containers that are seen exited from their second watch on (after ready)."""
+    image_refs: dict[str, str] = field(default_factory=dict)
+    """Image reference -> ID, for `image_id`."""
+    config_hash: str = ""
+    """The config hash new containers get (what compose computes now)."""
+    most: int = 0
+    """The most containers one service has had at once."""
     _execs: int = 0
     _imported: int = 0
     _markers_made: int = 0
 
-    def add(self, service: str, number: int, project: str = "demo",
-            image_id: str = "") -> Container:
+    def add(self, service: str, number: int, project: str = "demo", *,
+            config_hash: str | None = None, image_id: str = "", status: str = "running",
+            ) -> Container:
+        if config_hash is None:
+            config_hash = self.config_hash or (f"hash-of-{image_id}" if image_id else "")
         container = Container(
             id=hashlib.sha256(f"{project}/{service}/{number}".encode()).hexdigest(),
             name=f"{project}-{service}-{number}",
-            project=project, service=service, number=number, status="running",
+            project=project, service=service, number=number, status=status,
             networks={"demo_default": f"10.0.0.{number}"}, exposed_ports=(8000,),
-            image_id=image_id or f"sha256:{service}",
-            config_hash=f"hash-of-{image_id}" if image_id else "",
+            config_hash=config_hash, image_id=image_id or f"sha256:{service}",
         )
         self.containers[container.id] = container
+        count = sum(c.service == service for c in self.containers.values())
+        self.most = max(self.most, count)
         return container
+
+    def image_id(self, reference: str) -> str | None:
+        return self.image_refs.get(reference)
+
+    def definition_of(self, container_id: str) -> dict[str, Any]:
+        return {"Name": "/" + self.containers[container_id].name,
+                "container": self.containers[container_id]}
+
+    def clone(self, attrs: Mapping[str, Any]) -> str:
+        self._call(f"clone {attrs['Name'].lstrip('/')}")
+        old: Container = attrs["container"]
+        clone = replace(old, id=f"{old.service}{old.number}c".ljust(64, "0"), status="running")
+        self.containers[clone.id] = clone
+        return clone.id
 
     def engine_id(self) -> str:
         return "fake-engine"
@@ -118,7 +148,10 @@ class FakeEngine(Engine):
         return self.containers[container_id]
 
     def watch(self, container_id: str) -> FakeWatch:  # type: ignore[override]
+        again = container_id in self.watches
         self.watches[container_id] = FakeWatch(container_id)
+        if again and self.containers[container_id].name in self.dies_later:
+            self.watches[container_id].exit_code = 1
         return self.watches[container_id]
 
     def exec(
@@ -128,7 +161,8 @@ class FakeEngine(Engine):
         self._execs += 1
         if self.on_exec:
             self.on_exec(self.watches[container_id])
-        ready = self._execs >= self.ready_after
+        ready = self._execs >= self.ready_after and \
+            self.containers[container_id].name not in self.never_ready
         return ExecResult(0 if ready else 1, "" if ready else "not ready yet\n")
 
     def stop(self, container: Container) -> None:
@@ -137,6 +171,7 @@ class FakeEngine(Engine):
 
     def remove(self, container_id: str, *, force: bool = False) -> None:
         self._call(f"remove {self.containers[container_id].name}")
+        self.never_ready.discard(self.containers[container_id].name)
         del self.containers[container_id]
 
     def logs(self, container_id: str, tail: int = 50) -> str:
@@ -200,14 +235,24 @@ class FakeCompose(Compose):
     of them and then raises it, as compose does when a container fails to start."""
 
     def __init__(self, engine: FakeEngine, error: StepFailed | None = None,
-                 created_on_error: int = 0) -> None:
+                 created_on_error: int = 0, hashes: Mapping[str, str] | None = None) -> None:
         super().__init__(ComposeOptions())
         self.engine, self.error, self.created_on_error = engine, error, created_on_error
+        self.hashes = dict(hashes or {})
+        self.converged: list[str] = []
+
+    def config_hashes(self, services: Sequence[str] = ()) -> dict[str, str]:
+        return {name: hash_ for name, hash_ in self.hashes.items()
+                if not services or name in services}
+
+    def converge(self, service: str, replicas: int, *, force_recreate: bool = False,
+                 wait: float | None = None) -> None:
+        self.converged.append(f"{service}={replicas}{' recreate' if force_recreate else ''}")
 
     def scale_up(self, service: str, replicas: int) -> None:
         existing = self.engine.service_containers("demo", service)
         count = replicas - len(existing) if self.error is None else self.created_on_error
-        highest = max(c.number for c in existing)
+        highest = max((c.number for c in existing), default=0)
         for offset in range(1, count + 1):
             self.engine.add(service, highest + offset)
         if self.error:

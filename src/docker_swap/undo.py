@@ -97,7 +97,7 @@ class Undo:
         """True once the proxy is confirmed on the old containers only."""
         try:
             if self._proxy_touched and not isinstance(failure, ProxyConfigInvalid):
-                self.plan.proxy.switch(self._backends(self.plan.old))
+                self.plan.proxy.switch(self._backends([*self.plan.old, *self.plan.staying]))
                 self.plan.proxy.drain(self.plan.options.drain_timeout)
             elif self._proxy_staged:  # a rejected config was put back by the driver already
                 self.plan.proxy.unstage()

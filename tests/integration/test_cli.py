@@ -138,7 +138,8 @@ def test_a_terminal_gets_a_live_view_and_no_color_when_asked(make_stack: StackFa
 
 
 def test_every_flag_of_every_command_is_in_the_readme() -> None:
-    commands = ["", "deploy", "sync", "recover", "agent", "demo", "doctor", "install-plugin"]
+    commands = ["", "up", "deploy", "sync", "recover", "agent", "demo", "doctor",
+                "install-plugin"]
     missing = []
     for command in commands:
         shown = subprocess.run([sys.executable, "-m", "docker_swap", *command.split(), "--help"],

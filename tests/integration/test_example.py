@@ -82,7 +82,11 @@ def test_the_demo_reports_no_failed_request_and_both_versions(engine: None) -> N
     assert report["failed"] == {}
     assert set(report["versions"]) == {"v1", "v2"}
     assert [s["version"] for s in report["swaps"]] == ["v2", "v1"]
-    assert all(len(s["phases"]) == 5 for s in report["swaps"])
+    # up replaces the example's two replicas one batch at a time: five phases per batch
+    for swap in report["swaps"]:
+        assert [p["name"] for p in swap["phases"]] == [
+            f"app {batch} {phase}" for batch in ("1/2", "2/2")
+            for phase in ("start", "ready", "switch", "drain", "retire")]
     assert project_containers() == []
 
 

@@ -1,0 +1,229 @@
+"""A service batch by batch, and each failure_action, with fakes (the zero-failure and rollback
+claims are proven against real proxies in tests/integration/test_up.py)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from docker_swap.errors import Interrupted, NeedsAttention
+from docker_swap.journal import Journal
+from docker_swap.models import Project, ServiceDefinition
+from docker_swap.observer import Observer, SilentObserver
+from docker_swap.options import DeployOptions, ProxyRef
+from docker_swap.plan import ServicePlan, UpdateConfig
+from docker_swap.preflight import Plan
+from docker_swap.rollout import Rollout, RolloutResult
+from docker_swap.testing import FakeCompose, FakeEngine, FakeProxy, FakeWatch
+
+
+class World:
+    """`app` with `replicas` old containers behind a fake proxy (or none: a worker)."""
+
+    def __init__(self, tmp_path: Path, replicas: int = 3, *, proxied: bool = True,
+                 **update: object) -> None:
+        self.engine = FakeEngine(config_hash="new")
+        self.old = [self.engine.add("app", n, config_hash="old") for n in range(1, replicas + 1)]
+        self.proxy = FakeProxy()
+        self.options = DeployOptions(
+            service="app", proxy=ProxyRef("nginx", "proxy") if proxied else None,
+            health_cmd=("./healthcheck",), timeout=0.3)
+        self.service = ServicePlan(
+            "app", "swap" if proxied else "replace", "changed", replicas, tuple(self.old),
+            update=UpdateConfig(**update), options=self.options)  # type: ignore[arg-type]
+        journal = Journal(self.engine, "demo", "app", root=tmp_path)
+        project = Project("demo", {"app": ServiceDefinition("app")})
+        self.prepared = Plan(project, self.options, list(self.old), 8000, "demo_default",
+                             self.proxy, journal, []) if proxied else None
+        self.labels: list[str] = []
+
+    def run(self) -> RolloutResult:
+        def observer_for(label: str) -> Observer:
+            self.labels.append(label)
+            return SilentObserver()
+
+        return Rollout(self.service, self.engine, FakeCompose(self.engine), self.prepared,
+                       observer_for).run()
+
+    def running(self) -> list[tuple[str, str]]:
+        return [(c.name, c.config_hash) for c in self.engine.service_containers("demo", "app")
+                if c.running]
+
+
+def test_one_replica_per_batch_never_more_than_replicas_plus_one(tmp_path: Path) -> None:
+    world = World(tmp_path, parallelism=1)
+
+    result = world.run()
+
+    assert result.outcome == "done"
+    assert world.proxy.switches == [
+        ["demo-app-2", "demo-app-3", "demo-app-4"],
+        ["demo-app-3", "demo-app-4", "demo-app-5"],
+        ["demo-app-4", "demo-app-5", "demo-app-6"],
+    ]
+    assert world.engine.most == 4
+    assert [(b.old, b.new) for b in result.batches] == [
+        (["demo-app-1"], ["demo-app-4"]), (["demo-app-2"], ["demo-app-5"]),
+        (["demo-app-3"], ["demo-app-6"])]
+    assert world.running() == [(f"demo-app-{n}", "new") for n in (4, 5, 6)]
+
+
+def test_a_batch_stages_its_new_container_while_the_others_serve(tmp_path: Path) -> None:
+    world = World(tmp_path, parallelism=2)
+
+    world.run()
+
+    assert world.proxy.staged == [["demo-app-4", "demo-app-5"], ["demo-app-6"]]
+    assert world.proxy.switches[0] == ["demo-app-3", "demo-app-4", "demo-app-5"]
+    assert world.engine.most == 5
+    assert world.labels == ["1/2", "2/2"]
+
+
+def test_without_parallelism_every_replica_goes_in_one_batch(tmp_path: Path) -> None:
+    world = World(tmp_path, replicas=2)
+
+    world.run()
+
+    assert world.proxy.switches == [["demo-app-3", "demo-app-4"]]
+
+
+def test_a_failed_second_batch_rolls_every_batch_back(tmp_path: Path) -> None:
+    world = World(tmp_path, parallelism=1)
+    world.engine.never_ready = {"demo-app-5"}
+
+    result = world.run()
+
+    assert result.outcome == "rolled_back"
+    assert [b.outcome for b in result.batches] == ["rolled_back", "failed"]
+    assert "demo-app-5 was not ready" in result.batches[1].error
+    # batch 2 was undone by its own sequence; batch 1 came back from its saved definition
+    assert "clone demo-app-1" in world.engine.calls
+    assert world.proxy.switches[-1] == ["demo-app-2", "demo-app-3", "demo-app-1"]
+    assert sorted(world.running()) == [(f"demo-app-{n}", "old") for n in (1, 2, 3)]
+    assert world.labels == ["1/3", "2/3", "rollback 1/1"]
+    assert world.engine.most == 4
+
+
+def test_pause_stops_at_the_failed_batch_and_says_what_serves(tmp_path: Path) -> None:
+    world = World(tmp_path, parallelism=1, failure_action="pause")
+    world.engine.never_ready = {"demo-app-5"}
+
+    result = world.run()
+
+    assert result.outcome == "paused"
+    assert isinstance(result.error, NeedsAttention)
+    assert "1 container(s) run the new version (demo-app-4), 2 the old one" in result.detail
+    assert sorted(world.running()) == [
+        ("demo-app-2", "old"), ("demo-app-3", "old"), ("demo-app-4", "new")]
+    assert world.labels == ["1/3", "2/3"]
+
+
+def test_continue_goes_on_after_a_failed_batch(tmp_path: Path) -> None:
+    world = World(tmp_path, parallelism=1, failure_action="continue")
+    world.engine.never_ready = {"demo-app-5"}
+
+    result = world.run()
+
+    assert result.outcome == "failed"
+    assert [b.outcome for b in result.batches] == ["done", "failed", "done"]
+    # batch 3 replaced demo-app-2, which batch 2 could not; the new container got number 5
+    assert sorted(world.running()) == [
+        ("demo-app-3", "old"), ("demo-app-4", "new"), ("demo-app-5", "new")]
+
+
+def test_failures_within_max_failure_ratio_do_not_trigger_the_failure_action(
+    tmp_path: Path,
+) -> None:
+    world = World(tmp_path, parallelism=1, max_failure_ratio=0.4)
+    world.engine.never_ready = {"demo-app-5"}
+
+    result = world.run()
+
+    assert [b.outcome for b in result.batches] == ["done", "failed", "done"]
+    assert result.outcome == "failed"
+
+
+def test_a_worker_is_replaced_start_first_batch_by_batch(tmp_path: Path) -> None:
+    world = World(tmp_path, replicas=2, proxied=False, parallelism=1)
+
+    result = world.run()
+
+    assert result.outcome == "done"
+    calls = [c for c in world.engine.calls if c.startswith(("exec", "stop", "remove"))]
+    assert calls == ["exec ./healthcheck", "stop demo-app-1", "remove demo-app-1",
+                     "exec ./healthcheck", "stop demo-app-2", "remove demo-app-2"]
+    assert world.engine.most == 3
+    assert world.proxy.switches == []
+
+
+def test_a_worker_that_never_gets_ready_is_rolled_back(tmp_path: Path) -> None:
+    world = World(tmp_path, replicas=2, proxied=False, parallelism=1)
+    world.engine.never_ready = {"demo-app-4"}
+
+    result = world.run()
+
+    assert result.outcome == "rolled_back"
+    assert "clone demo-app-1" in world.engine.calls
+    assert sorted(world.running()) == [("demo-app-1", "old"), ("demo-app-2", "old")]
+
+
+def test_a_batch_that_exits_while_monitored_fails_and_every_batch_rolls_back(
+    tmp_path: Path,
+) -> None:
+    world = World(tmp_path, parallelism=1, monitor=0.2)
+    world.engine.dies_later = {"demo-app-5"}
+
+    result = world.run()
+
+    assert [b.outcome for b in result.batches] == ["rolled_back", "rolled_back"]
+    assert "demo-app-5 exited" in result.batches[1].error
+    assert result.outcome == "rolled_back"
+    assert {"clone demo-app-1", "clone demo-app-2"} <= set(world.engine.calls)
+    assert sorted(world.running()) == [(f"demo-app-{n}", "old") for n in (1, 2, 3)]
+
+
+def test_a_signal_during_a_batch_stops_there_even_with_continue(tmp_path: Path) -> None:
+    world = World(tmp_path, parallelism=1, failure_action="continue")
+    calls = 0
+
+    def signal_in_batch_two(watch: FakeWatch) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise Interrupted("interrupted by SIGINT before the switch.")
+
+    world.engine.on_exec = signal_in_batch_two
+
+    result = world.run()
+
+    assert result.outcome == "paused"
+    assert [b.outcome for b in result.batches] == ["done", "failed"]
+    assert sorted(world.running()) == [
+        ("demo-app-2", "old"), ("demo-app-3", "old"), ("demo-app-4", "new")]
+
+
+def test_a_swap_that_also_scales_up_adds_the_missing_replicas_batch_by_batch(
+    tmp_path: Path,
+) -> None:
+    world = World(tmp_path, replicas=1, parallelism=1)
+    world.service = replace(world.service, replicas=3)
+
+    result = world.run()
+
+    assert result.outcome == "done"
+    assert world.proxy.switches == [["demo-app-2"], ["demo-app-2", "demo-app-3"],
+                                    ["demo-app-2", "demo-app-3", "demo-app-4"]]
+    assert world.running() == [(f"demo-app-{n}", "new") for n in (2, 3, 4)]
+
+
+def test_a_swap_that_also_scales_down_retires_the_extra_replicas_with_the_last_batch(
+    tmp_path: Path,
+) -> None:
+    world = World(tmp_path, replicas=3)
+    world.service = replace(world.service, replicas=1)
+
+    result = world.run()
+
+    assert result.outcome == "done"
+    assert world.proxy.switches == [["demo-app-4"]]
+    assert world.running() == [("demo-app-4", "new")]

@@ -1,0 +1,119 @@
+"""The project runner: dependency order, what a failure stops, exit codes (fakes)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from docker_swap.models import Project, PublishedPort, ServiceDefinition
+from docker_swap.plan import read_plan
+from docker_swap.testing import FakeCompose, FakeEngine
+from docker_swap.up import Run, ServiceOutcome, SilentUpObserver, UpReport
+
+
+class Recorder(SilentUpObserver):
+    def __init__(self) -> None:
+        self.started: list[str] = []
+
+    def service_started(self, service: object) -> None:
+        self.started.append(getattr(service, "name", "?"))
+
+
+def run(engine: FakeEngine, services: dict[str, ServiceDefinition],
+        hashes: dict[str, str]) -> tuple[list[ServiceOutcome], FakeCompose, Recorder]:
+    compose = FakeCompose(engine, hashes=hashes)
+    plan = read_plan(compose, engine, Project("demo", services))
+    recorder = Recorder()
+    return Run(plan, engine, compose, {}, recorder).all(1), compose, recorder
+
+
+def project(tmp_path: Path) -> tuple[FakeEngine, dict[str, ServiceDefinition], dict[str, str]]:
+    """db (fixed port, changed: recreate) <- worker (changed: replace) <- app (not running:
+    start); cache (not running: start) stands apart; static is unchanged."""
+    engine = FakeEngine(config_hash="new", image_refs={"img": "sha256:i"})
+    engine.add("db", 1, config_hash="old")
+    engine.add("worker", 1, config_hash="old")
+    engine.add("static", 1, config_hash="new", image_id="sha256:i")
+    services = {
+        "db": ServiceDefinition("db", published_ports=(PublishedPort("5432", 5432),)),
+        "worker": ServiceDefinition("worker", depends_on={"db": "service_healthy"},
+                                    x_swap={"health-cmd": "./healthcheck", "timeout": "300ms"}),
+        "app": ServiceDefinition("app", replicas=2, depends_on={"worker": "service_started"}),
+        "cache": ServiceDefinition("cache"),
+        "static": ServiceDefinition("static", image="img"),
+    }
+    return engine, services, {name: "new" for name in services}
+
+
+def test_services_go_dependencies_first_each_by_its_action(tmp_path: Path) -> None:
+    engine, services, hashes = project(tmp_path)
+
+    outcomes, compose, recorder = run(engine, services, hashes)
+
+    assert recorder.started == ["cache", "db", "static", "worker", "app"]
+    assert compose.converged == ["cache=1", "db=1 recreate", "app=2"]
+    assert [(o.name, o.action, o.outcome) for o in outcomes] == [
+        ("cache", "start", "done"), ("db", "recreate", "done"),
+        ("static", "unchanged", "unchanged"), ("worker", "replace", "done"),
+        ("app", "start", "done")]
+    assert UpReport("demo", False, outcomes).exit_code == 0
+
+
+def test_a_rolled_back_service_stops_what_depends_on_it_and_nothing_else(
+    tmp_path: Path,
+) -> None:
+    engine, services, hashes = project(tmp_path)
+    engine.never_ready = {"demo-worker-2"}
+
+    outcomes, compose, _ = run(engine, services, hashes)
+
+    by_name = {o.name: o for o in outcomes}
+    assert by_name["worker"].outcome == "rolled_back"
+    assert by_name["app"].outcome == "not_reached"
+    assert by_name["app"].detail == "not reached: it depends on worker, which failed"
+    assert by_name["cache"].outcome == "done" and "app=2" not in compose.converged
+    assert UpReport("demo", False, outcomes).exit_code == 1
+
+
+def test_a_pause_stops_the_whole_run_and_needs_attention(tmp_path: Path) -> None:
+    engine, services, hashes = project(tmp_path)
+    engine.add("worker", 2, config_hash="old")
+    services["worker"] = ServiceDefinition(
+        "worker", replicas=2, depends_on={"db": "service_started"},
+        x_swap={"health-cmd": "./healthcheck", "timeout": "300ms"},
+        deploy={"update_config": {"parallelism": 1, "failure_action": "pause"}})
+    engine.never_ready = {"demo-worker-4"}
+
+    outcomes, _, _ = run(engine, services, hashes)
+
+    by_name = {o.name: o for o in outcomes}
+    assert by_name["worker"].outcome == "paused"
+    assert "1 container(s) run the new version (demo-worker-3)" in by_name["worker"].detail
+    assert by_name["app"].outcome == "not_reached"
+    assert UpReport("demo", False, outcomes).exit_code == 3
+
+
+def test_independent_services_go_side_by_side_within_the_bound(tmp_path: Path) -> None:
+    engine, services, hashes = project(tmp_path)
+    compose = FakeCompose(engine, hashes=hashes)
+    plan = read_plan(compose, engine, Project("demo", services))
+    running: set[str] = set()
+    most = 0
+    converge = compose.converge
+
+    def slow(service: str, replicas: int, **flags: object) -> None:
+        nonlocal most
+        running.add(service)
+        most = max(most, len(running))
+        time.sleep(0.2)
+        running.discard(service)
+        converge(service, replicas, **flags)  # type: ignore[arg-type]
+
+    compose.converge = slow  # type: ignore[method-assign]
+
+    outcomes = Run(plan, engine, compose, {}, SilentUpObserver()).all(2)
+
+    assert most == 2  # cache and db, which depend on nothing
+    by_name = {o.name: o for o in outcomes}
+    assert by_name["app"].started >= by_name["worker"].started + by_name["worker"].seconds
+    assert {o.outcome for o in outcomes} == {"done", "unchanged"}
