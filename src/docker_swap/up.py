@@ -31,7 +31,7 @@ from .errors import (
 from .journal import Journal
 from .models import Container, Project
 from .observer import Labelled, Observer, SilentObserver
-from .options import DEFAULT_TIMEOUT, ComposeOptions
+from .options import DEFAULT_KEEP, DEFAULT_TIMEOUT, ComposeOptions
 from .plan import ProjectPlan, ServicePlan, read_plan
 from .preflight import (
     Plan,
@@ -41,8 +41,10 @@ from .preflight import (
     prepare,
     refuse_unfinished,
 )
-from .rollout import DONE, FAILED, PAUSED, BatchResult, Rollout
-from .swap import backends
+from .release_record import UP
+from .releases import record_release
+from .rollout import DONE, FAILED, PAUSED, BatchResult, Rollout, RolloutResult
+from .swap import DeployReport, backends
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -267,6 +269,7 @@ class Run:
                           lambda label: Labelled(self.observer, f"{service.name} {label}"))
         result = rollout.run()
         self.interrupted = self.interrupted or rollout.interrupted
+        self._record(service, result, rollout.serving)
         outcome = _outcome(service, result.outcome, result.detail)
         outcome.batches = result.batches
         if result.error is not None:
@@ -276,6 +279,19 @@ class Run:
         elif self.plan.needs_healthy(service.name):
             self._wait_healthy(service, rollout.serving)
         return outcome
+
+    def _record(self, service: ServicePlan, result: RolloutResult,
+                serving: Sequence[Container]) -> None:
+        """The service's rollout as a release (kind `up`), as a deploy records its own."""
+        project = self.plan.project.name
+        ended: DeployReport | BaseException = result.error or DeployReport(
+            project, service.name, tuple(c.name for c in service.running),
+            tuple(c.name for c in serving), (), 0.0)
+        recorded = record_release(
+            self.engine, project, service.name, ended, serving, replaced=service.running,
+            keep=service.options.keep if service.options else DEFAULT_KEEP, kind=UP)
+        for note in recorded.notes:
+            self.observer.note(note)
 
     def _scale_down(self, service: ServicePlan) -> ServiceOutcome:
         """Behind a proxy: the proxy leaves the extra containers first, then they stop."""

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from docker_swap.models import Project, PublishedPort, ServiceDefinition
 from docker_swap.plan import read_plan
+from docker_swap.releases import read_releases
 from docker_swap.testing import FakeCompose, FakeEngine
 from docker_swap.up import Run, ServiceOutcome, SilentUpObserver, UpReport
 
@@ -117,3 +118,13 @@ def test_independent_services_go_side_by_side_within_the_bound(tmp_path: Path) -
     by_name = {o.name: o for o in outcomes}
     assert by_name["app"].started >= by_name["worker"].started + by_name["worker"].seconds
     assert {o.outcome for o in outcomes} == {"done", "unchanged"}
+
+
+def test_each_service_that_up_replaces_is_a_release_of_kind_up(tmp_path: Path) -> None:
+    engine, services, hashes = project(tmp_path)
+
+    run(engine, services, hashes)
+
+    releases, _ = read_releases(engine, "demo", "worker")
+    assert [(r.kind, r.outcome) for r in releases[:1]] == [("up", "deployed")]
+    assert read_releases(engine, "demo", "static")[0] == [], "unchanged: no release"
