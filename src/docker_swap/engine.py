@@ -38,6 +38,10 @@ _API_ERRORS = (docker.errors.DockerException, requests.exceptions.RequestExcepti
 _MODE_SYMLINK = 1 << 27  # Go's os.ModeSymlink, in the stat header of an archive answer
 _ARGV_LIMIT = 100_000  # bytes of file content passed as exec arguments (Linux: 128 KiB each)
 _NEVER_STARTS = ["/docker-swap: a marker, never started"]
+_MARKER_LABEL = "docker-swap.kind"
+# A container inherits its image's labels, and compose labels the images it builds with the
+# project and service: a marker made from one must not pass for one of the service's own.
+_NOT_COMPOSE = dict.fromkeys([PROJECT_LABEL, SERVICE_LABEL, NUMBER_LABEL, ONEOFF_LABEL], "")
 # Write each file beside its final name, then rename it over that name: rename(2) within one
 # folder is atomic, so a reader (nginx -t, HAProxy at its next start) sees the old file or the
 # new one, never a part of one. The temporary name ends in neither .conf nor the file's name.
@@ -158,7 +162,8 @@ class Engine:
         with _translated(f"create {name}"):
             try:
                 created = self._api.create_container(
-                    image, name=name, labels=dict(labels), entrypoint=_NEVER_STARTS,
+                    image, name=name, labels={**_NOT_COMPOSE, **labels},
+                    entrypoint=_NEVER_STARTS,
                     command=[], network_disabled=True,
                     # The image's VOLUMEs would each make an anonymous volume: cover them.
                     host_config=self._api.create_host_config(
@@ -249,6 +254,7 @@ class Engine:
                 self.inspect(summary["Id"])
                 for summary in summaries
                 if summary.get("Labels", {}).get(ONEOFF_LABEL, "False") != "True"
+                and _MARKER_LABEL not in summary.get("Labels", {})
             ]
         return sorted(found, key=lambda c: c.number)
 

@@ -14,6 +14,7 @@ import urllib.request
 from pathlib import Path
 
 from testbed import images
+from testbed.stack import remove_releases
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "classic"
 
@@ -66,6 +67,7 @@ def test_the_walkthrough_works_as_its_readme_says(engine: None, tmp_path: Path) 
     finally:
         subprocess.run(["docker", "compose", *project, "down", "-v", "--rmi", "local", "-t", "0"],
                        cwd=folder, env=env, capture_output=True, check=False)
+        remove_releases(project[1])
 
 
 def test_the_demo_reports_no_failed_request_and_both_versions(engine: None) -> None:
