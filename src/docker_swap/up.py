@@ -162,8 +162,8 @@ class Locks:
             journal.unlock()
 
     def _take(self, service: ServicePlan) -> None:
-        if service.action == "unchanged":
-            return
+        if service.action in ("unchanged", "start"):
+            return  # nothing runs that a lock would protect; compose's own start is idempotent
         if service.action == "swap":
             assert service.options is not None
             self.prepared[service.name] = prepare(self.engine, self.plan.project,

@@ -67,13 +67,19 @@ def test_a_release_that_dies_in_the_watch_window_gives_way_to_the_same_old_conta
         [sys.executable, "-m", "docker_swap", "-p", stack.name, "deploy", "app",
          "--watch", "60s"], cwd=stack.folder, env=stack._env({"APP_VERSION": "v2"}),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert deploy.stdout is not None
-    shown = [deploy.stdout.readline()]
-    while not shown[-1].startswith("drain"):
-        assert shown[-1], f"the deploy ended before its watch window: {shown}"
-        shown.append(deploy.stdout.readline())
-    deploy.send_signal(signal.SIGINT)
-    _, stderr = deploy.communicate(timeout=60)
+    try:
+        assert deploy.stdout is not None
+        shown = [deploy.stdout.readline()]
+        while not shown[-1].startswith("drain"):
+            assert shown[-1], f"the deploy ended before its watch window: {shown}"
+            shown.append(deploy.stdout.readline())
+        time.sleep(1)  # the drain line is printed a moment before the window opens
+        deploy.send_signal(signal.SIGINT)
+        _, stderr = deploy.communicate(timeout=60)
+    finally:
+        if deploy.poll() is None:
+            deploy.kill()
+        deploy.communicate()
     assert deploy.returncode == 1, stderr
     assert "interrupted by SIGINT during the watch window" in stderr
     assert stack.container_ids("app") == old and stack.get() == (200, "v1")

@@ -280,9 +280,15 @@ def test_status_reads_what_each_registry_agent_acknowledged(
         agents.stop("haproxy-agent")
         failed = stack.swap("deploy", "app", "--switch-timeout", "2s", env={"APP_VERSION": "v3"})
         assert failed.returncode == 1, failed.stdout + failed.stderr
-        lagging = stack.swap_json("status", "app")
-        sources = [v["source"] for v in lagging["services"][0]["serving"]]
-        assert "agent haproxy-agent (silent, generation 2 of 4 published)" in sources
+        silent = "agent haproxy-agent (silent, generation 2 of 4 published)"
+        deadline = time.monotonic() + 15  # its heartbeat expires 5 s after it stopped
+        while True:
+            lagging = stack.swap_json("status", "app")
+            sources = [v["source"] for v in lagging["services"][0]["serving"]]
+            if silent in sources or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert silent in sources
         newest = stack.swap_json("history", "app")["releases"][0]
         assert (newest["number"], newest["outcome"]) == (3, "rolled_back"), newest
         assert "haproxy-agent" in newest["reason"] and newest["image_id"], newest
