@@ -45,7 +45,7 @@ class Benches:
             self.current = None
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # torn down once the cases ran: the rest of the suite runs quiet
 def benches(engine: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Benches]:
     made = Benches(tmp_path_factory.mktemp("faults"))
     yield made

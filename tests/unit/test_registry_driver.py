@@ -341,3 +341,14 @@ def test_the_drain_waits_for_an_agent_still_draining_what_it_applied() -> None:
     drained = RegistryDriver(registry, "app", 1.0).drain(0.2)
 
     assert not drained.complete and "edge-1 still draining" in drained.detail
+
+
+def test_the_drain_waits_for_an_agent_whose_record_redis_lost() -> None:
+    registry = registry_with("edge-1")
+    driver = RegistryDriver(registry, "app", 1.0)
+    driver.check()
+    registry.statuses.clear()  # Redis restarted without its data
+
+    drained = driver.drain(0.2)
+
+    assert not drained.complete and "edge-1 (not registered) still draining" in drained.detail

@@ -169,14 +169,19 @@ class RegistryDriver:
         served already), or, without a switch in this process (recover), the current one."""
         started = time.monotonic()
         while True:
-            busy = [a for a in self._registry.agents() if a.alive and a.drained < a.applied]
+            agents = self._registry.agents()
+            busy = [a for a in agents if a.alive and a.drained < a.applied]
+            # An agent whose record Redis lost (restarted without its data) registers again
+            # in a moment, still draining: it is waited for, not taken for done.
+            missing = sorted(self._expected - {a.name for a in agents})
             seconds = time.monotonic() - started
-            if not busy:
+            if not busy and not missing:
                 return Drained(seconds, True, "every agent drained its proxy")
             if seconds >= timeout:
                 said = "; ".join(f"{a.name}: {a.error}" for a in busy if a.error)
+                waiting = [a.name for a in busy] + [f"{m} (not registered)" for m in missing]
                 return Drained(seconds, False,
-                               f"agent(s) {', '.join(a.name for a in busy)} still draining "
+                               f"agent(s) {', '.join(waiting)} still draining "
                                f"after {timeout:g} s" + (f" ({said})" if said else ""))
             time.sleep(_POLL_SECONDS)
 
