@@ -51,9 +51,19 @@ def shared(engine: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
         result = stack.swap("sync", "app")
         assert result.returncode == 0, result.stdout + result.stderr
         stack.wait_serving("v1")
+        _wait_warm(stack)  # both replicas: the second one was scaled up a moment ago
         yield stack
     finally:
         stack.down()
+
+
+def _wait_warm(stack: Stack, seconds: float = 30) -> None:
+    """Until every app container answers its own health check (200 once warm)."""
+    deadline = time.monotonic() + seconds
+    for container in stack.container_ids("app"):
+        while docker("exec", container, "./healthcheck", check=False).returncode != 0:
+            assert time.monotonic() < deadline, f"{container} did not warm up"
+            time.sleep(0.1)
 
 
 def describe(results: list[Result]) -> str:
