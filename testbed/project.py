@@ -18,23 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from . import images
+from .stack import haproxy_cfg
 
-HAPROXY_API_CFG = """\
-global
-    stats socket ipv4@127.0.0.1:9999 level admin
-    server-state-file /var/lib/haproxy/docker-swap/servers
-defaults
-    mode http
-    timeout connect 5s
-    timeout client 60s
-    timeout server 60s
-    load-server-state-from-file global
-frontend web
-    bind :80
-    default_backend api
-backend api
-    server-template api 6 localhost:1 disabled
-"""
+HAPROXY_API_CFG = haproxy_cfg("api", 6)
 
 APP_HEALTH_SCRIPT = """\
 #!/bin/sh

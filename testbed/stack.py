@@ -53,7 +53,9 @@ http {
 """
 
 
-HAPROXY_CFG = """\
+def haproxy_cfg(backend: str = "app", slots: int = 4) -> str:
+    """HAProxy with its runtime API, a state file, and `slots` server slots for `backend`."""
+    return f"""\
 global
     stats socket ipv4@127.0.0.1:9999 level admin
     server-state-file /var/lib/haproxy/docker-swap/servers
@@ -65,10 +67,13 @@ defaults
     load-server-state-from-file global
 frontend web
     bind :80
-    default_backend app
-backend app
-    server-template app 4 localhost:1 disabled
+    default_backend {backend}
+backend {backend}
+    server-template {backend} {slots} localhost:1 disabled
 """
+
+
+HAPROXY_CFG = haproxy_cfg()
 
 
 def haproxy_compose(**x_swap: object) -> dict[str, Any]:
