@@ -106,7 +106,7 @@ class RegistryDriver:
                 applied = None  # shown as serving nothing known: status says they disagree
             lag = "" if agent.applied == newest else f" of {newest} published"
             found.append(Serving(
-                f"agent {agent.name} ({_liveness(agent)}, generation {agent.applied}{lag})",
+                f"agent {agent.name} ({_state(agent, 'alive')}, generation {agent.applied}{lag})",
                 tuple(f"{b.address}:{b.port}" for b in applied.backends) if applied else ()))
         return found or [Serving(f"{self.description}: no agent, generation {newest}", ())]
 
@@ -210,16 +210,11 @@ class RegistryDriver:
         return applied is not None and same_backends(applied.backends, generation.backends)
 
 
-def _liveness(agent: AgentStatus) -> str:
+def _state(agent: AgentStatus, alive: str = "busy") -> str:
+    """How a message names the agent: `alive` says a live one (busy, in a wait for it)."""
     if agent.problem:
         return f"report refused: {agent.problem}"
-    return "alive" if agent.alive else "silent"
-
-
-def _state(agent: AgentStatus) -> str:
-    if agent.problem:
-        return f"report refused: {agent.problem}"
-    return "busy" if agent.alive else "silent"
+    return alive if agent.alive else "silent"
 
 
 def same_backends(a: Sequence[Backend], b: Sequence[Backend]) -> bool:
