@@ -28,9 +28,9 @@ from .compose import Compose
 from .errors import InvalidSettings, RegistryDataInvalid, ServiceNotFound, SwapError
 from .failpoints import failpoint
 from .models import Generation
-from .options import ComposeOptions, redact
-from .preflight import connect_proxy, open_service
-from .proxy import Drained, ProxyDriver
+from .options import ComposeOptions, redact, resolve_settings
+from .preflight import connect_engine, connect_proxy, open_service
+from .proxy import Drained, ProxyDriver, open_proxy
 from .proxy.registry import same_backends
 from .registry import HEARTBEAT_TTL_SECONDS, connect_registry
 from .registry_data import AGENT_NAME, Report
@@ -72,8 +72,15 @@ def run_agent(
     leave: bool = False,
     say: Callable[[str], None] = print,
     stop: threading.Event | None = None,
+    stack: str | None = None,
 ) -> None:
-    """Follow the registry until `stop` is set (or, with `leave`, unregister and return)."""
+    """Follow the registry until `stop` is set (or, with `leave`, unregister and return).
+
+    With `stack`, the proxy is a task of Swarm service STACK_PROXY on this engine's own node
+    (the agent runs beside it, a task of a global service): no compose file is read."""
+    if stack is not None:
+        _run_stack_agent(service, stack, flags or {}, name, resync, leave, say, stop)
+        return
     compose = Compose(compose_options or ComposeOptions())
     engine, project, options = open_service(compose, service, flags or {})
     if options.proxy is None or options.proxy.driver == "redis":
@@ -104,6 +111,50 @@ def run_agent(
     agent = Agent(agent_name, registry, open_driver, str(options.proxy), options.drain_timeout,
                   say)
     agent.run(stop or threading.Event(), resync)
+
+
+def _run_stack_agent(service: str, stack: str, flags: Mapping[str, object | None],
+                     name: str | None, resync: float, leave: bool, say: Callable[[str], None],
+                     stop: threading.Event | None) -> None:
+    """The agent of a proxy in a Swarm stack, named HOSTNAME@NODE-ID by default: a deploy
+    stops waiting for it while Swarm reports its node down."""
+    engine = connect_engine()
+    options = resolve_settings(service, {}, flags)
+    proxy = options.proxy
+    if proxy is None or proxy.driver == "redis":
+        raise InvalidSettings("an agent needs the proxy it keeps in line: pass --proxy "
+                              "nginx:SERVICE, --proxy haproxy:SERVICE or --proxy caddy:SERVICE.")
+    node_id, hostname = engine.swarm_node()
+    if not node_id:
+        raise InvalidSettings("--stack needs an engine that is a swarm node; this one is not.",
+                              hint="Run the agent as a task of the stack (docs/swarm.md).")
+    agent_name = _checked_name(name or f"{hostname}@{node_id}")
+    registry = connect_registry(options, stack, check=leave)
+    if leave:
+        registry.forget(agent_name)
+        say(f"agent {agent_name} left {registry.url}")
+        return
+
+    def open_driver() -> ProxyDriver:
+        proxies = [c for c in engine.stack_containers(stack, proxy.service) if c.running]
+        if not proxies:
+            raise ServiceNotFound(f"no task of {stack}_{proxy.service} runs on node {hostname}.")
+        driver = open_proxy(proxy, engine, proxies, options.upstream_name,
+                            options.switch_timeout)
+        driver.check()
+        return driver
+
+    agent = Agent(agent_name, registry, open_driver, f"{proxy} in stack {stack}",
+                  options.drain_timeout, say)
+    agent.run(stop or threading.Event(), resync)
+
+
+def _checked_name(name: str) -> str:
+    if not AGENT_NAME.fullmatch(name):
+        raise InvalidSettings(
+            f"agent name {name!r} is not 1 to 200 letters, digits, '_', '.', ':', '@' "
+            "and '-' (starting with a letter or digit).", hint="Pass --name NAME.")
+    return name
 
 
 @dataclass

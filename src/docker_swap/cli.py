@@ -18,8 +18,16 @@ import click
 from rich.markup import escape
 
 from ._version import __version__
+from .cli_swarm import (
+    print_stack_history,
+    print_stack_status,
+    recover_stack,
+    resolve_image_option,
+    stack_of,
+    swarm_option,
+)
 from .doctor import diagnose
-from .errors import EXIT_NEEDS_ATTENTION, EXIT_REFUSED, SwapError, unexpected
+from .errors import EXIT_NEEDS_ATTENTION, EXIT_REFUSED, ServiceNotFound, SwapError, unexpected
 from .options import (
     DEFAULT_DRAIN_TIMEOUT,
     DEFAULT_HOOK_TIMEOUT,
@@ -159,18 +167,35 @@ def _release_options(command: F) -> F:
               f"(default {DEFAULT_TIMEOUT:g}s). [x-swap: timeout]")
 @_release_options
 @_service_options
+@swarm_option
 @click.pass_obj
 def deploy_command(compose: ComposeOptions, /, service: str, as_json: bool, quiet: bool,
-                   verify: tuple[str, ...], verify_rate: str, **flags: Any) -> None:
+                   verify: tuple[str, ...], verify_rate: str, swarm: bool | None,
+                   **flags: Any) -> None:
     """Start the new version of SERVICE beside the old one, switch the proxy, retire the old.
 
     Readiness is judged by --health-cmd, else --http, else the image's HEALTHCHECK, else a TCP
-    connect to the port.
+    connect to the port. On a Swarm stack: every task of SERVICE is replaced (docs/swarm.md).
     """
     with presenter(as_json=as_json, quiet=quiet) as shown:
         try:
-            report = deploy(service, compose_options=compose, flags=_renamed(flags),
-                            observer=shown, verify=parse_verify(verify, verify_rate))
+            # Compose mode is looked at first, at no cost: a stack's service has no compose
+            # container, so compose mode refuses it, and only then is the swarm asked.
+            target = stack_of(compose, swarm, _renamed(flags)) if swarm else None
+            if target is None:
+                try:
+                    report = deploy(service, compose_options=compose, flags=_renamed(flags),
+                                    observer=shown, verify=parse_verify(verify, verify_rate))
+                except ServiceNotFound:
+                    target = stack_of(compose, swarm, _renamed(flags))
+                    if target is None:
+                        raise
+            if target is not None:
+                from .swarm_commands import stack_deploy  # noqa: PLC0415
+
+                stacked = stack_deploy(target, service, observer=shown)
+                shown.upped(stacked)
+                sys.exit(stacked.exit_code)
         except Exception as error:
             _fail(shown, error, service)
     shown.deployed(report)
@@ -190,15 +215,23 @@ def deploy_command(compose: ComposeOptions, /, service: str, as_json: bool, quie
               f"(default {DEFAULT_TIMEOUT:g}s). [x-swap: timeout]")
 @_release_options
 @_service_options
+@swarm_option
 @click.pass_obj
 def rollback_command(compose: ComposeOptions, /, service: str, to: int | None, as_json: bool,
                      quiet: bool, verify: tuple[str, ...], verify_rate: str,
-                     **flags: Any) -> None:
+                     swarm: bool | None, **flags: Any) -> None:
     """Swap SERVICE back to an earlier release's image, as a deploy does (no downtime)."""
     from .rollback import rollback  # noqa: PLC0415
 
     with presenter(as_json=as_json, quiet=quiet) as shown:
         try:
+            target = stack_of(compose, swarm, _renamed(flags))
+            if target is not None:
+                from .swarm_commands import stack_rollback  # noqa: PLC0415
+
+                stacked = stack_rollback(target, service, to, observer=shown)
+                shown.upped(stacked)
+                sys.exit(stacked.exit_code)
             report = rollback(service, to=to, compose_options=compose, flags=_renamed(flags),
                               observer=shown, verify=parse_verify(verify, verify_rate))
         except Exception as error:
@@ -209,14 +242,19 @@ def rollback_command(compose: ComposeOptions, /, service: str, to: int | None, a
 @cli.command("status")
 @click.argument("services", nargs=-1, metavar="[SERVICE...]")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@swarm_option
 @click.pass_obj
-def status_command(compose: ComposeOptions, /, services: tuple[str, ...], as_json: bool) -> None:
+def status_command(compose: ComposeOptions, /, services: tuple[str, ...], as_json: bool,
+                   swarm: bool | None) -> None:
     """The release that runs, its containers, and what the proxy sends to (read from the
     proxy). Exits 3 when they disagree or a deploy was interrupted."""
     from .release_views import status_json, status_lines  # noqa: PLC0415
     from .status import status  # noqa: PLC0415
 
     try:
+        target = stack_of(compose, swarm)
+        if target is not None:
+            print_stack_status(target, services, as_json)
         report = status(services, compose_options=compose)
     except Exception as error:
         _fail(presenter(as_json=as_json, quiet=False), error, services[0] if services else "")
@@ -227,13 +265,19 @@ def status_command(compose: ComposeOptions, /, services: tuple[str, ...], as_jso
 @cli.command("history")
 @click.argument("service")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@swarm_option
 @click.pass_obj
-def history_command(compose: ComposeOptions, /, service: str, as_json: bool) -> None:
+def history_command(compose: ComposeOptions, /, service: str, as_json: bool,
+                    swarm: bool | None) -> None:
     """The releases of SERVICE, newest first (* marks the one that runs)."""
     from .release_views import history_json, history_lines  # noqa: PLC0415
     from .status import history  # noqa: PLC0415
 
     try:
+        target = stack_of(compose, swarm)
+        if target is not None:
+            print_stack_history(target, service, as_json)
+            return
         found = history(service, compose_options=compose)
     except Exception as error:
         _fail(presenter(as_json=as_json, quiet=False), error, service)
@@ -247,17 +291,29 @@ def history_command(compose: ComposeOptions, /, service: str, as_json: bool) -> 
               help="How many independent services may change side by side.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of lines.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but failures.")
+@resolve_image_option
+@swarm_option
 @click.pass_obj
 def up_command(compose: ComposeOptions, /, services: tuple[str, ...], dry_run: bool,
-               parallel: int, as_json: bool, quiet: bool) -> None:
+               parallel: int, as_json: bool, quiet: bool, resolve_image: str,
+               swarm: bool | None) -> None:
     """Bring the project (or SERVICEs and what they depend on) to its current definition.
 
     Each service gets one action: unchanged, start, scale, swap (behind a proxy, batch by
     batch from deploy.update_config), replace (no proxy, start-first) or recreate (cannot run
-    twice: compose's stop-then-start, with downtime). Dependencies go first.
+    twice: compose's stop-then-start, with downtime). Dependencies go first. On a Swarm
+    stack: `docker stack deploy`, with a bridge for each proxied service it changes.
     """
     with presenter(as_json=as_json, quiet=quiet) as shown:
         try:
+            target = stack_of(compose, swarm)
+            if target is not None:
+                from .swarm_commands import stack_up  # noqa: PLC0415
+
+                report = stack_up(target, services, dry_run=dry_run, observer=shown,
+                                  resolve_image=resolve_image)
+                shown.upped(report)
+                sys.exit(report.exit_code)
             report = up(services, compose_options=compose, dry_run=dry_run, parallel=parallel,
                         observer=shown)
         except Exception as error:
@@ -269,10 +325,20 @@ def up_command(compose: ComposeOptions, /, services: tuple[str, ...], dry_run: b
 @cli.command("recover")
 @click.argument("service")
 @_service_options
+@swarm_option
 @click.pass_obj
 def recover_command(compose: ComposeOptions, /, service: str, as_json: bool, quiet: bool,
-                    **flags: Any) -> None:
-    """Finish or undo an interrupted deploy of SERVICE, as its journal says."""
+                    swarm: bool | None, **flags: Any) -> None:
+    """Finish or undo an interrupted deploy of SERVICE, as its journal says (on a Swarm
+    stack: point the proxies at what runs and remove what a killed rollout left)."""
+    shown = presenter(as_json=as_json, quiet=quiet)
+    try:
+        target = stack_of(compose, swarm, _renamed(flags))
+        if target is not None:
+            recover_stack(target, service, shown)
+            return
+    except Exception as error:
+        _fail(shown, error, service)
     _run_maintenance(recover, compose, service, presenter(as_json=as_json, quiet=quiet), flags)
 
 
@@ -294,10 +360,14 @@ def sync_command(compose: ComposeOptions, /, service: str, as_json: bool, quiet:
               help="How often to look at the registry even without a message.")
 @click.option("--leave", is_flag=True,
               help="Unregister this agent (deploys stop waiting for it) and exit.")
+@click.option("--stack", metavar="NAME",
+              help="The proxy is a task of Swarm stack NAME on this engine's node (the agent "
+              "runs as a global service of the stack; no compose file is read).")
 @_service_options
 @click.pass_obj
 def agent_command(compose: ComposeOptions, /, service: str, name: str | None, resync: str,
-                  leave: bool, as_json: bool, quiet: bool, **flags: Any) -> None:
+                  leave: bool, stack: str | None, as_json: bool, quiet: bool,
+                  **flags: Any) -> None:
     """Keep one proxy in line with the backends the Redis registry publishes for SERVICE.
 
     Run one beside each proxy (--proxy nginx:, haproxy: or caddy:SERVICE); it runs until
@@ -318,7 +388,7 @@ def agent_command(compose: ComposeOptions, /, service: str, name: str | None, re
 
     try:
         run_agent(service, compose_options=compose, flags=_renamed(flags), name=name,
-                  resync=seconds, leave=leave, stop=stop, say=say)
+                  resync=seconds, leave=leave, stop=stop, say=say, stack=stack)
     except Exception as error:
         _fail(presenter(as_json=as_json, quiet=quiet), error, service)
 
@@ -350,13 +420,14 @@ def demo_command(swaps: int, port: int, keep: bool, as_json: bool) -> None:
 
 
 @cli.command("doctor")
+@swarm_option
 @click.pass_obj
-def doctor_command(compose: ComposeOptions, /) -> None:
+def doctor_command(compose: ComposeOptions, /, swarm: bool | None) -> None:
     """Check the engine, compose, the project and each swappable service's proxy; say what to
     fix. Exits 3 (needs attention) when something needs fixing."""
     console = presenter(as_json=False, quiet=False).out
     healthy = True
-    for finding in diagnose(compose):
+    for finding in diagnose(compose, swarm):
         healthy = healthy and finding.ok
         mark = "[green]✓[/]" if finding.ok else "[red]✗[/]"
         console.print(f"{mark} {escape(finding.subject)}: {escape(finding.text)}")

@@ -1,7 +1,9 @@
-"""The only place that runs `docker compose`: resolve the project, start new containers.
+"""The only place that runs the docker CLI: `docker compose` (resolve the project, start new
+containers) and, for Swarm stacks, `docker stack deploy` and `docker service`.
 
-Compose semantics (files, overrides, profiles, env files, interpolation) stay compose's:
-we ask the real CLI and read what it prints.
+Compose semantics (files, overrides, profiles, env files, interpolation) stay compose's, and
+the conversion of a compose file into Swarm services stays `docker stack deploy`'s: we ask the
+real CLI and read what it prints.
 """
 
 from __future__ import annotations
@@ -161,6 +163,61 @@ class Compose:
             raise
         argv = cast(tuple[str, ...], process.args)  # as _spawn gave it
         return CommandResult(argv, process.returncode, stdout, stderr)
+
+
+_COMPOSE_FILES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
+
+
+class Stack:
+    """`docker stack deploy` and `docker service` for one stack, with the user's files."""
+
+    def __init__(self, options: ComposeOptions, name: str, docker: str = "docker") -> None:
+        self.options = options
+        self.name = name
+        self.docker = docker
+
+    def files(self) -> list[str]:
+        """The compose files `docker stack deploy -c` reads: the ones given, else the one
+        compose finds in the project folder."""
+        if self.options.files:
+            return list(self.options.files)
+        folder = Path(self.options.project_directory or ".")
+        found = next((folder / name for name in _COMPOSE_FILES if (folder / name).is_file()),
+                     None)
+        if found is None:
+            raise ComposeUnavailable(f"no compose file in {folder.resolve()}.",
+                                     hint="Pass it with -f FILE.")
+        return [str(found)]
+
+    def deploy(self, resolve_image: str) -> None:
+        """`docker stack deploy` of the files: Swarm updates every service whose spec changed."""
+        files = [arg for file in self.files() for arg in ("--compose-file", file)]
+        self._check(["stack", "deploy", *files, "--resolve-image", resolve_image, self.name],
+                    f"deploy stack {self.name}")
+
+    def force_update(self, service: str) -> None:
+        """Replace every task of `service` with a new one of the same spec."""
+        self._check(["service", "update", "--force", "--detach", service], f"update {service}")
+
+    def rollback(self, service: str) -> None:
+        """Swarm's own rollback of `service` to its previous spec."""
+        self._check(["service", "rollback", "--detach", service], f"roll back {service}")
+
+    def _check(self, args: Sequence[str], action: str) -> None:
+        argv = (self.docker, *args)
+        log.debug("running %s", " ".join(argv))
+        try:
+            process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                       text=True, start_new_session=True)
+        except FileNotFoundError as exc:
+            raise ComposeUnavailable(f"the docker CLI ({self.docker}) is not installed.") from exc
+        try:
+            _, stderr = process.communicate()
+        except BaseException:
+            _stop(process)
+            raise
+        if process.returncode != 0:
+            raise ComposeFailed(f"docker could not {action}: {_last_line(stderr)}")
 
 
 def _stop(process: _Running) -> None:

@@ -23,6 +23,7 @@ from .preflight import (
     running_containers,
 )
 from .proxy.registry import RegistryDriver
+from .stack_target import open_stack, swarm_mode
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -42,7 +43,8 @@ class Finding:
     hint: str | None = None
 
 
-def diagnose(compose_options: ComposeOptions | None = None) -> Iterator[Finding]:
+def diagnose(compose_options: ComposeOptions | None = None,
+             swarm: bool | None = None) -> Iterator[Finding]:
     """Findings one by one, so that a slow check does not hide the ones before it."""
     try:
         engine = connect_engine()
@@ -50,8 +52,15 @@ def diagnose(compose_options: ComposeOptions | None = None) -> Iterator[Finding]
         compose = Compose(compose_options or ComposeOptions())
         yield Finding(True, "compose", f"docker compose v{compose.check_version()}")
         project = compose.load_project()
+        from .swarm import SwarmEngine  # noqa: PLC0415  (the SDK is loaded by now)
+
+        applies, why = swarm_mode(SwarmEngine(engine.docker_client), project.name, swarm)
+        yield Finding(True, "mode", why)
     except SwapError as error:
         yield Finding(False, "setup", error.message, error.hint)
+        return
+    if applies:
+        yield from _stack(compose_options or ComposeOptions())
         return
     swapped = [s for s in project.services.values() if s.x_swap]
     yield Finding(bool(swapped), "project",
@@ -62,6 +71,26 @@ def diagnose(compose_options: ComposeOptions | None = None) -> Iterator[Finding]
     for definition in swapped:
         yield from _service(engine, project, definition)
     yield from _up(compose, engine, project)
+
+
+def _stack(compose_options: ComposeOptions) -> Iterator[Finding]:
+    """A Swarm stack: each proxied service's registry and agents, and what `up` would do."""
+    from .swarm_commands import stack_up  # noqa: PLC0415
+
+    try:
+        target = open_stack(compose_options, {}, True)
+        assert target is not None
+        for name, options in target.settings.items():
+            try:
+                driver = target.driver(options)
+                notes = driver.check()
+                yield Finding(True, f"{name} proxy", driver.status(), "; ".join(notes) or None)
+            except SwapError as error:
+                yield Finding(False, f"{name} proxy", error.message, error.hint)
+        for service in stack_up(target, dry_run=True).services:
+            yield Finding(True, f"up {service.name}", f"{service.action}: {service.reason}")
+    except SwapError as error:
+        yield Finding(False, "stack", error.message, error.hint)
 
 
 def _up(compose: Compose, engine: Engine, project: Project) -> Iterator[Finding]:

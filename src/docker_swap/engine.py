@@ -33,6 +33,8 @@ NUMBER_LABEL = "com.docker.compose.container-number"
 ONEOFF_LABEL = "com.docker.compose.oneoff"
 CONFIG_FILES_LABEL = "com.docker.compose.project.config_files"
 CONFIG_HASH_LABEL = "com.docker.compose.config-hash"
+STACK_LABEL = "com.docker.stack.namespace"
+SWARM_SERVICE_LABEL = "com.docker.swarm.service.name"
 _DEFAULT_STOP_GRACE = 10  # the engine's, when compose sets no stop_grace_period
 _API_ERRORS = (docker.errors.DockerException, requests.exceptions.RequestException)
 _MODE_SYMLINK = 1 << 27  # Go's os.ModeSymlink, in the stat header of an archive answer
@@ -82,6 +84,11 @@ class Engine:
                 "you deploy to.",
             ) from exc
         return cls(client)
+
+    @property
+    def docker_client(self) -> docker.DockerClient:
+        """The SDK client, for the Swarm adapter (swarm.py) on the same connection."""
+        return self._client
 
     def version(self) -> str:
         with _translated("read the engine's version"):
@@ -133,6 +140,11 @@ class Engine:
     def engine_id(self) -> str:
         info = self._read_info()
         return str(info.get("ID") or info.get("Name") or "engine")
+
+    def swarm_node(self) -> tuple[str, str]:
+        """This engine's swarm node ID and host name ("" and its name outside a swarm)."""
+        info = self._read_info()
+        return str((info.get("Swarm") or {}).get("NodeID") or ""), str(info.get("Name") or "")
 
     def clock(self) -> float:
         """The engine's own time now (seconds since the epoch), so that what several machines
@@ -257,6 +269,14 @@ class Engine:
                 and _MARKER_LABEL not in summary.get("Labels", {})
             ]
         return sorted(found, key=lambda c: c.number)
+
+    def stack_containers(self, stack: str, service: str) -> list[Container]:
+        """The containers of the tasks of stack service STACK_SERVICE on this engine's node."""
+        filters = {"label": [f"{STACK_LABEL}={stack}",
+                             f"{SWARM_SERVICE_LABEL}={stack}_{service}"]}
+        with _translated(f"list the containers of {stack}_{service}"):
+            return [self.inspect(summary["Id"])
+                    for summary in self._api.containers(all=True, filters=filters)]
 
     def inspect(self, container_id: str) -> Container:
         with _translated(f"inspect container {container_id[:12]}"):

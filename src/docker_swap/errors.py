@@ -27,6 +27,7 @@
     │   ├── ReleaseFailed         a new container failed during the watch window
     │   ├── RegistryUnavailable   Redis stopped answering (the agent reconnects)
     │   ├── RegistryDataInvalid   a generation in Redis is malformed or not validly signed
+    │   ├── SwarmUpdateFailed     Swarm's own update of a stack service paused or rolled back
     │   ├── UnexpectedError       an exception docker-swap did not expect (a bug) before the
     │   │                         switch: the swap undoes itself, then needs attention (3)
     │   └── Interrupted           Ctrl-C or SIGTERM arrived before the switch completed (or
@@ -167,6 +168,11 @@ class RegistryUnavailable(StepFailed):
 class RegistryDataInvalid(StepFailed):
     """Raised when a generation read from Redis is malformed or not validly signed; the agent
     refuses it and its proxy keeps what it served."""
+
+
+class SwarmUpdateFailed(StepFailed):
+    """Raised when Swarm's update of a stack service pauses or rolls back (update_config's
+    failure_action), or a task of the new spec keeps failing."""
 
 
 class UnexpectedError(StepFailed):

@@ -6,7 +6,8 @@
     docker-swap.release.record    the record, JSON (`format` 1): number, project, service, kind,
                                   outcome, reason, image_id, image_tags, config_hash, at, by,
                                   rollback_to, phases [{name, seconds}], seconds,
-                                  containers [{id, name}], replaced
+                                  containers [{id, name}], replaced, template (a Swarm
+                                  service's task template, JSON; image_id is then its hash)
 
 Labels are read back as untrusted input (anyone can make an image with these labels): every
 field is checked, and a record that does not parse is a ValueError that says why in one
@@ -31,6 +32,7 @@ RECORD_REPOSITORY = "docker-swap-release"
 KEEP_REPOSITORY = "docker-swap-keep"
 LABEL = "docker-swap.release"
 _FORMAT = 1
+_MAX_TEMPLATE = 100_000
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,8 @@ class Release:
     seconds: float = 0.0
     containers: tuple[ContainerRef, ...] = ()
     replaced: tuple[str, ...] = ()
+    template: str = ""
+    """A Swarm stack service's task template as JSON (image_id is then its hash)."""
 
     @property
     def deployed(self) -> bool:
@@ -150,8 +154,23 @@ def _from_data(fields: _Fields) -> Release:
         seconds=fields.seconds("seconds", 0.0),
         containers=tuple(ContainerRef(c.get("id", str), c.get("name", str))
                          for c in fields.objects("containers")),
-        replaced=fields.strings("replaced"),
+        replaced=fields.strings("replaced"), template=_template(fields),
     )
+
+
+def _template(fields: _Fields) -> str:
+    text = fields.get("template", str, "")
+    if len(text) > _MAX_TEMPLATE:
+        raise ValueError("its record has a template longer than 100,000 characters")
+    if text:
+        try:
+            value = json.loads(text)
+        except (ValueError, RecursionError) as exc:
+            raise ValueError("its record has a template that is not JSON") from exc
+        if not isinstance(value, dict) or not isinstance(
+                (value.get("ContainerSpec") or {}).get("Image"), str):
+            raise ValueError("its record has a template without an image")
+    return str(text)
 
 
 # Names.

@@ -15,7 +15,7 @@ every number an agent reports, and only the very number published counts as appl
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from ..errors import ProxyNotReady, RegistryDataInvalid, StepFailed, SwitchNotConfirmed
@@ -42,7 +42,8 @@ class RegistryStore(Protocol):
 
 
 class RegistryDriver:
-    def __init__(self, registry: RegistryStore, service: str, switch_timeout: float) -> None:
+    def __init__(self, registry: RegistryStore, service: str, switch_timeout: float,
+                 excused: Callable[[str], bool] | None = None) -> None:
         self.description = f"Redis registry ({registry.url})"
         self._registry = registry
         self._service = service
@@ -54,6 +55,9 @@ class RegistryDriver:
         self._expected: set[str] = set()
         """The agents registered when the proxy was checked: a switch waits for each of them,
         also when Redis lost their records (restarted without its data: they register again)."""
+        self._excuse = excused or (lambda _name: False)
+        """Whether an agent is not waited for: in a swarm, one whose node is down (its proxy
+        is down with it and serves nothing)."""
 
     def check(self) -> list[str]:
         try:
@@ -76,11 +80,14 @@ class RegistryDriver:
             )
         self._expected = {a.name for a in agents}
         self._note_numbers(agents)
-        silent = [a.name for a in agents if not a.alive]
+        excused = self._excused(agents)
+        notes = [f"agent {name} is not waited for: its node is down." for name in
+                 sorted(excused & {a.name for a in agents})]
+        silent = [a.name for a in agents if not a.alive and a.name not in excused]
         if silent:
-            return [f"agent(s) {', '.join(silent)} did not report lately; the deploy rolls "
-                    "back unless they apply the new backends in time."]
-        return []
+            notes.append(f"agent(s) {', '.join(silent)} did not report lately; the deploy rolls "
+                         "back unless they apply the new backends in time.")
+        return notes
 
     @property
     def signed(self) -> bool:
@@ -125,15 +132,17 @@ class RegistryDriver:
             self._note_numbers(agents)
             if self._registry.generation(generation.number) is None:
                 generation = self._publish(backends)  # Redis lost it (restarted): once more
-            waiting = [a for a in agents if not self._serves(a, generation)]
+            excused = self._excused(agents)
+            waiting = [a for a in agents
+                       if a.name not in excused and not self._serves(a, generation)]
             failed = [a for a in waiting if a.failed >= generation.number and not a.problem]
             if failed:
                 raise SwitchNotConfirmed(
                     f"agent {failed[0].name} could not apply generation {generation.number}: "
                     f"{failed[0].error}"
                 )
-            missing = sorted(self._expected - {a.name for a in agents})
-            if not waiting and not missing and agents:
+            missing = sorted(self._expected - {a.name for a in agents} - excused)
+            if not waiting and not missing and any(a.name not in excused for a in agents):
                 return (f"generation {generation.number} applied by {len(agents)} agent(s): "
                         f"{', '.join(b.name for b in backends)}")
             if time.monotonic() > deadline:
@@ -170,10 +179,12 @@ class RegistryDriver:
         started = time.monotonic()
         while True:
             agents = self._registry.agents()
-            busy = [a for a in agents if a.alive and a.drained < a.applied]
+            excused = self._excused(agents)
+            busy = [a for a in agents
+                    if a.alive and a.drained < a.applied and a.name not in excused]
             # An agent whose record Redis lost (restarted without its data) registers again
             # in a moment, still draining: it is waited for, not taken for done.
-            missing = sorted(self._expected - {a.name for a in agents})
+            missing = sorted(self._expected - {a.name for a in agents} - excused)
             seconds = time.monotonic() - started
             if not busy and not missing:
                 return Drained(seconds, True, "every agent drained its proxy")
@@ -184,6 +195,10 @@ class RegistryDriver:
                                f"agent(s) {', '.join(waiting)} still draining "
                                f"after {timeout:g} s" + (f" ({said})" if said else ""))
             time.sleep(_POLL_SECONDS)
+
+    def _excused(self, agents: Sequence[AgentStatus]) -> set[str]:
+        return {name for name in {a.name for a in agents} | self._expected
+                if self._excuse(name)}
 
     def _current(self, agents: Sequence[AgentStatus]) -> int:
         """The current generation's number; if `current` is not a number (written by hand, or

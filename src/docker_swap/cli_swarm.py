@@ -1,0 +1,70 @@
+"""The commands' Swarm mode: `--swarm/--no-swarm`, and what each command prints for a stack.
+
+Each command in cli.py asks `stack_of` first; None means compose mode, as before.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from .errors import EXIT_NEEDS_ATTENTION
+from .options import ComposeOptions
+from .output import Presenter
+
+if TYPE_CHECKING:
+    from .stack_target import StackTarget
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+RESOLVE_IMAGE = ("always", "changed", "never")
+
+
+def swarm_option(command: F) -> F:
+    return click.option(
+        "--swarm/--no-swarm", "swarm", default=None,
+        help="Work on the Swarm stack named as the project (default: when the engine is a "
+        "swarm manager and that stack runs).")(command)
+
+
+def resolve_image_option(command: F) -> F:
+    return click.option(
+        "--resolve-image", type=click.Choice(RESOLVE_IMAGE), default="always",
+        show_default=True,
+        help="Swarm mode: passed to `docker stack deploy` (use the value you deploy with).",
+    )(command)
+
+
+def stack_of(compose: ComposeOptions, swarm: bool | None,
+             flags: Mapping[str, object | None] | None = None) -> StackTarget | None:
+    """The stack to work on (Swarm mode), or None (compose mode)."""
+    if swarm is False:
+        return None
+    from .stack_target import open_stack  # noqa: PLC0415  (the Docker SDK loads here)
+
+    return open_stack(compose, flags or {}, swarm)
+
+
+def print_stack_status(target: StackTarget, services: tuple[str, ...], as_json: bool) -> None:
+    from .swarm_status import stack_status, status_json, status_lines  # noqa: PLC0415
+
+    report = stack_status(target, services)
+    click.echo(status_json(report) if as_json else "\n".join(status_lines(report)))
+    sys.exit(0 if report.agrees else EXIT_NEEDS_ATTENTION)
+
+
+def print_stack_history(target: StackTarget, service: str, as_json: bool) -> None:
+    from .release_views import history_json, history_lines  # noqa: PLC0415
+    from .swarm_status import stack_history  # noqa: PLC0415
+
+    found = stack_history(target, service)
+    click.echo(history_json(found) if as_json else "\n".join(history_lines(found)))
+
+
+def recover_stack(target: StackTarget, service: str, shown: Presenter) -> None:
+    from .swarm_status import stack_recover  # noqa: PLC0415
+
+    shown.recovered(stack_recover(target, service))
