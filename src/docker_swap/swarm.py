@@ -218,14 +218,15 @@ class SwarmEngine:
 
 
 def same_template(task_spec: Mapping[str, Any], template: Mapping[str, Any]) -> bool:
-    """The task was made from `template` (Swarm copies the template into each task; a task
-    may lack keys the template holds empty)."""
+    """The task was made from `template` (Swarm copies the template into each task; either
+    may leave out what is empty or zero, as Go's `omitempty` does)."""
     return template_hash(_pruned(task_spec)) == template_hash(_pruned(template))
 
 
 def _pruned(value: Any) -> Any:
     if isinstance(value, Mapping):
-        return {k: _pruned(v) for k, v in value.items() if v not in (None, {}, [], "")}
+        return {k: _pruned(v) for k, v in value.items()
+                if not (v is None or v is False or v in ({}, [], "", 0))}
     if isinstance(value, list):
         return [_pruned(v) for v in value]
     return value

@@ -352,3 +352,21 @@ def test_the_drain_waits_for_an_agent_whose_record_redis_lost() -> None:
     drained = driver.drain(0.2)
 
     assert not drained.complete and "edge-1 (not registered) still draining" in drained.detail
+
+
+def test_an_agent_whose_node_is_down_is_not_waited_for_but_one_on_a_live_node_is() -> None:
+    registry = registry_with("edge-1@n1", "edge-2@n2", "edge-3@n3")
+    registry.agents_apply = {"edge-1@n1"}
+    for name in ("edge-2@n2", "edge-3@n3"):
+        registry.statuses[name] = replace(registry.statuses[name], alive=False)
+    down = {"n2"}
+    driver = RegistryDriver(registry, "app", 0.3,
+                            excused=lambda agent: agent.rpartition("@")[2] in down)
+    notes = driver.check()
+    assert "agent edge-2@n2 is not waited for: its node is down." in notes
+
+    with pytest.raises(SwitchNotConfirmed, match=r"edge-3@n3 \(silent\)"):
+        driver.switch(NEW)
+    down.add("n3")
+    assert driver.switch(NEW).endswith("demo-app-2")
+    assert driver.drain(0.3).complete

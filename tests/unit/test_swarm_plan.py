@@ -1,0 +1,70 @@
+"""What `up` does to each service of a Swarm stack: decided from docker-swap's own records."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from docker_swap.errors import InvalidSettings, NotSwappable
+from docker_swap.options import DeployOptions, ProxyRef
+from docker_swap.release_record import DEPLOYED, Release
+from docker_swap.swarm import SwarmService, same_template, template_hash
+from docker_swap.swarm_plan import BRIDGE, CREATE, SWARM, UNCHANGED, plan_stack
+
+TEMPLATE: dict[str, Any] = {"ContainerSpec": {"Image": "app:v1", "Env": ["VERSION=v1"]}}
+REDIS = DeployOptions("app", proxy=ProxyRef("redis", ""), port=8000)
+
+
+def service(template: dict[str, Any] = TEMPLATE, replicas: int | None = 6) -> SwarmService:
+    mode = {"Replicated": {"Replicas": replicas}} if replicas is not None else {"Global": {}}
+    return SwarmService("id1", "s_app", 3, {"Name": "s_app", "TaskTemplate": template,
+                                           "Mode": mode}, replicas)
+
+
+def release(config_hash: str = "h1", template: dict[str, Any] = TEMPLATE) -> Release:
+    return Release(1, "s", "app", DEPLOYED, image_id=template_hash(template),
+                   config_hash=config_hash, template="{}")
+
+
+def plan(running: dict[str, SwarmService], last: Release | None, hashes: dict[str, str],
+         force: tuple[str, ...] = ()) -> dict[str, tuple[str, str]]:
+    found = plan_stack("s", ["app", "redis", "new"], running, {"app": REDIS}, hashes,
+                       {"app": last}, force)
+    return {s.service: (s.action, s.reason) for s in found.steps}
+
+
+def test_a_service_is_unchanged_only_when_its_definition_and_tasks_are_as_last_recorded() -> None:
+    steps = plan({"app": service(), "redis": service()}, release(), {"app": "h1"})
+    assert steps["app"][0] == UNCHANGED
+    assert steps["redis"][0] == SWARM and steps["new"][0] == CREATE
+
+
+@pytest.mark.parametrize(("last", "hashes", "why"), [
+    (None, {"app": "h1"}, "no docker-swap release"),
+    (release("h0"), {"app": "h1"}, "definition changed"),
+    (release("h1", {"ContainerSpec": {"Image": "app:v0"}}), {"app": "h1"}, "changed since"),
+])
+def test_without_proof_that_nothing_changed_the_tasks_are_replaced_through_a_bridge(
+        last: Release | None, hashes: dict[str, str], why: str) -> None:
+    action, reason = plan({"app": service()}, last, hashes)["app"]
+    assert action == BRIDGE and why in reason
+
+
+def test_forced_replaces_an_unchanged_service() -> None:
+    assert plan({"app": service()}, release(), {"app": "h1"}, force=("app",))["app"][0] == BRIDGE
+
+
+def test_a_proxy_other_than_the_registry_and_a_global_service_are_refused() -> None:
+    nginx = DeployOptions("app", proxy=ProxyRef("nginx", "proxy"), port=8000)
+    with pytest.raises(InvalidSettings, match="registry"):
+        plan_stack("s", ["app"], {"app": service()}, {"app": nginx}, {}, {})
+    with pytest.raises(NotSwappable, match="global"):
+        plan_stack("s", ["app"], {"app": service(replicas=None)}, {"app": REDIS}, {}, {})
+
+
+def test_a_task_is_of_the_template_even_when_swarm_leaves_out_empty_keys() -> None:
+    task_spec = {"ContainerSpec": {"Image": "app:v1", "Env": ["VERSION=v1"], "Mounts": []},
+                 "ForceUpdate": 0}
+    assert same_template(task_spec, {**TEMPLATE, "Placement": {}})
+    assert not same_template({"ContainerSpec": {"Image": "app:v2"}}, TEMPLATE)

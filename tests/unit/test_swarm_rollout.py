@@ -1,0 +1,170 @@
+"""The bridge sequence on fakes of Swarm and the registry: its order, and how it rolls back."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+from docker_swap.errors import DeployFailed, NeedsAttention, SwitchNotConfirmed
+from docker_swap.models import Backend
+from docker_swap.observer import SilentObserver
+from docker_swap.options import DeployOptions, ProxyRef
+from docker_swap.proxy import Drained
+from docker_swap.swarm import Node, SwarmService, Task, bridge_name
+from docker_swap.swarm_plan import BRIDGE, StackPlan, StackStep
+from docker_swap.swarm_up import StackRollout
+
+OPTIONS = DeployOptions("app", proxy=ProxyRef("redis", ""), port=8000, timeout=2,
+                        drain_timeout=1)
+
+
+class FakeSwarm:
+    """Services and their tasks; each service runs `replicas` ready tasks of its template,
+    unless its image is in `broken`."""
+
+    def __init__(self) -> None:
+        self.services: dict[str, SwarmService] = {}
+        self.broken: set[str] = set()
+        self.log: list[str] = []
+        self._ids = 0
+        self.add("s_app", "app:v1")
+
+    def add(self, name: str, image: str, labels: dict[str, str] | None = None) -> None:
+        spec = {"Name": name, "Labels": {"com.docker.stack.namespace": "s", **(labels or {})},
+                "TaskTemplate": {"ContainerSpec": {"Image": image}},
+                "Mode": {"Replicated": {"Replicas": 2}}}
+        self.services[name] = SwarmService(name, name, 1, spec, 2, labels=labels or {})
+
+    def image(self, name: str) -> str:
+        return self.services[name].image
+
+    def set_image(self, name: str, image: str) -> None:
+        old = self.services.pop(name)
+        self.add(name, image, dict(old.labels))
+        self.log.append(f"update {name} {image}")
+
+    # SwarmView and what the rollout calls
+
+    def service(self, name: str) -> SwarmService | None:
+        return self.services.get(name)
+
+    def stack_services(self, stack: str) -> list[SwarmService]:
+        return [s for s in self.services.values() if not s.labels]
+
+    def tasks(self, service: SwarmService) -> list[Task]:
+        if service.image in self.broken:
+            return [Task(f"t{i}", i, "n1", "failed", "running", "", {}, True, "crashed")
+                    for i in range(9)]
+        return [Task(f"{service.name}{i}", i, "n1", "running", "running", f"{i:064x}",
+                     {"s_default": f"10.0.{len(service.name)}.{i}"}, True)
+                for i in (1, 2)]
+
+    def nodes(self) -> dict[str, Node]:
+        return {"n1": Node("n1", "node-1", True)}
+
+    def create_bridge(self, service: SwarmService) -> SwarmService:
+        name = bridge_name(service.name)
+        self.add(name, service.image, {"docker-swap.bridge-for": service.name})
+        self.log.append(f"create {name}")
+        return self.services[name]
+
+    def remove(self, name: str) -> bool:
+        self.log.append(f"remove {name}")
+        return self.services.pop(name, None) is not None
+
+
+class FakeDriver:
+    def __init__(self, swarm: FakeSwarm, fail_switch: int | None = None) -> None:
+        self.swarm, self.fail_switch, self.switches = swarm, fail_switch, 0
+        self.serving: list[str] = []
+
+    def check(self) -> list[str]:
+        return []
+
+    def switch(self, backends: Sequence[Backend]) -> str:
+        self.switches += 1
+        if self.switches == self.fail_switch:
+            raise SwitchNotConfirmed("agent node-2@n2 did not apply generation 7.")
+        self.serving = sorted(b.name.rsplit(".", 2)[0] for b in backends)
+        self.swarm.log.append(f"switch {self.serving[0]}")
+        return "applied"
+
+    def drain(self, timeout: float) -> Drained:
+        return Drained(0.0, True, "drained")
+
+
+class FakeStack:
+    def __init__(self, swarm: FakeSwarm) -> None:
+        self.swarm = swarm
+
+    def rollback(self, name: str) -> None:
+        self.swarm.set_image(name, "app:v1")
+
+
+class FakeJournal:
+    def __init__(self) -> None:
+        self.phases: list[str] = []
+        self.cleared = False
+
+    def write(self, entry: Any) -> None:
+        self.phases.append(entry.phase)
+
+    def clear(self) -> None:
+        self.cleared = True
+
+
+class FakeTarget:
+    def __init__(self, swarm: FakeSwarm, driver: FakeDriver) -> None:
+        self.swarm, self._driver = swarm, driver
+        self.stack = FakeStack(swarm)
+        self.running = {"app": swarm.services["s_app"]}
+
+    def driver(self, options: DeployOptions) -> FakeDriver:
+        return self._driver
+
+
+def rollout(swarm: FakeSwarm, driver: FakeDriver, update: Any) -> StackRollout:
+    plan = StackPlan("s", (StackStep("app", "s_app", BRIDGE, "changed", OPTIONS),))
+    return StackRollout(FakeTarget(swarm, driver), plan, FakeJournal(),  # type: ignore[arg-type]
+                        update, SilentObserver())
+
+
+def test_the_bridge_serves_while_swarm_updates_then_the_service_serves_again() -> None:
+    swarm = FakeSwarm()
+    driver = FakeDriver(swarm)
+    result = rollout(swarm, driver, lambda: swarm.set_image("s_app", "app:v2")).run()
+    assert swarm.log == ["create s_app-swap", "switch s_app-swap", "update s_app app:v2",
+                         "switch s_app", "remove s_app-swap"]
+    assert result.updated == ("s_app",) and swarm.image("s_app") == "app:v2"
+    assert driver.serving == ["s_app", "s_app"]
+
+
+def test_an_update_that_never_gets_ready_is_rolled_back_by_swarm_before_traffic_returns() -> None:
+    swarm = FakeSwarm()
+    swarm.broken.add("app:v2")
+    with pytest.raises(DeployFailed, match="failed"):
+        rollout(swarm, FakeDriver(swarm), lambda: swarm.set_image("s_app", "app:v2")).run()
+    assert swarm.log[2:] == ["update s_app app:v2", "update s_app app:v1", "switch s_app",
+                             "remove s_app-swap"]
+    assert "s_app-swap" not in swarm.services and swarm.image("s_app") == "app:v1"
+
+
+def test_an_agent_that_does_not_confirm_the_switch_to_the_bridge_rolls_back_naming_it() -> None:
+    swarm = FakeSwarm()
+    driver = FakeDriver(swarm, fail_switch=1)
+    updated: list[str] = []
+    with pytest.raises(DeployFailed, match="node-2@n2"):
+        rollout(swarm, driver, lambda: updated.append("ran")).run()
+    assert updated == [] and swarm.log[-2:] == ["switch s_app", "remove s_app-swap"]
+
+
+def test_a_failure_moving_traffic_back_to_the_new_tasks_needs_attention_and_keeps_the_bridge(
+        ) -> None:
+    swarm = FakeSwarm()
+    driver = FakeDriver(swarm, fail_switch=2)
+    with pytest.raises(NeedsAttention, match="serves the old version") as raised:
+        rollout(swarm, driver, lambda: swarm.set_image("s_app", "app:v2")).run()
+    assert "docker-swap recover --swarm" in (raised.value.hint or "")
+    assert "s_app-swap" in swarm.services and swarm.image("s_app") == "app:v2"
