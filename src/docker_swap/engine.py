@@ -41,6 +41,7 @@ _MODE_SYMLINK = 1 << 27  # Go's os.ModeSymlink, in the stat header of an archive
 _ARGV_LIMIT = 100_000  # bytes of file content passed as exec arguments (Linux: 128 KiB each)
 _NEVER_STARTS = ["/docker-swap: a marker, never started"]
 _MARKER_LABEL = "docker-swap.kind"
+_READ_TIMEOUT = 10.0
 # A container inherits its image's labels, and compose labels the images it builds with the
 # project and service: a marker made from one must not pass for one of the service's own.
 _NOT_COMPOSE = dict.fromkeys([PROJECT_LABEL, SERVICE_LABEL, NUMBER_LABEL, ONEOFF_LABEL], "")
@@ -340,7 +341,14 @@ class Engine:
         with tarfile.open(fileobj=io.BytesIO(data)) as archive:
             member = archive.next()
             extracted = archive.extractfile(member) if member and member.isfile() else None
-            return extracted.read() if extracted else None
+            content = extracted.read() if extracted else None
+        if content == b"" and stat.get("size") == 0:
+            # A file mounted from outside the container's own file system (a Swarm config or
+            # secret, on tmpfs) shows as its empty mount point here: read it from inside.
+            shown = self.exec(container_id, ["cat", path], timeout=_READ_TIMEOUT)
+            if shown.exit_code == 0:
+                return shown.stdout.encode()
+        return content
 
     def _archive(self, container_id: str, path: str) -> tuple[Mapping[str, Any], bytes | None]:
         try:

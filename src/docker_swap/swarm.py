@@ -28,6 +28,8 @@ BRIDGE_LABEL = "docker-swap.bridge-for"
 BRIDGE_SUFFIX = "-swap"
 _API_ERRORS = (docker.errors.DockerException, requests.exceptions.RequestException, OSError)
 _FAILED_STATES = frozenset({"failed", "rejected", "orphaned"})
+_DEFAULT_RUNTIME = "container"
+"""What a service's template says (and its tasks leave out) for a plain container."""
 UPDATE_FAILED_STATES = frozenset({"paused", "rollback_started", "rollback_paused",
                                   "rollback_completed"})
 """Swarm's UpdateStatus.State values that say its update of a service did not go through."""
@@ -225,7 +227,9 @@ def same_template(task_spec: Mapping[str, Any], template: Mapping[str, Any]) -> 
 
 def _pruned(value: Any) -> Any:
     if isinstance(value, Mapping):
-        return {k: _pruned(v) for k, v in value.items()
+        pruned = {k: _pruned(v) for k, v in value.items()
+                  if not (k == "Runtime" and v == _DEFAULT_RUNTIME)}
+        return {k: v for k, v in pruned.items()
                 if not (v is None or v is False or v in ({}, [], "", 0))}
     if isinstance(value, list):
         return [_pruned(v) for v in value]

@@ -205,6 +205,7 @@ class StackRollout:
                 f"{failure.message} Rolling back failed too: {_message(exc)}",
                 hint=f"Run `docker-swap recover --swarm` in the project ({self.plan.stack}): "
                 "it points the proxies at what runs and removes the bridges.") from exc
+        self.journal.clear()  # the old version serves, nothing new is left
         raise DeployFailed(failure) from cause
 
     def _undo_update(self) -> None:

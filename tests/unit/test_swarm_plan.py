@@ -66,5 +66,7 @@ def test_a_proxy_other_than_the_registry_and_a_global_service_are_refused() -> N
 def test_a_task_is_of_the_template_even_when_swarm_leaves_out_empty_keys() -> None:
     task_spec = {"ContainerSpec": {"Image": "app:v1", "Env": ["VERSION=v1"], "Mounts": []},
                  "ForceUpdate": 0}
-    assert same_template(task_spec, {**TEMPLATE, "Placement": {}})
+    template = {"ContainerSpec": {**TEMPLATE["ContainerSpec"], "Privileges": {
+        "CredentialSpec": None}}, "Placement": {}, "Runtime": "container"}
+    assert same_template(task_spec, template)
     assert not same_template({"ContainerSpec": {"Image": "app:v2"}}, TEMPLATE)

@@ -125,10 +125,11 @@ class FakeTarget:
         return self._driver
 
 
-def rollout(swarm: FakeSwarm, driver: FakeDriver, update: Any) -> StackRollout:
+def rollout(swarm: FakeSwarm, driver: FakeDriver, update: Any,
+            journal: FakeJournal | None = None) -> StackRollout:
     plan = StackPlan("s", (StackStep("app", "s_app", BRIDGE, "changed", OPTIONS),))
-    return StackRollout(FakeTarget(swarm, driver), plan, FakeJournal(),  # type: ignore[arg-type]
-                        update, SilentObserver())
+    return StackRollout(FakeTarget(swarm, driver), plan,  # type: ignore[arg-type]
+                        journal or FakeJournal(), update, SilentObserver())  # type: ignore[arg-type]
 
 
 def test_the_bridge_serves_while_swarm_updates_then_the_service_serves_again() -> None:
@@ -144,11 +145,14 @@ def test_the_bridge_serves_while_swarm_updates_then_the_service_serves_again() -
 def test_an_update_that_never_gets_ready_is_rolled_back_by_swarm_before_traffic_returns() -> None:
     swarm = FakeSwarm()
     swarm.broken.add("app:v2")
+    journal = FakeJournal()
     with pytest.raises(DeployFailed, match="failed"):
-        rollout(swarm, FakeDriver(swarm), lambda: swarm.set_image("s_app", "app:v2")).run()
+        rollout(swarm, FakeDriver(swarm), lambda: swarm.set_image("s_app", "app:v2"),
+                journal).run()
     assert swarm.log[2:] == ["update s_app app:v2", "update s_app app:v1", "switch s_app",
                              "remove s_app-swap"]
     assert "s_app-swap" not in swarm.services and swarm.image("s_app") == "app:v1"
+    assert journal.cleared
 
 
 def test_an_agent_that_does_not_confirm_the_switch_to_the_bridge_rolls_back_naming_it() -> None:
