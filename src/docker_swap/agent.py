@@ -39,6 +39,8 @@ DEFAULT_RESYNC_SECONDS = 5.0
 _HEARTBEAT_SECONDS = HEARTBEAT_TTL_SECONDS / 4
 _FIRST_RETRY_SECONDS = 0.5
 _LAST_RETRY_SECONDS = 10.0
+_DRAIN_SLICE_SECONDS = 1.0
+"""How often a drain looks for a newer generation to apply."""
 
 
 class Subscription(Protocol):
@@ -279,15 +281,34 @@ class Agent:
 
     def _drain(self, number: int) -> Drained | None:
         """The proxy's drain, or None (reported) when the proxy failed during it: deploys then
-        wait for this agent until their drain timeout, as for requests still in flight."""
+        wait for this agent until their drain timeout, as for requests still in flight.
+
+        A newer generation ends the wait (None): it is applied at once, and its own drain
+        covers what this one waited for. (In a swarm, the tasks of a node that went down are
+        taken out this way while requests to them still hang.)"""
+        started = time.monotonic()
         try:
-            return self._proxy().drain(self._drain_timeout)
+            while True:
+                left = self._drain_timeout - (time.monotonic() - started)
+                drained = self._proxy().drain(max(min(left, _DRAIN_SLICE_SECONDS), 0))
+                if drained.complete or left <= _DRAIN_SLICE_SECONDS:
+                    return replace(drained, seconds=time.monotonic() - started)
+                if self._newer_than(number):
+                    self._say(f"generation {number}: a newer one is published; applying it "
+                              "before this drain ends")
+                    return None
         except Exception as exc:  # any proxy error: reported, never fatal
             self._driver = None
             reason = f"could not drain generation {number}: {_reason(exc)}"
             self._update(error=reason)
             self._say(reason)
             return None
+
+    def _newer_than(self, number: int) -> bool:
+        try:
+            return self._registry.current_number() > number
+        except Exception:  # Redis away or its data bad: the drain goes on; _follow finds out
+            return False
 
     def _proxy(self) -> ProxyDriver:
         if self._driver is None:

@@ -25,6 +25,7 @@ from .cli_swarm import (
     resolve_image_option,
     stack_of,
     swarm_option,
+    sync_stack,
 )
 from .doctor import diagnose
 from .errors import EXIT_NEEDS_ATTENTION, EXIT_REFUSED, ServiceNotFound, SwapError, unexpected
@@ -345,10 +346,20 @@ def recover_command(compose: ComposeOptions, /, service: str, as_json: bool, qui
 @cli.command("sync")
 @click.argument("service")
 @_service_options
+@swarm_option
 @click.pass_obj
 def sync_command(compose: ComposeOptions, /, service: str, as_json: bool, quiet: bool,
-                 **flags: Any) -> None:
-    """Point the proxy at the running containers of SERVICE (adopting or repairing a proxy)."""
+                 swarm: bool | None, **flags: Any) -> None:
+    """Point the proxy at the running containers of SERVICE (adopting or repairing a proxy;
+    on a Swarm stack: at the tasks it runs now)."""
+    shown = presenter(as_json=as_json, quiet=quiet)
+    try:
+        target = stack_of(compose, swarm, _renamed(flags))
+        if target is not None:
+            sync_stack(target, service, shown)
+            return
+    except Exception as error:
+        _fail(shown, error, service)
     _run_maintenance(sync, compose, service, presenter(as_json=as_json, quiet=quiet), flags)
 
 

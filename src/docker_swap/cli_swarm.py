@@ -68,3 +68,9 @@ def recover_stack(target: StackTarget, service: str, shown: Presenter) -> None:
     from .swarm_status import stack_recover  # noqa: PLC0415
 
     shown.recovered(stack_recover(target, service))
+
+
+def sync_stack(target: StackTarget, service: str, shown: Presenter) -> None:
+    from .swarm_status import stack_sync  # noqa: PLC0415
+
+    shown.recovered(stack_sync(target, service))

@@ -12,6 +12,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
+from .errors import ServiceNotFound, UnfinishedDeploy
 from .journal import Journal
 from .preflight import nothing_changed_yet
 from .recovery import RecoveryReport
@@ -156,3 +157,27 @@ def stack_recover(target: StackTarget, service: str) -> RecoveryReport:
         return RecoveryReport(service, "finished", "; ".join(done) or "journal cleared")
     finally:
         journal.unlock()
+
+
+def stack_sync(target: StackTarget, service: str) -> RecoveryReport:
+    """Point every proxy at the tasks the service runs now (after a node was lost between
+    deploys, say: Swarm started its tasks elsewhere, with new addresses)."""
+    require_service(target, service)
+    options = target.settings[service]
+    running = target.running.get(service)
+    if running is None or options.port is None:
+        raise ServiceNotFound(f"stack {target.name} runs no {service} with a known port.",
+                              hint=f"Set `x-swap: {{port: PORT}}` on {service}.")
+    if target.swarm.service(bridge_name(running.name)) is not None:
+        raise UnfinishedDeploy(f"a rollout of {service} was interrupted: its bridge serves.",
+                               hint=f"Run `docker-swap -p {target.name} recover {service}`.")
+    tasks = serving_tasks(target.swarm.tasks(running), target.swarm.nodes())
+    if not tasks:
+        raise ServiceNotFound(f"{running.name} runs no ready task to send to.")
+    driver = target.driver(options)
+    with nothing_changed_yet():
+        driver.check()
+    detail = driver.switch(backends(running, tasks, network_of(running, tasks, target.name),
+                                    options.port))
+    driver.drain(options.drain_timeout)
+    return RecoveryReport(service, "synced", detail)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
 from .errors import NotReady, ProxyNotReady, SwarmUpdateFailed
@@ -57,11 +57,12 @@ def network_of(service: SwarmService, tasks: Sequence[Task], stack: str) -> str:
     return default if len(names) > 1 and default in names else names[0]
 
 
-def wait_ready(swarm: SwarmView, name: str, timeout: float, *,
-               updating: bool = False) -> tuple[SwarmService, list[Task]]:
+def wait_ready(swarm: SwarmView, name: str, timeout: float, *, updating: bool = False,
+               while_waiting: Callable[[], None] | None = None,
+               ) -> tuple[SwarmService, list[Task]]:
     """Return once `name` runs as many ready tasks as it has replicas and none of an older
     template; raise NotReady after `timeout`, SwarmUpdateFailed as soon as Swarm's update of
-    it (`updating`) pauses or rolls back."""
+    it (`updating`) pauses or rolls back. `while_waiting` runs between two looks."""
     deadline = time.monotonic() + timeout
     while True:
         service = swarm.service(name)
@@ -79,11 +80,19 @@ def wait_ready(swarm: SwarmView, name: str, timeout: float, *,
             return service, ready
         _raise_if_failing(name, tasks, wanted)
         if time.monotonic() > deadline:
+            stranded = sorted({nodes[t.node_id].hostname for t in tasks if t.desired == "running"
+                               and t.node_id in nodes and not nodes[t.node_id].ready})
             raise NotReady(
                 f"{name} had {len(ready)} of {wanted} task(s) ready after {timeout:g} s"
-                f"{_last_error(tasks)}.",
-                hint="Raise --timeout if it needs longer; `docker service ps --no-trunc "
-                f"{name}` shows each task's state.")
+                f"{_last_error(tasks)}" + (
+                    f"; Swarm still waits for task(s) it gave to node(s) "
+                    f"{', '.join(stranded)}, which are down" if stranded else "") + ".",
+                hint=(f"`docker node update --availability drain {stranded[0]}` has Swarm "
+                      "start them elsewhere; then run `docker-swap up` again." if stranded else
+                      "Raise --timeout if it needs longer; `docker service ps --no-trunc "
+                      f"{name}` shows each task's state."))
+        if while_waiting is not None:
+            while_waiting()
         time.sleep(_POLL_SECONDS)
 
 

@@ -49,7 +49,7 @@ from .proxy import ProxyDriver
 from .stack_target import STACK_JOURNAL, StackTarget
 from .swarm import SwarmService, Task
 from .swarm_plan import CREATE, StackPlan, StackStep
-from .swarm_tasks import backends, network_of, update_timeout, wait_ready
+from .swarm_tasks import backends, network_of, serving_tasks, update_timeout, wait_ready
 
 BRIDGING, ON_BRIDGE, UPDATING, RETURNING = "bridging", "on-bridge", "updating", "returning"
 
@@ -67,6 +67,8 @@ class Bridged:
     on_bridge: bool = False
     """The proxies may send to the bridge: a rollback switches them back first."""
     after: list[Task] = field(default_factory=list)
+    published: frozenset[str] = frozenset()
+    """The tasks the proxies were last given (their IDs)."""
     phases: list[PhaseResult] = field(default_factory=list)
 
 
@@ -146,8 +148,7 @@ class StackRollout:
         _, ready = wait_ready(self.swarm, bridged.bridge.name, _options(bridged.step).timeout)
         bridged.on_bridge = True
         self._write(ON_BRIDGE)
-        detail = bridged.driver.switch(backends(bridged.bridge, ready, bridged.network,
-                                                bridged.port))
+        detail = self._publish(bridged, bridged.bridge, ready)
         self._drain(bridged)
         return detail
 
@@ -167,7 +168,8 @@ class StackRollout:
             if service is None:
                 raise EngineFailed(f"service {name} is gone.")
             _, ready = wait_ready(self.swarm, name, update_timeout(service, timeout),
-                                  updating=name in self.before)
+                                  updating=name in self.before,
+                                  while_waiting=self._keep_serving)
             settled.append(f"{name} ({len(ready)} task(s))")
             for bridged in self.bridged:
                 if bridged.before.name == name:
@@ -176,6 +178,27 @@ class StackRollout:
             if not bridged.after:
                 _, bridged.after = wait_ready(self.swarm, bridged.before.name, timeout)
         return f"ready: {', '.join(settled) or 'nothing changed'}"
+
+    def _keep_serving(self) -> None:
+        """While Swarm updates: a bridge that lost tasks (their node went down, Swarm starts
+        them elsewhere) has the proxies sent to the tasks it runs now, so that no new request
+        goes to a task that is gone."""
+        nodes = self.swarm.nodes()
+        for bridged in self.bridged:
+            bridge = bridged.bridge and self.swarm.service(bridged.bridge.name)
+            if not bridged.on_bridge or not bridge:
+                continue
+            ready = serving_tasks(self.swarm.tasks(bridge), nodes)
+            if ready and frozenset(t.id for t in ready) != bridged.published:
+                lost = len(bridged.published - {t.id for t in ready})
+                detail = self._publish(bridged, bridge, ready)
+                self._note(f"{bridged.step.service}: {lost} task(s) of {bridge.name} gone; "
+                           f"the proxies send to the {len(ready)} it runs ({detail})")
+
+    def _publish(self, bridged: Bridged, service: SwarmService, tasks: Sequence[Task]) -> str:
+        detail = bridged.driver.switch(backends(service, tasks, bridged.network, bridged.port))
+        bridged.published = frozenset(t.id for t in tasks)
+        return detail
 
     def _return(self, bridged: Bridged) -> str:
         detail = self._send_to_service(bridged, bridged.after)
@@ -203,8 +226,9 @@ class StackRollout:
         except Exception as exc:
             raise NeedsAttention(
                 f"{failure.message} Rolling back failed too: {_message(exc)}",
-                hint=f"Run `docker-swap recover --swarm` in the project ({self.plan.stack}): "
-                "it points the proxies at what runs and removes the bridges.") from exc
+                hint=f"Run `docker-swap -p {self.plan.stack} recover {self._first()}` once the "
+                "agents answer: it points the proxies at what runs and removes the bridges.",
+            ) from exc
         self.journal.clear()  # the old version serves, nothing new is left
         raise DeployFailed(failure) from cause
 
@@ -221,7 +245,7 @@ class StackRollout:
 
     def _send_to_service(self, bridged: Bridged, tasks: Sequence[Task]) -> str:
         service = self.swarm.service(bridged.before.name) or bridged.before
-        detail = bridged.driver.switch(backends(service, tasks, bridged.network, bridged.port))
+        detail = self._publish(bridged, service, tasks)
         bridged.on_bridge = False
         self._drain(bridged)
         return detail
@@ -264,8 +288,12 @@ class StackRollout:
         return NeedsAttention(
             f"{bridged.step.swarm_name} runs its new version, but the proxies could not be "
             f"moved back to it from {bridge}, which serves the old version: {_message(exc)}",
-            hint=f"Run `docker-swap recover --swarm` ({self.plan.stack}) once the agents "
-            "answer: it switches the proxies to what the service runs and removes the bridge.")
+            hint=f"Run `docker-swap -p {self.plan.stack} recover {bridged.step.service}` once "
+            "the agents answer: it switches the proxies to what the service runs and removes "
+            "the bridge.")
+
+    def _first(self) -> str:
+        return self.bridged[0].step.service if self.bridged else "SERVICE"
 
     def _note(self, text: str) -> None:
         self.notes.append(text)

@@ -370,3 +370,32 @@ def test_an_agent_whose_node_is_down_is_not_waited_for_but_one_on_a_live_node_is
     down.add("n3")
     assert driver.switch(NEW).endswith("demo-app-2")
     assert driver.drain(0.3).complete
+
+
+class HangingProxy(FakeProxy):
+    """Requests to the last backends never finish (their node went down)."""
+
+    def drain(self, timeout: float) -> Drained:
+        if self.switches[-1] != ["demo-app-2"]:
+            return super().drain(timeout)
+        time.sleep(timeout)
+        return Drained(timeout, False, "1 request still in flight")
+
+
+def test_an_agent_applies_a_newer_generation_without_waiting_for_a_drain_that_hangs() -> None:
+    registry = registry_with()
+    proxy = HangingProxy()
+    said: list[str] = []
+    stop = threading.Event()
+    agent = Agent("edge-1", registry, lambda: proxy, "nginx:proxy", 30.0, said.append)
+    threading.Thread(target=agent.run, args=(stop, 0.05), daemon=True).start()
+    try:
+        wait_until(lambda: any("ready at generation" in line for line in said))
+        registry.publish(NEW)  # generation 2: its drain hangs
+        wait_until(lambda: registry.statuses["edge-1"].applied == 2)
+        registry.publish([Backend("c" * 64, "demo-app-3", "10.0.0.3", 8000)])
+        wait_until(lambda: registry.statuses["edge-1"].drained == 3, seconds=5)
+        assert proxy.switches[-1] == ["demo-app-3"]
+        assert any("a newer one is published" in line for line in said)
+    finally:
+        stop.set()

@@ -170,5 +170,5 @@ def test_a_failure_moving_traffic_back_to_the_new_tasks_needs_attention_and_keep
     driver = FakeDriver(swarm, fail_switch=2)
     with pytest.raises(NeedsAttention, match="serves the old version") as raised:
         rollout(swarm, driver, lambda: swarm.set_image("s_app", "app:v2")).run()
-    assert "docker-swap recover --swarm" in (raised.value.hint or "")
+    assert "docker-swap -p s recover app" in (raised.value.hint or "")
     assert "s_app-swap" in swarm.services and swarm.image("s_app") == "app:v2"
