@@ -156,6 +156,22 @@ class Swarm:
                 for n, (name, ip) in enumerate(zip(names, addresses, strict=True), 1)]
         return cls(made, prefix, time.monotonic() - started)
 
+    @classmethod
+    def attach(cls, prefix: str = PREFIX) -> Swarm:
+        """The swarm an earlier `start` left running (a benchmark or a session kept it): to
+        look at it, or to iterate on a stack without starting again."""
+        listed = _docker("ps", "--filter", f"label={prefix}=node", "--format", "{{.Names}}")
+        pattern = re.compile(rf"{re.escape(prefix)}-node-(\d+)")
+        numbers = sorted(int(m[1]) for m in map(pattern.fullmatch, listed.stdout.split()) if m)
+        if not numbers:
+            raise SwarmError(f"no node of a swarm {prefix} runs")
+        ips = {n: _docker("inspect", "--format",
+                          f'{{{{(index .NetworkSettings.Networks "{prefix}").IPAddress}}}}',
+                          f"{prefix}-node-{n}").stdout.strip() for n in numbers}
+        ids = _wait_ready(_engine_env(ips[numbers[0]]), [f"node-{n}" for n in numbers])
+        return cls([Node(n, f"node-{n}", f"{prefix}-node-{n}", ips[n], ids[f"node-{n}"])
+                    for n in numbers], prefix)
+
     def teardown(self) -> None:
         """Remove the node containers (their swarm with them), their volumes and the network."""
         remove_leftovers(self.prefix)

@@ -25,6 +25,7 @@ from typing import Any
 
 from . import images
 from .stack import haproxy_cfg
+from .swarm import Swarm
 
 COMPOSE_VERSION = "3.8"
 REPLICAS = 6
@@ -35,12 +36,18 @@ REDIS_PASSWORD = "secret"
 EDGE_LABEL = ("edge", "true")
 """The node label (key, value) of the nodes that run a proxy (and its agent)."""
 EDGE = f"node.labels.{EDGE_LABEL[0]} == {EDGE_LABEL[1]}"
+EDGE_NODES = (1, 2)
+"""The nodes `start_testbed` labels: the proxies (and agents) run on node-1 and node-2."""
+IMAGES = (images.APP, images.HAPROXY, images.BOOKWORM, images.AGENT)
+"""What these stacks run (Redis is in the bookworm base): every node gets them."""
 NETWORK = "net"
 APP_ENV = {"LISTEN_DELAY": "1", "WARMUP": "2"}
 """As in the single-host benchmarks: the app listens 1 s after it starts, then answers 503 for
 2 s while it warms up (its healthcheck with it)."""
 
 HAPROXY_DNS_CFG = f"""\
+global
+    stats socket ipv4@127.0.0.1:9999 level admin
 resolvers docker
     nameserver dns 127.0.0.11:53
     resolve_retries 3
@@ -65,6 +72,23 @@ backend app
 """
 """HAProxy following the app's tasks by Docker's DNS (tasks.app: one A record per task), as
 HAProxy's own guide for Swarm has it: a server slot per address, health-checked."""
+
+
+def start_testbed(nodes: int = 3) -> Swarm:
+    """A swarm ready for these stacks: the test images built (the agent's from this checkout),
+    `nodes` nodes started, the images loaded into each, EDGE_NODES labelled edge=true. Whatever
+    fails on the way, nothing is left behind."""
+    images.build_all()
+    images.build_agent_image()
+    swarm = Swarm.start(nodes)
+    try:
+        swarm.load_images(*IMAGES)
+        for number in EDGE_NODES:
+            swarm.label_node(number, *EDGE_LABEL)
+    except BaseException:
+        swarm.teardown()
+        raise
+    return swarm
 
 
 def agent_compose(stack: str, *, replicas: int = REPLICAS, version: str = "v1",

@@ -14,12 +14,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from testbed import images
 from testbed.swarm import Swarm
-from testbed.swarm_stack import EDGE_LABEL
-
-SWARM_IMAGES = (images.APP, images.HAPROXY, images.BOOKWORM, images.AGENT)
-EDGE_NODES = (1, 2)
+from testbed.swarm_stack import start_testbed
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -37,13 +33,8 @@ def swarm() -> Iterator[Swarm]:
         if os.environ.get("DOCKER_SWAP_REQUIRE_ENGINE"):
             pytest.fail(reason)
         pytest.skip(reason)
-    images.build_all()
-    images.build_agent_image()
-    made = Swarm.start(nodes=3)
+    made = start_testbed(nodes=3)
     try:
-        made.load_images(*SWARM_IMAGES)
-        for number in EDGE_NODES:
-            made.label_node(number, *EDGE_LABEL)
         yield made
     finally:
         made.teardown()

@@ -14,6 +14,8 @@ from testbed.load import KEEPALIVE_GETS, Load, Result
 from testbed.swarm import Swarm, write_stack
 from testbed.swarm_stack import (
     EDGE_LABEL,
+    EDGE_NODES,
+    IMAGES,
     REDIS_PASSWORD,
     REDIS_PORT,
     agent_compose,
@@ -23,8 +25,6 @@ from testbed.swarm_stack import (
     proxy_url,
     wait_serving,
 )
-
-from .conftest import EDGE_NODES, SWARM_IMAGES
 
 BASELINE = "baseline"
 
@@ -43,7 +43,7 @@ def test_three_nodes_run_with_the_images_and_edge_labels(swarm: Swarm) -> None:
     assert [n.hostname for n in swarm.nodes] == ["node-1", "node-2", "node-3"]
     assert swarm.manager_url == f"tcp://{swarm.nodes[0].ip}:2375"
     assert [n.number for n in swarm.labelled(*EDGE_LABEL)] == list(EDGE_NODES)
-    assert swarm.load_images(*SWARM_IMAGES) == {}  # every node has them already
+    assert swarm.load_images(*IMAGES) == {}  # every node has them already
 
 
 def test_baseline_stack_spreads_over_the_nodes_and_serves_through_both_proxies(
