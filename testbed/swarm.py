@@ -18,11 +18,13 @@ masked /proc or /sys instead (NODE_RUN_FLAGS); the node's entrypoint remounts /s
 cgroups read-write. The host's kernel has no IPVS: service VIPs and the ingress routing mesh do
 not work in this swarm, so stacks use `endpoint_mode: dnsrr` and ports published `mode: host`.
 
-Measured here (2 cores, other test suites sometimes running): `Swarm.start(3)` takes 5.5 s
-(each dockerd answers 1.5 s after its container starts; init, two joins and every node Ready
-take the rest); `load_images` of the app, HAProxy, bookworm and agent images (one bookworm base,
-about 400 MB) into the three nodes 12 s, and 0.2 s when they have them; a stopped worker is down
-for the manager after 13 s, and Ready again 2.5 s after `start_node`; `teardown()` 6 s.
+Measured here (2 cores; the second figure while other test suites kept the load average at
+18): `Swarm.start(3)` takes 5.5 s, 10 s (each dockerd answers 1.5 s after its container starts;
+init, two joins and every node Ready take the rest); `load_images` of the app, HAProxy,
+bookworm and agent images (one bookworm base, about 400 MB) into the three nodes 12 s, 25 s,
+and 0.4 s when they have them; a stopped worker is down for the manager after 11-13 s and Ready
+again 2.5 s after `start_node`; the manager stopped and started, every node Ready in 7-10 s;
+`teardown()` 6-7 s. The smoke test (tests/swarm) takes 77 s in all.
 """
 
 from __future__ import annotations
