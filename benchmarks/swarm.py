@@ -4,6 +4,10 @@ machine (testbed/swarm.py), the app's 6 replicas over them, HAProxy 2.6 on the t
     .venv/bin/python -m benchmarks.swarm --rounds 5
     .venv/bin/python -m benchmarks.swarm --rounds 5 --method swarm-start-first --json out.json
 
+Method docker-swap: the stack of `agent_compose` (HAProxy with its runtime API, an agent beside
+each proxy, Redis), the same app with the same update_config; each round changes the app's
+VERSION in the file and runs `docker-swap up`.
+
 Method swarm-start-first: the baseline stack (testbed/swarm_stack.py `baseline_compose`:
 HAProxy follows the app's tasks by Docker's DNS, tasks.app, with health checks: the usual way
 with Swarm), updated by Swarm itself, `docker service update --update-order start-first
@@ -26,6 +30,8 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -39,7 +45,10 @@ from testbed.load import CLOSING_GETS, KEEPALIVE_GETS, MIXED, Load, Result
 from testbed.swarm import Swarm, write_stack
 from testbed.swarm_stack import (
     EDGE_LABEL,
+    REDIS_PASSWORD,
+    REDIS_PORT,
     REPLICAS,
+    agent_compose,
     app_service,
     baseline_compose,
     proxy_url,
@@ -111,16 +120,18 @@ class Method:
 
     compose: Callable[[str], dict[str, Any]]
     """The stack, given the name it is deployed as."""
-    update: Callable[[Swarm, str, str], None]
-    """Update the stack's app to a version (swarm, stack, "v2"); return once it is done."""
-    prepare: Callable[[Swarm, str], None] = field(default=lambda swarm, stack: None)
+    update: Callable[[Swarm, str, str, Path], None]
+    """Update the stack's app to a version (swarm, stack, "v2", the stack's folder); return
+    once it is done."""
+    prepare: Callable[[Swarm, str, Path], None] = field(
+        default=lambda swarm, stack, folder: None)
     """Once the stack's tasks run and its proxies serve v1, before the first round (agents to
     wait for, a first sync, ...)."""
     after: float = SETTLE_SECONDS
     """Seconds of load after `update` returned: until the proxies can have settled."""
 
 
-def swarm_start_first(swarm: Swarm, stack: str, version: str) -> None:
+def swarm_start_first(swarm: Swarm, stack: str, version: str, folder: Path) -> None:
     """Swarm's own rolling update, start-first, two tasks at a time."""
     service = app_service(stack)
     swarm.docker("service", "update", "--quiet", "--update-order", "start-first",
@@ -132,9 +143,40 @@ def swarm_start_first(swarm: Swarm, stack: str, version: str) -> None:
         raise SystemExit(f"{service}: the update ended {state!r}, not completed")
 
 
+def docker_swap_up(swarm: Swarm, stack: str, version: str, folder: Path) -> None:
+    """docker-swap: the file changed (the app's VERSION), then `docker-swap up`, which bridges
+    the app, lets Swarm update it (start-first, two at a time, as the file says), and moves
+    the proxies back."""
+    write_stack(agent_compose(stack, version=version), folder)
+    _docker_swap(swarm, stack, folder, "up", "--resolve-image", "never")
+
+
+def docker_swap_adopt(swarm: Swarm, stack: str, folder: Path) -> None:
+    """Before the first round: the agents registered, and a first `up` (no release of the app
+    yet) so that the proxies follow the registry."""
+    deadline = time.monotonic() + 60
+    while "(busy, generation" not in _docker_swap(swarm, stack, folder, "doctor", check=False):
+        if time.monotonic() > deadline:
+            raise SystemExit("the agents did not register within 60 s")
+        time.sleep(1)
+    _docker_swap(swarm, stack, folder, "up", "--resolve-image", "never")
+
+
+def _docker_swap(swarm: Swarm, stack: str, folder: Path, *args: str, check: bool = True) -> str:
+    redis = f"redis://:{REDIS_PASSWORD}@{swarm.manager.ip}:{REDIS_PORT}/0"
+    done = subprocess.run(
+        [sys.executable, "-m", "docker_swap", "-p", stack, "-f", str(folder / "compose.yaml"),
+         *args], env={**swarm.env(), "DOCKER_SWAP_REDIS_URL": redis}, capture_output=True,
+        text=True, timeout=600, check=False)
+    if check and done.returncode:
+        raise SystemExit(f"docker-swap {args[0]} exited {done.returncode}: {done.stderr}")
+    return done.stdout
+
+
 METHODS: dict[str, Method] = {
     "swarm-start-first": Method(lambda stack: baseline_compose(), swarm_start_first,
                                 after=DNS_SETTLE_SECONDS),
+    "docker-swap": Method(agent_compose, docker_swap_up, prepare=docker_swap_adopt),
 }
 
 
@@ -146,12 +188,12 @@ def run(swarm: Swarm, name: str, rounds: int, folder: Path) -> list[Round]:
         urls = [proxy_url(node.ip) for node in swarm.labelled(*EDGE_LABEL)]
         for url in urls:
             wait_serving(url, "v1", timeout=60)
-        method.prepare(swarm, stack)
+        method.prepare(swarm, stack, folder / stack)
         measured = []
         for number in range(1, rounds + 1):
             version = f"v{number + 1}"
-            measured.append(measure(partial(method.update, swarm, stack, version), urls,
-                                    after=method.after))
+            measured.append(measure(partial(method.update, swarm, stack, version,
+                                            folder / stack), urls, after=method.after))
             print(f"  {name:<18} round {number:>2}: {describe(measured[-1])}", flush=True)
             for url in urls:
                 wait_serving(url, version)  # the next round starts from the new version

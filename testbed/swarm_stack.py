@@ -91,9 +91,14 @@ def start_testbed(nodes: int = 3) -> Swarm:
     return swarm
 
 
+X_SWAP = {"proxy": "redis", "port": 8000}
+"""The app's x-swap block: docker-swap deploys it through the registry's agents."""
+
+
 def agent_compose(stack: str, *, replicas: int = REPLICAS, version: str = "v1",
                   app_env: Mapping[str, str] | None = None,
-                  redis_password: str = REDIS_PASSWORD) -> dict[str, Any]:
+                  redis_password: str = REDIS_PASSWORD,
+                  x_swap: Mapping[str, object] | None = None) -> dict[str, Any]:
     """The app behind HAProxy (runtime API, `slots` server slots, state on a volume) on every
     edge node, a docker-swap agent beside each proxy, and the registry's Redis on the manager
     (published on the manager's port 6379). `stack` is the name the stack is deployed as: the
@@ -101,6 +106,7 @@ def agent_compose(stack: str, *, replicas: int = REPLICAS, version: str = "v1",
     redis_url = f"redis://:{redis_password}@redis:{REDIS_PORT}/0"
     compose = _base(replicas, version, app_env, haproxy_cfg(backend="app", slots=SLOTS))
     services = compose["services"]
+    services["app"]["x-swap"] = {**X_SWAP, **(x_swap or {})}
     services["proxy"]["volumes"] = ["haproxy-state:/var/lib/haproxy/docker-swap"]
     services["agent"] = {
         "image": images.AGENT,

@@ -22,6 +22,7 @@ from .cli_swarm import (
     print_stack_history,
     print_stack_status,
     recover_stack,
+    refuse_unsupported,
     resolve_image_option,
     stack_of,
     swarm_option,
@@ -194,6 +195,7 @@ def deploy_command(compose: ComposeOptions, /, service: str, as_json: bool, quie
             if target is not None:
                 from .swarm_commands import stack_deploy  # noqa: PLC0415
 
+                refuse_unsupported(_renamed(flags), verify)
                 stacked = stack_deploy(target, service, observer=shown)
                 shown.upped(stacked)
                 sys.exit(stacked.exit_code)
@@ -230,6 +232,7 @@ def rollback_command(compose: ComposeOptions, /, service: str, to: int | None, a
             if target is not None:
                 from .swarm_commands import stack_rollback  # noqa: PLC0415
 
+                refuse_unsupported(_renamed(flags), verify)
                 stacked = stack_rollback(target, service, to, observer=shown)
                 shown.upped(stacked)
                 sys.exit(stacked.exit_code)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from .errors import EXIT_NEEDS_ATTENTION
+from .errors import EXIT_NEEDS_ATTENTION, InvalidSettings
 from .options import ComposeOptions
 from .output import Presenter
 
@@ -46,6 +46,20 @@ def stack_of(compose: ComposeOptions, swarm: bool | None,
     from .stack_target import open_stack  # noqa: PLC0415  (the Docker SDK loads here)
 
     return open_stack(compose, flags or {}, swarm)
+
+
+_NOT_IN_SWARM = ("before-switch", "after-switch", "before-stop", "watch", "max-error-rate",
+                 "health-cmd", "http")
+
+
+def refuse_unsupported(flags: Mapping[str, object | None], verify: tuple[str, ...]) -> None:
+    """Flags that Swarm mode does not honour yet: refused, never silently ignored."""
+    given = [f"--{name}" for name in _NOT_IN_SWARM if flags.get(name)]
+    given += ["--verify"] if verify else []
+    if given:
+        raise InvalidSettings(
+            f"{', '.join(given)} cannot be used on a Swarm stack yet.",
+            hint="Readiness on a stack is its healthcheck (docs/swarm.md, Limits).")
 
 
 def print_stack_status(target: StackTarget, services: tuple[str, ...], as_json: bool) -> None:

@@ -200,7 +200,9 @@ def _record(target: StackTarget, bridged: Bridged, outcome: tuple[str, str],
     release = Release(
         number=next_number(releases), project=target.name, service=name, outcome=outcome[0],
         kind=kind, reason=outcome[1], image_id=shown.template_hash, image_tags=(shown.image,),
-        config_hash=config_hash if deployed else "", at=now(), by=deployer(),
+        # A rollback runs an earlier template, not the file's: the next `up` replaces it.
+        config_hash=config_hash if deployed and kind != ROLLBACK else "", at=now(),
+        by=deployer(),
         rollback_to=rollback_to,
         phases=tuple(Phase(p.name, round(p.seconds, 3)) for p in bridged.phases),
         seconds=round(sum(p.seconds for p in bridged.phases), 3),

@@ -116,6 +116,7 @@ class StackRollout:
                 self.update_ran = True
                 self._timed("update", self._update)
                 self._timed("settle", self._settle)
+                self._converge_unbridged()
                 self.interrupts.defer("the new version runs; switching the proxies to it first")
             except Exception as exc:
                 self.interrupts.defer("rolling back")
@@ -178,6 +179,24 @@ class StackRollout:
             if not bridged.after:
                 _, bridged.after = wait_ready(self.swarm, bridged.before.name, timeout)
         return f"ready: {', '.join(settled) or 'nothing changed'}"
+
+    def _converge_unbridged(self) -> None:
+        """A proxied service the update changed without a bridge (changed outside the file,
+        in a way its record could not show): the proxies are sent to its new tasks at once,
+        and the user is told that requests may have failed."""
+        bridged = {b.before.name for b in self.bridged}
+        for step in self.plan.steps:
+            if step.options is None or step.swarm_name not in self.updated or (
+                    step.swarm_name in bridged):
+                continue
+            service, ready = wait_ready(self.swarm, step.swarm_name, step.options.timeout)
+            assert step.options.port is not None
+            driver = self.target.driver(step.options)
+            driver.switch(backends(service, ready, network_of(service, ready, self.plan.stack),
+                                   step.options.port))
+            self._note(f"{step.service}: Swarm replaced its tasks without a bridge (its spec "
+                       "changed in a way docker-swap's record did not show): requests to its "
+                       "old tasks may have failed; the proxies now send to its new tasks.")
 
     def _keep_serving(self) -> None:
         """While Swarm updates: a bridge that lost tasks (their node went down, Swarm starts
