@@ -18,24 +18,20 @@ import click
 from rich.markup import escape
 
 from ._version import __version__
+from .cli_options import release_options, service_options
 from .cli_swarm import (
+    maintain_stack,
     print_stack_history,
     print_stack_status,
-    recover_stack,
     refuse_unsupported,
     resolve_image_option,
     stack_of,
     swarm_option,
-    sync_stack,
 )
 from .doctor import diagnose
 from .errors import EXIT_NEEDS_ATTENTION, EXIT_REFUSED, ServiceNotFound, SwapError, unexpected
 from .options import (
-    DEFAULT_DRAIN_TIMEOUT,
-    DEFAULT_HOOK_TIMEOUT,
-    DEFAULT_SWITCH_TIMEOUT,
     DEFAULT_TIMEOUT,
-    DEFAULT_VERIFY_RATE,
     DEMO_PORT,
     DEMO_SWAPS,
     ComposeOptions,
@@ -44,7 +40,7 @@ from .options import (
 )
 from .output import Presenter, demo_json, demo_report, presenter
 from .plugin import install_plugin
-from .recovery import RecoveryReport, recover, sync
+from .recovery import recover, sync
 from .swap import deploy
 from .up import up
 
@@ -89,73 +85,6 @@ def cli(
     ctx.obj = ComposeOptions(files, project_name, project_directory, env_files, profiles)
 
 
-def _service_options(command: F) -> F:
-    """The settings that may also live in the service's x-swap block; flags win."""
-    for decorator in reversed([
-        click.option("--proxy", metavar="DRIVER:SERVICE",
-                     help="Proxy in front of the service: nginx:SERVICE, haproxy:SERVICE, "
-                     "caddy:SERVICE, or redis (agents apply what the registry publishes). "
-                     "[x-swap: proxy]"),
-        click.option("--redis", metavar="URL",
-                     help="Redis URL of the registry, e.g. redis://:PASSWORD@HOST:6379/0 or "
-                     "rediss://... (or DOCKER_SWAP_REDIS_URL). [x-swap: redis]"),
-        click.option("--redis-password-file", metavar="FILE",
-                     help="File holding the Redis password, so that it is not in the URL "
-                     "(or DOCKER_SWAP_REDIS_PASSWORD). [x-swap: redis-password-file]"),
-        click.option("--port", type=int, metavar="PORT",
-                     help="Container port the proxy sends to (default: the only exposed "
-                     "port). [x-swap: port]"),
-        click.option("--upstream", metavar="NAME",
-                     help="nginx upstream or HAProxy backend name (default: the service "
-                     "name). [x-swap: upstream]"),
-        click.option("--drain-timeout", metavar="DURATION",
-                     help=f"How long requests in flight may take to finish "
-                     f"(default {DEFAULT_DRAIN_TIMEOUT:g}s). [x-swap: drain-timeout]"),
-        click.option("--switch-timeout", metavar="DURATION",
-                     help=f"How long the proxy may take to show the switch live "
-                     f"(default {DEFAULT_SWITCH_TIMEOUT:g}s). [x-swap: switch-timeout]"),
-        click.option("--json", "as_json", is_flag=True,
-                     help="Print one JSON object instead of lines."),
-        click.option("-q", "--quiet", is_flag=True,
-                     help="Print nothing but failures; the exit code tells the rest."),
-    ]):
-        command = decorator(command)
-    return command
-
-
-def _release_options(command: F) -> F:
-    """Hooks, the watch window and --verify: what makes a deploy a release one can trust."""
-    for decorator in reversed([
-        click.option("--before-switch", metavar="CMD",
-                     help="Run in one new container once it is ready, before any traffic "
-                     "moves (migrations); failing rolls back. [x-swap: hooks.before-switch]"),
-        click.option("--after-switch", metavar="CMD",
-                     help="Run in one new container after the switch. "
-                     "[x-swap: hooks.after-switch]"),
-        click.option("--before-stop", metavar="CMD",
-                     help="Run in each old container before its stop signal. "
-                     "[x-swap: hooks.before-stop]"),
-        click.option("--hook-timeout", metavar="DURATION",
-                     help=f"How long a hook may run (default {DEFAULT_HOOK_TIMEOUT:g}s). "
-                     "[x-swap: hook-timeout]"),
-        click.option("--watch", metavar="DURATION",
-                     help="Keep the old containers running, out of the proxy, this long after "
-                     "the switch; a new container that exits or turns unhealthy switches "
-                     "back to them. [x-swap: watch]"),
-        click.option("--max-error-rate", metavar="RATE",
-                     help="With --watch, behind HAProxy: switch back when more than this share "
-                     "of the new containers' answers are 5xx (0.05 or 5%). "
-                     "[x-swap: max-error-rate]"),
-        click.option("--verify", metavar="URL", multiple=True,
-                     help="Send a light, steady load of GETs to URL during the deploy and "
-                     "report what failed (repeatable)."),
-        click.option("--verify-rate", metavar="N", default=str(DEFAULT_VERIFY_RATE),
-                     show_default=True, help="Requests per second --verify sends to each URL."),
-    ]):
-        command = decorator(command)
-    return command
-
-
 @cli.command("deploy")
 @click.argument("service")
 @click.option("--health-cmd", metavar="CMD",
@@ -167,8 +96,8 @@ def _release_options(command: F) -> F:
 @click.option("--timeout", metavar="DURATION",
               help=f"How long the new container has to become ready "
               f"(default {DEFAULT_TIMEOUT:g}s). [x-swap: timeout]")
-@_release_options
-@_service_options
+@release_options
+@service_options
 @swarm_option
 @click.pass_obj
 def deploy_command(compose: ComposeOptions, /, service: str, as_json: bool, quiet: bool,
@@ -216,8 +145,8 @@ def deploy_command(compose: ComposeOptions, /, service: str, as_json: bool, quie
 @click.option("--timeout", metavar="DURATION",
               help=f"How long the new container has to become ready "
               f"(default {DEFAULT_TIMEOUT:g}s). [x-swap: timeout]")
-@_release_options
-@_service_options
+@release_options
+@service_options
 @swarm_option
 @click.pass_obj
 def rollback_command(compose: ComposeOptions, /, service: str, to: int | None, as_json: bool,
@@ -328,42 +257,28 @@ def up_command(compose: ComposeOptions, /, services: tuple[str, ...], dry_run: b
 
 @cli.command("recover")
 @click.argument("service")
-@_service_options
+@service_options
 @swarm_option
 @click.pass_obj
 def recover_command(compose: ComposeOptions, /, service: str, as_json: bool, quiet: bool,
                     swarm: bool | None, **flags: Any) -> None:
     """Finish or undo an interrupted deploy of SERVICE, as its journal says (on a Swarm
     stack: point the proxies at what runs and remove what a killed rollout left)."""
-    shown = presenter(as_json=as_json, quiet=quiet)
-    try:
-        target = stack_of(compose, swarm, _renamed(flags))
-        if target is not None:
-            recover_stack(target, service, shown)
-            return
-    except Exception as error:
-        _fail(shown, error, service)
-    _run_maintenance(recover, compose, service, presenter(as_json=as_json, quiet=quiet), flags)
+    _run_maintenance("recover", compose, service, presenter(as_json=as_json, quiet=quiet),
+                     flags, swarm)
 
 
 @cli.command("sync")
 @click.argument("service")
-@_service_options
+@service_options
 @swarm_option
 @click.pass_obj
 def sync_command(compose: ComposeOptions, /, service: str, as_json: bool, quiet: bool,
                  swarm: bool | None, **flags: Any) -> None:
     """Point the proxy at the running containers of SERVICE (adopting or repairing a proxy;
     on a Swarm stack: at the tasks it runs now)."""
-    shown = presenter(as_json=as_json, quiet=quiet)
-    try:
-        target = stack_of(compose, swarm, _renamed(flags))
-        if target is not None:
-            sync_stack(target, service, shown)
-            return
-    except Exception as error:
-        _fail(shown, error, service)
-    _run_maintenance(sync, compose, service, presenter(as_json=as_json, quiet=quiet), flags)
+    _run_maintenance("sync", compose, service, presenter(as_json=as_json, quiet=quiet), flags,
+                     swarm)
 
 
 @cli.command("agent")
@@ -377,7 +292,7 @@ def sync_command(compose: ComposeOptions, /, service: str, as_json: bool, quiet:
 @click.option("--stack", metavar="NAME",
               help="The proxy is a task of Swarm stack NAME on this engine's node (the agent "
               "runs as a global service of the stack; no compose file is read).")
-@_service_options
+@service_options
 @click.pass_obj
 def agent_command(compose: ComposeOptions, /, service: str, name: str | None, resync: str,
                   leave: bool, stack: str | None, as_json: bool, quiet: bool,
@@ -461,12 +376,16 @@ def install_plugin_command(force: bool) -> None:
     click.echo(f"installed {path}: `docker swap deploy SERVICE` now runs docker-swap")
 
 
-def _run_maintenance(
-    action: Callable[..., RecoveryReport], compose: ComposeOptions, service: str,
-    shown: Presenter, flags: dict[str, Any],
-) -> None:
+def _run_maintenance(action: str, compose: ComposeOptions, service: str, shown: Presenter,
+                     flags: dict[str, Any], swarm: bool | None) -> None:
+    """`recover` or `sync`, on the stack (Swarm mode) or the compose project."""
     try:
-        report = action(service, compose_options=compose, flags=_renamed(flags))
+        target = stack_of(compose, swarm, _renamed(flags))
+        if target is not None:
+            report = maintain_stack(action, target, service)
+        else:
+            run = {"recover": recover, "sync": sync}[action]
+            report = run(service, compose_options=compose, flags=_renamed(flags))
     except Exception as error:
         _fail(shown, error, service)
     shown.recovered(report)

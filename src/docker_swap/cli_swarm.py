@@ -13,9 +13,9 @@ import click
 
 from .errors import EXIT_NEEDS_ATTENTION, InvalidSettings
 from .options import ComposeOptions
-from .output import Presenter
 
 if TYPE_CHECKING:
+    from .recovery import RecoveryReport
     from .stack_target import StackTarget
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -78,13 +78,8 @@ def print_stack_history(target: StackTarget, service: str, as_json: bool) -> Non
     click.echo(history_json(found) if as_json else "\n".join(history_lines(found)))
 
 
-def recover_stack(target: StackTarget, service: str, shown: Presenter) -> None:
-    from .swarm_status import stack_recover  # noqa: PLC0415
+def maintain_stack(action: str, target: StackTarget, service: str) -> RecoveryReport:
+    """`recover` or `sync` on a stack."""
+    from .swarm_status import stack_recover, stack_sync  # noqa: PLC0415
 
-    shown.recovered(stack_recover(target, service))
-
-
-def sync_stack(target: StackTarget, service: str, shown: Presenter) -> None:
-    from .swarm_status import stack_sync  # noqa: PLC0415
-
-    shown.recovered(stack_sync(target, service))
+    return (stack_recover if action == "recover" else stack_sync)(target, service)

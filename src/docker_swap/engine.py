@@ -12,18 +12,19 @@ import subprocess
 import tarfile
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import docker
 import docker.errors
-import requests.exceptions
 
 from .errors import EngineFailed, EngineUnreachable
 from .models import Container, ExecResult, Image, Marker, Process
+from .sdk_errors import API_ERRORS as _API_ERRORS
+from .sdk_errors import reason as _reason
+from .sdk_errors import translated as _translated
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,6 @@ CONFIG_HASH_LABEL = "com.docker.compose.config-hash"
 STACK_LABEL = "com.docker.stack.namespace"
 SWARM_SERVICE_LABEL = "com.docker.swarm.service.name"
 _DEFAULT_STOP_GRACE = 10  # the engine's, when compose sets no stop_grace_period
-_API_ERRORS = (docker.errors.DockerException, requests.exceptions.RequestException)
 _MODE_SYMLINK = 1 << 27  # Go's os.ModeSymlink, in the stat header of an archive answer
 _ARGV_LIMIT = 100_000  # bytes of file content passed as exec arguments (Linux: 128 KiB each)
 _NEVER_STARTS = ["/docker-swap: a marker, never started"]
@@ -650,17 +650,3 @@ def _dockerfile_quoted(value: str) -> str:
     and `$` (variable expansion) escaped; callers keep values on one line."""
     escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$")
     return f'"{escaped}"'
-
-
-@contextmanager
-def _translated(action: str) -> Iterator[None]:
-    try:
-        yield
-    except _API_ERRORS as exc:
-        raise EngineFailed(f"could not {action}: {_reason(exc)}") from exc
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, docker.errors.APIError) and exc.explanation:
-        return str(exc.explanation)
-    return str(exc).split("\n")[0] or type(exc).__name__

@@ -12,21 +12,21 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import docker
 import docker.errors
-import requests.exceptions
 
 from .errors import EngineFailed
+from .sdk_errors import API_ERRORS as _API_ERRORS
+from .sdk_errors import reason as _reason
+from .sdk_errors import translated as _translated
 
 STACK_LABEL = "com.docker.stack.namespace"
 BRIDGE_LABEL = "docker-swap.bridge-for"
 BRIDGE_SUFFIX = "-swap"
-_API_ERRORS = (docker.errors.DockerException, requests.exceptions.RequestException, OSError)
 _FAILED_STATES = frozenset({"failed", "rejected", "orphaned"})
 _DEFAULT_RUNTIME = "container"
 """What a service's template says (and its tasks leave out) for a plain container."""
@@ -266,17 +266,3 @@ def _node(attrs: Mapping[str, Any]) -> Node:
         role=str(spec.get("Role", "worker")),
         availability=str(spec.get("Availability", "active")),
     )
-
-
-@contextmanager
-def _translated(action: str) -> Iterator[None]:
-    try:
-        yield
-    except _API_ERRORS as exc:
-        raise EngineFailed(f"could not {action}: {_reason(exc)}") from exc
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, docker.errors.APIError) and exc.explanation:
-        return str(exc.explanation)
-    return str(exc).split("\n")[0] or type(exc).__name__

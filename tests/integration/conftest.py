@@ -6,8 +6,6 @@ scripts/test and CI) a missing engine fails them instead, so CI cannot pass by s
 
 from __future__ import annotations
 
-import os
-import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +13,7 @@ from typing import Any
 import pytest
 
 from testbed import images
+from testbed.engine import require_engine
 from testbed.stack import NGINX_HTTP, Stack
 
 StackFactory = Callable[..., Stack]
@@ -28,12 +27,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def engine() -> None:
-    answered = subprocess.run(["docker", "info"], capture_output=True, check=False).returncode == 0
-    if not answered:
-        reason = "no Docker engine answers: run scripts/prepare-machine (or scripts/test)"
-        if os.environ.get("DOCKER_SWAP_REQUIRE_ENGINE"):
-            pytest.fail(reason)
-        pytest.skip(reason)
+    require_engine()
     images.build_all()
 
 

@@ -8,12 +8,11 @@ with the reason; with DOCKER_SWAP_REQUIRE_ENGINE=1 (scripts/test, CI) they fail 
 
 from __future__ import annotations
 
-import os
-import subprocess
 from collections.abc import Iterator
 
 import pytest
 
+from testbed.engine import require_engine
 from testbed.swarm import Swarm
 from testbed.swarm_stack import start_testbed
 
@@ -27,12 +26,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="session")
 def swarm() -> Iterator[Swarm]:
     """Started, images loaded, nodes labelled; torn down (nodes, volumes, network) at the end."""
-    answered = subprocess.run(["docker", "info"], capture_output=True, check=False).returncode == 0
-    if not answered:
-        reason = "no Docker engine answers: run scripts/prepare-machine (or scripts/test)"
-        if os.environ.get("DOCKER_SWAP_REQUIRE_ENGINE"):
-            pytest.fail(reason)
-        pytest.skip(reason)
+    require_engine()
     made = start_testbed(nodes=3)
     try:
         yield made
