@@ -287,9 +287,14 @@ class Swarm:
 
         def gone() -> bool:
             for node in self._nodes:
-                if self.docker("ps", "--all", "--quiet", "--filter", label,
-                               node=node).stdout.strip():
+                if self.docker("ps", "--quiet", "--filter", label, node=node).stdout.strip():
                     return False
+                # A node that was stopped and started again keeps the exited containers of
+                # the tasks it ran before: nobody tells it to remove them.
+                exited = self.docker("ps", "--all", "--quiet", "--filter", label,
+                                     node=node).stdout.split()
+                if exited:
+                    self.docker("rm", "--force", *exited, node=node, check=False)
             return not self.docker("network", "ls", "--quiet", "--filter", label).stdout.strip()
 
         _until(gone, timeout, lambda: f"stack {name} still has containers after {timeout} s")

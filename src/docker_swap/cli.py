@@ -29,7 +29,14 @@ from .cli_swarm import (
     swarm_option,
 )
 from .doctor import diagnose
-from .errors import EXIT_NEEDS_ATTENTION, EXIT_REFUSED, ServiceNotFound, SwapError, unexpected
+from .errors import (
+    EXIT_NEEDS_ATTENTION,
+    EXIT_REFUSED,
+    InvalidSettings,
+    ServiceNotFound,
+    SwapError,
+    unexpected,
+)
 from .options import (
     DEFAULT_TIMEOUT,
     DEMO_PORT,
@@ -112,19 +119,19 @@ def deploy_command(compose: ComposeOptions, /, service: str, as_json: bool, quie
         try:
             # Compose mode is looked at first, at no cost: a stack's service has no compose
             # container, so compose mode refuses it, and only then is the swarm asked.
-            target = stack_of(compose, swarm, _renamed(flags)) if swarm else None
+            target = stack_of(compose, swarm, _renamed(flags), service) if swarm else None
             if target is None:
                 try:
                     report = deploy(service, compose_options=compose, flags=_renamed(flags),
                                     observer=shown, verify=parse_verify(verify, verify_rate))
                 except ServiceNotFound:
-                    target = stack_of(compose, swarm, _renamed(flags))
+                    target = stack_of(compose, swarm, _renamed(flags), service)
                     if target is None:
                         raise
             if target is not None:
                 from .swarm_commands import stack_deploy  # noqa: PLC0415
 
-                refuse_unsupported(_renamed(flags), verify)
+                refuse_unsupported(verify)
                 stacked = stack_deploy(target, service, observer=shown)
                 shown.upped(stacked)
                 sys.exit(stacked.exit_code)
@@ -157,11 +164,11 @@ def rollback_command(compose: ComposeOptions, /, service: str, to: int | None, a
 
     with presenter(as_json=as_json, quiet=quiet) as shown:
         try:
-            target = stack_of(compose, swarm, _renamed(flags))
+            target = stack_of(compose, swarm, _renamed(flags), service)
             if target is not None:
                 from .swarm_commands import stack_rollback  # noqa: PLC0415
 
-                refuse_unsupported(_renamed(flags), verify)
+                refuse_unsupported(verify)
                 stacked = stack_rollback(target, service, to, observer=shown)
                 shown.upped(stacked)
                 sys.exit(stacked.exit_code)
@@ -243,6 +250,9 @@ def up_command(compose: ComposeOptions, /, services: tuple[str, ...], dry_run: b
             if target is not None:
                 from .swarm_commands import stack_up  # noqa: PLC0415
 
+                if parallel != 1:
+                    raise InvalidSettings("--parallel does not apply to a Swarm stack: "
+                                          "`docker stack deploy` updates its services at once.")
                 report = stack_up(target, services, dry_run=dry_run, observer=shown,
                                   resolve_image=resolve_image)
                 shown.upped(report)
@@ -380,7 +390,7 @@ def _run_maintenance(action: str, compose: ComposeOptions, service: str, shown: 
                      flags: dict[str, Any], swarm: bool | None) -> None:
     """`recover` or `sync`, on the stack (Swarm mode) or the compose project."""
     try:
-        target = stack_of(compose, swarm, _renamed(flags))
+        target = stack_of(compose, swarm, _renamed(flags), service)
         if target is not None:
             report = maintain_stack(action, target, service)
         else:

@@ -39,27 +39,22 @@ def resolve_image_option(command: F) -> F:
 
 
 def stack_of(compose: ComposeOptions, swarm: bool | None,
-             flags: Mapping[str, object | None] | None = None) -> StackTarget | None:
+             flags: Mapping[str, object | None] | None = None,
+             service: str | None = None) -> StackTarget | None:
     """The stack to work on (Swarm mode), or None (compose mode)."""
     if swarm is False:
         return None
     from .stack_target import open_stack  # noqa: PLC0415  (the Docker SDK loads here)
 
-    return open_stack(compose, flags or {}, swarm)
+    return open_stack(compose, flags or {}, swarm, service)
 
 
-_NOT_IN_SWARM = ("before-switch", "after-switch", "before-stop", "watch", "max-error-rate",
-                 "health-cmd", "http")
-
-
-def refuse_unsupported(flags: Mapping[str, object | None], verify: tuple[str, ...]) -> None:
-    """Flags that Swarm mode does not honour yet: refused, never silently ignored."""
-    given = [f"--{name}" for name in _NOT_IN_SWARM if flags.get(name)]
-    given += ["--verify"] if verify else []
-    if given:
-        raise InvalidSettings(
-            f"{', '.join(given)} cannot be used on a Swarm stack yet.",
-            hint="Readiness on a stack is its healthcheck (docs/swarm.md, Limits).")
+def refuse_unsupported(verify: tuple[str, ...]) -> None:
+    """--verify is not honoured in Swarm mode yet: refused, never silently ignored (the
+    settings x-swap may hold too are checked when the stack is opened)."""
+    if verify:
+        raise InvalidSettings("--verify cannot be used on a Swarm stack yet.",
+                              hint="See docs/swarm.md, Limits.")
 
 
 def print_stack_status(target: StackTarget, services: tuple[str, ...], as_json: bool) -> None:

@@ -165,6 +165,9 @@ class Compose:
         return CommandResult(argv, process.returncode, stdout, stderr)
 
 
+_STACK_TIMEOUT_SECONDS = 300.0
+"""The longest a `docker stack deploy` or `docker service` call may take (they return once
+Swarm has the new spec; --detach)."""
 _COMPOSE_FILES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
 
 
@@ -177,17 +180,21 @@ class Stack:
         self.docker = docker
 
     def files(self) -> list[str]:
-        """The compose files `docker stack deploy -c` reads: the ones given, else the one
-        compose finds in the project folder."""
+        """The compose files `docker stack deploy -c` reads: those compose reads too (-f, else
+        COMPOSE_FILE, else the one in the project folder and its override file)."""
         if self.options.files:
             return list(self.options.files)
+        if os.environ.get("COMPOSE_FILE"):
+            separator = os.environ.get("COMPOSE_PATH_SEPARATOR", os.pathsep)
+            return [f for f in os.environ["COMPOSE_FILE"].split(separator) if f]
         folder = Path(self.options.project_directory or ".")
         found = next((folder / name for name in _COMPOSE_FILES if (folder / name).is_file()),
                      None)
         if found is None:
             raise ComposeUnavailable(f"no compose file in {folder.resolve()}.",
                                      hint="Pass it with -f FILE.")
-        return [str(found)]
+        override = found.with_name(f"{found.stem.removesuffix('.yml')}.override{found.suffix}")
+        return [str(found), *([str(override)] if override.is_file() else [])]
 
     def deploy(self, resolve_image: str) -> None:
         """`docker stack deploy` of the files: Swarm updates every service whose spec changed."""
@@ -212,7 +219,11 @@ class Stack:
         except FileNotFoundError as exc:
             raise ComposeUnavailable(f"the docker CLI ({self.docker}) is not installed.") from exc
         try:
-            _, stderr = process.communicate()
+            _, stderr = process.communicate(timeout=_STACK_TIMEOUT_SECONDS)
+        except subprocess.TimeoutExpired:
+            _stop(process)
+            raise ComposeFailed(f"docker could not {action}: no answer within "
+                                f"{_STACK_TIMEOUT_SECONDS:g} s.") from None
         except BaseException:
             _stop(process)
             raise

@@ -167,8 +167,8 @@ def _template(fields: _Fields) -> str:
             value = json.loads(text)
         except (ValueError, RecursionError) as exc:
             raise ValueError("its record has a template that is not JSON") from exc
-        if not isinstance(value, dict) or not isinstance(
-                (value.get("ContainerSpec") or {}).get("Image"), str):
+        spec = value.get("ContainerSpec") if isinstance(value, dict) else None
+        if not isinstance(spec, dict) or not isinstance(spec.get("Image"), str):
             raise ValueError("its record has a template without an image")
     return str(text)
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from .compose import Compose, Stack
-from .errors import ProxyNotReady, Refused, ServiceNotFound
+from .errors import InvalidSettings, ProxyNotReady, Refused, ServiceNotFound
 from .journal import Journal
 from .options import ComposeOptions, DeployOptions, resolve_settings
 from .preflight import connect_engine, nothing_changed_yet
@@ -47,6 +47,8 @@ class StackTarget:
     """The services with a proxy, and their settings."""
     running: dict[str, SwarmService] = field(default_factory=dict)
     """The file's services that the stack runs."""
+    images: dict[str, str] = field(default_factory=dict)
+    """The image each service of the file names."""
 
     def driver(self, options: DeployOptions) -> ProxyDriver:
         from .registry import connect_registry  # noqa: PLC0415  (redis loads only here)
@@ -99,27 +101,52 @@ def swarm_mode(swarm: SwarmEngine, project: str, forced: bool | None) -> tuple[b
 
 
 def open_stack(compose_options: ComposeOptions, flags: Mapping[str, object | None],
-               forced: bool | None) -> StackTarget | None:
-    """The stack to work on, or None when compose mode applies."""
+               forced: bool | None, service: str | None = None) -> StackTarget | None:
+    """The stack to work on, or None when compose mode applies. `flags` are the settings of
+    `service`, the one the command names (the others keep their x-swap)."""
     compose = Compose(compose_options)
     with nothing_changed_yet(), compose.loading_project():
         engine = connect_engine()
-        project = compose.load_project()
         from .swarm import SwarmEngine  # noqa: PLC0415
 
         swarm = SwarmEngine(engine.docker_client)
+        if not forced and not swarm.manager()[0]:
+            return None  # the usual case, answered without waiting for compose
+        project = compose.load_project()
         applies, _ = swarm_mode(swarm, project.name, forced)
     if not applies:
         return None
     target = StackTarget(compose, Stack(compose_options, project.name), engine, swarm,
                          project.name, tuple(project.services))
-    for name, definition in project.services.items():
-        options = resolve_settings(name, definition.x_swap, flags)
-        if options.proxy is not None:
-            target.settings[name] = options
     with nothing_changed_yet():
         target.refresh()
+        for name, definition in project.services.items():
+            target.images[name] = definition.image or ""
+            options = resolve_settings(name, definition.x_swap, flags if name == service else {})
+            if options.proxy is not None:
+                target.settings[name] = _checked(target, options)
     return target
+
+
+_NOT_IN_SWARM = {"hooks": "hooks", "watch": "watch", "health_cmd": "health-cmd",
+                 "http_path": "http", "max_error_rate": "max-error-rate"}
+
+
+def _checked(target: StackTarget, options: DeployOptions) -> DeployOptions:
+    """Refuse what Swarm mode does not honour (never ignore it silently: a migration hook
+    that does not run is worse than a refusal); give the port the image exposes if x-swap
+    names none."""
+    given = [key for attribute, key in _NOT_IN_SWARM.items() if getattr(options, attribute)]
+    if given:
+        raise InvalidSettings(
+            f"service {options.service}: {', '.join(given)} cannot be used on a Swarm stack yet.",
+            hint="Readiness on a stack is its healthcheck; see docs/swarm.md, Limits.")
+    running = target.running.get(options.service)
+    if options.port is None and running is not None:
+        ports = target.swarm.image_ports(running.image)
+        if len(ports) == 1:
+            return replace(options, port=ports[0])
+    return options
 
 
 def require_service(target: StackTarget, service: str) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,6 +96,17 @@ class SwarmService:
         return str((self.template.get("ContainerSpec") or {}).get("Image", ""))
 
     @property
+    def is_job(self) -> bool:
+        """A job: its tasks run to completion, and never "run" the way a service's do."""
+        mode = self.spec.get("Mode") or {}
+        return "ReplicatedJob" in mode or "GlobalJob" in mode
+
+    @property
+    def spec_hash(self) -> str:
+        """The whole spec, as one hash (replicas, ports, update_config... as well)."""
+        return template_hash({k: v for k, v in self.spec.items() if k != "Labels"})
+
+    @property
     def bridge_for(self) -> str:
         return self.labels.get(BRIDGE_LABEL, "")
 
@@ -110,7 +121,6 @@ class SwarmEngine:
 
     def __init__(self, client: docker.DockerClient) -> None:
         self._api = client.api
-        self._networks: dict[str, str] = {}
 
     def manager(self) -> tuple[bool, str]:
         """Whether this engine manages a swarm, and a few words on why (not)."""
@@ -127,10 +137,9 @@ class SwarmEngine:
         """The services `docker stack deploy` made for `stack`."""
         return self._services({"label": [f"{STACK_LABEL}={stack}"]})
 
-    def bridges(self, stack: str) -> list[SwarmService]:
-        """The bridges docker-swap made for the stack's services (left by a killed deploy)."""
-        return [s for s in self._services({"label": [BRIDGE_LABEL]})
-                if s.bridge_for.startswith(f"{stack}_")]
+    def bridges(self, services: Collection[str]) -> list[SwarmService]:
+        """The bridges docker-swap made for these services (left by a killed deploy)."""
+        return [s for s in self._services({"label": [BRIDGE_LABEL]}) if s.bridge_for in services]
 
     def service(self, name: str) -> SwarmService | None:
         found = [s for s in self._services({"name": [name]}) if s.name == name]
@@ -177,6 +186,13 @@ class SwarmEngine:
         with _translated(f"update service {name}"):
             self._api.update_service(service.id, service.version, task_template=dict(template),
                                      fetch_current_spec=True)
+
+    def registry_digest(self, reference: str) -> str:
+        """The digest the registry gives `reference` now (what `docker stack deploy
+        --resolve-image` pins); EngineFailed when the registry does not answer."""
+        with _translated(f"ask the registry for {reference}"):
+            answer = self._api.inspect_distribution(reference)  # type: ignore[no-untyped-call]
+        return str((answer.get("Descriptor") or {}).get("digest", ""))
 
     def image_ports(self, reference: str) -> list[int]:
         """The TCP ports the image exposes, if this engine has the image."""

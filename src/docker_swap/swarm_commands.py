@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
+from typing import Any
 
 from .errors import (
     EXIT_NEEDS_ATTENTION,
@@ -33,7 +34,7 @@ from .release_record import (
 from .releases import deployer, next_number, now, read_releases, write_record
 from .rollout import DONE
 from .stack_target import StackTarget, require_service, stack_journal
-from .swarm import SwarmService
+from .swarm import SwarmService, same_template, template_hash
 from .swarm_plan import BRIDGE, CREATE, SWARM, UNCHANGED, StackPlan, StackStep, plan_stack
 from .swarm_up import Bridged, StackResult, StackRollout
 from .up import ServiceOutcome, UpReport
@@ -45,7 +46,7 @@ def stack_up(target: StackTarget, services: Sequence[str] = (), *, dry_run: bool
              observer: Observer | None = None, resolve_image: str = DEFAULT_RESOLVE_IMAGE,
              ) -> UpReport:
     """`docker stack deploy` of the files, with a bridge for each proxied service it changes."""
-    plan = _plan(target)
+    plan = _moved_tags(target, _plan(target), resolve_image)
     for service in services:
         if service not in target.services:
             raise ServiceNotFound(f"service {service!r} is not in stack {target.name!r}.")
@@ -77,9 +78,35 @@ def stack_rollback(target: StackTarget, service: str, to: int | None = None,
     release = _rollback_target(target, service, running, to)
     plan = _plan(target, force={service})
     plan = StackPlan(plan.stack, tuple(s for s in plan.steps if s.service == service))
-    template = json.loads(release.template)
+    template = _checked_template(release, running)
     return _run(target, plan, lambda: target.swarm.update_template(running.name, template),
                 ROLLBACK, observer, rollback_to=release.number)
+
+
+_ROLLED_BACK_KEYS = ("Image", "Env", "Args", "Command", "Labels")
+"""What a rollback may change of a service's containers: a release record is read back from
+an image's labels, which anyone who can make an image may write; so its template must match
+what runs in everything else (mounts, capabilities, networks, placement...)."""
+
+
+def _checked_template(release: Release, running: SwarmService) -> dict[str, Any]:
+    template = json.loads(release.template)
+    if template_hash(template) != release.image_id:
+        raise ReleaseRefused(f"the record of release {release.number} does not match its own "
+                             "hash: it was altered, and is not rolled back to.")
+    if not same_template(_beyond_rollback(template), _beyond_rollback(running.template)):
+        raise ReleaseRefused(
+            f"release {release.number} ran a task spec that differs from what runs beyond "
+            "its image, command, environment and labels: a rollback changes only those.",
+            hint="Deploy that release's compose file with `docker-swap up` instead.")
+    return dict(template)
+
+
+def _beyond_rollback(template: Mapping[str, Any]) -> dict[str, Any]:
+    spec = {k: v for k, v in (template.get("ContainerSpec") or {}).items()
+            if k not in _ROLLED_BACK_KEYS}
+    return {**{k: v for k, v in template.items() if k not in ("ContainerSpec", "ForceUpdate")},
+            "ContainerSpec": spec}
 
 
 def _plan(target: StackTarget, force: set[str] | None = None) -> StackPlan:
@@ -88,7 +115,6 @@ def _plan(target: StackTarget, force: set[str] | None = None) -> StackPlan:
         last = {name: _last_deployed(target, name) for name in target.settings}
     plan = plan_stack(target.name, target.services, target.running, target.settings, hashes,
                       last, force or set())
-    plan = StackPlan(plan.stack, tuple(_with_port(target, s) for s in plan.steps))
     for step in plan.bridged:
         if step.options is not None and step.options.port is None:
             raise InvalidSettings(
@@ -97,15 +123,28 @@ def _plan(target: StackTarget, force: set[str] | None = None) -> StackPlan:
     return plan
 
 
-def _with_port(target: StackTarget, step: StackStep) -> StackStep:
-    """The port its proxies send to: x-swap's, else the only one its image exposes."""
-    service = target.running.get(step.service)
-    if step.options is None or step.options.port is not None or service is None:
-        return step
-    ports = target.swarm.image_ports(service.image)
-    if len(ports) != 1:
-        return step
-    return replace(step, options=replace(step.options, port=ports[0]))
+def _moved_tags(target: StackTarget, plan: StackPlan, resolve_image: str) -> StackPlan:
+    """`docker stack deploy` pins the digest a tag has now (unless --resolve-image never): a
+    tag that moved (`app:main` pushed again) replaces the tasks of a service whose file and
+    record did not change. Such a service goes through a bridge too, and so does one whose
+    registry does not answer here (whether its tag moved cannot be known)."""
+    if resolve_image == "never":
+        return plan
+    steps = []
+    for step in plan.steps:
+        running = target.running.get(step.service)
+        image = target.images.get(step.service, "")
+        pinned = running.image.partition("@")[2] if running else ""
+        if step.action == UNCHANGED and pinned and "@" not in image:
+            try:
+                moved = target.swarm.registry_digest(image) != pinned
+                why = f"its tag {image} points to another image now"
+            except SwapError as exc:
+                moved, why = True, f"whether its tag {image} moved is unknown ({exc.message})"
+            steps.append(replace(step, action=BRIDGE, reason=why) if moved else step)
+        else:
+            steps.append(step)
+    return StackPlan(plan.stack, tuple(steps))
 
 
 def _refuse_others(plan: StackPlan, services: Sequence[str]) -> None:

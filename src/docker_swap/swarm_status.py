@@ -12,14 +12,15 @@ import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
-from .errors import ServiceNotFound, UnfinishedDeploy
+from .errors import NeedsAttention, ServiceNotFound, SwapError, UnfinishedDeploy
+from .interrupts import Interrupts
 from .journal import Journal
 from .preflight import nothing_changed_yet
 from .recovery import RecoveryReport
 from .releases import read_releases
 from .stack_target import STACK_JOURNAL, StackTarget, require_service, stack_journal
 from .status import History
-from .swarm import bridge_name
+from .swarm import SwarmService, bridge_name
 from .swarm_tasks import backends, network_of, serving_tasks, wait_ready
 
 
@@ -128,35 +129,48 @@ def stack_history(target: StackTarget, service: str) -> History:
 
 
 def stack_recover(target: StackTarget, service: str) -> RecoveryReport:
-    """Point every proxy at what each bridged service runs, ready, and remove the bridges."""
+    """Point every proxy at what each bridged service runs, ready, and remove the bridges.
+    Nothing is cleared while a bridge is left (exit 3 says which)."""
     require_service(target, service)
     journal = stack_journal(target)
     with nothing_changed_yet():
         journal.lock()
     try:
-        bridges = target.swarm.bridges(target.name)
-        entry = journal.read()
+        with nothing_changed_yet():
+            bridges = target.swarm.bridges({f"{target.name}_{n}" for n in target.services})
+            entry = journal.read()
         if not bridges and entry is None:
             return RecoveryReport(service, "nothing", "no rollout of the stack is unfinished")
-        done = []
-        for bridge in bridges:
-            name = bridge.bridge_for.removeprefix(f"{target.name}_")
-            options = target.settings.get(name)
-            if options is None or options.port is None:
-                continue
-            running, ready = wait_ready(target.swarm, bridge.bridge_for, options.timeout * 4)
-            driver = target.driver(options)
-            driver.check()
-            driver.switch(backends(running, ready, network_of(running, ready, target.name),
-                                   options.port))
-            driver.drain(options.drain_timeout)
-            target.swarm.remove(bridge.name)
-            done.append(f"{bridge.bridge_for} serves its {len(ready)} task(s), {bridge.name} "
-                        "removed")
-        journal.clear()
+        with Interrupts(lambda _text: None) as interrupts:
+            interrupts.defer("recovering first")
+            done = [_retire_bridge(target, bridge) for bridge in bridges]
+            journal.clear()
         return RecoveryReport(service, "finished", "; ".join(done) or "journal cleared")
     finally:
         journal.unlock()
+
+
+def _retire_bridge(target: StackTarget, bridge: SwarmService) -> str:
+    name = bridge.bridge_for.removeprefix(f"{target.name}_")
+    options = target.settings.get(name)
+    left = (f"{bridge.name} still serves {bridge.bridge_for}'s old version; the journal is "
+            "kept")
+    if options is None or options.port is None:
+        raise NeedsAttention(f"{left}: {name} has no x-swap proxy and port in this file.",
+                             hint=f"Give {name} its x-swap settings again, then run "
+                             f"`docker-swap -p {target.name} recover {name}`.")
+    try:
+        running, ready = wait_ready(target.swarm, bridge.bridge_for, options.timeout * 4)
+        driver = target.driver(options)
+        driver.check()
+        driver.switch(backends(running, ready, network_of(running, ready, target.name),
+                               options.port))
+        driver.drain(options.drain_timeout)
+        target.swarm.remove(bridge.name)
+    except SwapError as exc:
+        raise NeedsAttention(f"{left}: {exc.message}", hint=f"Once that is fixed, run "
+                             f"`docker-swap -p {target.name} recover {name}` again.") from exc
+    return f"{bridge.bridge_for} serves its {len(ready)} task(s), {bridge.name} removed"
 
 
 def stack_sync(target: StackTarget, service: str) -> RecoveryReport:
@@ -168,16 +182,30 @@ def stack_sync(target: StackTarget, service: str) -> RecoveryReport:
     if running is None or options.port is None:
         raise ServiceNotFound(f"stack {target.name} runs no {service} with a known port.",
                               hint=f"Set `x-swap: {{port: PORT}}` on {service}.")
-    if target.swarm.service(bridge_name(running.name)) is not None:
-        raise UnfinishedDeploy(f"a rollout of {service} was interrupted: its bridge serves.",
-                               hint=f"Run `docker-swap -p {target.name} recover {service}`.")
-    tasks = serving_tasks(target.swarm.tasks(running), target.swarm.nodes())
-    if not tasks:
-        raise ServiceNotFound(f"{running.name} runs no ready task to send to.")
-    driver = target.driver(options)
+    journal = stack_journal(target)
     with nothing_changed_yet():
-        driver.check()
-    detail = driver.switch(backends(running, tasks, network_of(running, tasks, target.name),
-                                    options.port))
-    driver.drain(options.drain_timeout)
-    return RecoveryReport(service, "synced", detail)
+        journal.lock()  # no rollout may move the proxies meanwhile
+    try:
+        with nothing_changed_yet():
+            if journal.read() is not None or target.swarm.service(
+                    bridge_name(running.name)) is not None:
+                raise UnfinishedDeploy(
+                    f"a rollout of stack {target.name} was interrupted.",
+                    hint=f"Run `docker-swap -p {target.name} recover {service}`.")
+            tasks = serving_tasks(target.swarm.tasks(running), target.swarm.nodes())
+            if not tasks:
+                raise ServiceNotFound(f"{running.name} runs no ready task to send to.")
+            driver = target.driver(options)
+            driver.check()
+        try:
+            detail = driver.switch(backends(
+                running, tasks, network_of(running, tasks, target.name), options.port))
+            driver.drain(options.drain_timeout)
+        except SwapError as exc:
+            raise NeedsAttention(f"the proxies of {service} may not all send to its tasks: "
+                                 f"{exc.message}", hint="Run `docker-swap -p "
+                                 f"{target.name} sync {service}` again once that is fixed.",
+                                 ) from exc
+        return RecoveryReport(service, "synced", detail)
+    finally:
+        journal.unlock()

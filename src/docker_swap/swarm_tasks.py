@@ -75,7 +75,7 @@ def wait_ready(swarm: SwarmView, name: str, timeout: float, *, updating: bool = 
         tasks, nodes = swarm.tasks(service), swarm.nodes()
         ready = serving_tasks(tasks, nodes)
         older = [t for t in tasks if t.running and not t.current and _up(nodes, t.node_id)]
-        wanted = service.replicas or 1
+        wanted = 1 if service.replicas is None else service.replicas  # global: one at least
         if len(ready) >= wanted and not older:
             return service, ready
         _raise_if_failing(name, tasks, wanted)
@@ -109,7 +109,7 @@ def update_timeout(service: SwarmService, timeout: float) -> float:
 
 def _raise_if_failing(name: str, tasks: Sequence[Task], wanted: int) -> None:
     failed = [t for t in tasks if t.current and t.failed]
-    if len(failed) >= _FAILURES_PER_TASK * wanted:
+    if len(failed) >= _FAILURES_PER_TASK * max(wanted, 1):
         raise NotReady(f"{len(failed)} new task(s) of {name} failed{_last_error(failed)}.",
                        hint=f"`docker service ps --no-trunc {name}` shows why each failed.")
 

@@ -48,7 +48,7 @@ from .options import DeployOptions
 from .proxy import ProxyDriver
 from .stack_target import STACK_JOURNAL, StackTarget
 from .swarm import SwarmService, Task
-from .swarm_plan import CREATE, StackPlan, StackStep
+from .swarm_plan import StackPlan, StackStep
 from .swarm_tasks import backends, network_of, serving_tasks, update_timeout, wait_ready
 
 BRIDGING, ON_BRIDGE, UPDATING, RETURNING = "bridging", "on-bridge", "updating", "returning"
@@ -95,6 +95,8 @@ class StackRollout:
                         for s in plan.bridged]
         self.before = {s.name: s for s in self.swarm.stack_services(plan.stack)}
         self.updated: list[str] = []
+        self.converged: list[StackStep] = []
+        """Proxied services that Swarm changed without a bridge, whose proxies followed."""
         self.update_ran = False
         self.interrupts = Interrupts(self._note)
 
@@ -121,13 +123,13 @@ class StackRollout:
             except Exception as exc:
                 self.interrupts.defer("rolling back")
                 self._roll_back(exc)
-            self._write(RETURNING)
             for bridged in self.bridged:
                 try:
+                    self._write(RETURNING)
                     self._phase(bridged, "return", self._return)
                 except Exception as exc:
                     raise self._needs_attention(bridged, exc) from exc
-        self.journal.clear()
+            self._clear()
         return StackResult(tuple(self.bridged), tuple(self.updated),
                            time.monotonic() - started, tuple(self.notes))
 
@@ -157,8 +159,9 @@ class StackRollout:
         self._update_stack()
         after = {s.name: s for s in self.swarm.stack_services(self.plan.stack)}
         self.updated = sorted(
-            name for name, service in after.items()
-            if name not in self.before or service.template_hash != self.before[name].template_hash)
+            name for name, service in after.items() if not service.is_job and (
+                name not in self.before
+                or service.template_hash != self.before[name].template_hash))
         return f"Swarm replaces the tasks of {', '.join(self.updated) or 'no service'}"
 
     def _settle(self) -> str:
@@ -186,17 +189,23 @@ class StackRollout:
         and the user is told that requests may have failed."""
         bridged = {b.before.name for b in self.bridged}
         for step in self.plan.steps:
-            if step.options is None or step.swarm_name not in self.updated or (
-                    step.swarm_name in bridged):
+            if step.options is None or step.options.port is None or (
+                    step.swarm_name not in self.updated) or step.swarm_name in bridged or (
+                    step.swarm_name not in self.before):  # new: its proxies had nothing
                 continue
-            service, ready = wait_ready(self.swarm, step.swarm_name, step.options.timeout)
-            assert step.options.port is not None
-            driver = self.target.driver(step.options)
-            driver.switch(backends(service, ready, network_of(service, ready, self.plan.stack),
-                                   step.options.port))
+            self.converged.append(step)
+            self._point(step, self.before[step.swarm_name])
             self._note(f"{step.service}: Swarm replaced its tasks without a bridge (its spec "
                        "changed in a way docker-swap's record did not show): requests to its "
                        "old tasks may have failed; the proxies now send to its new tasks.")
+
+    def _point(self, step: StackStep, before: SwarmService) -> None:
+        """The proxies of an unbridged service sent to the tasks it runs, ready."""
+        assert step.options is not None and step.options.port is not None
+        service, ready = wait_ready(self.swarm, step.swarm_name,
+                                    update_timeout(before, step.options.timeout))
+        self.target.driver(step.options).switch(backends(
+            service, ready, network_of(service, ready, self.plan.stack), step.options.port))
 
     def _keep_serving(self) -> None:
         """While Swarm updates: a bridge that lost tasks (their node went down, Swarm starts
@@ -248,19 +257,23 @@ class StackRollout:
                 hint=f"Run `docker-swap -p {self.plan.stack} recover {self._first()}` once the "
                 "agents answer: it points the proxies at what runs and removes the bridges.",
             ) from exc
-        self.journal.clear()  # the old version serves, nothing new is left
+        self._clear()  # the old version serves, nothing new is left
         raise DeployFailed(failure) from cause
 
     def _undo_update(self) -> None:
-        """Swarm's own rollback of what the update changed; what it created is removed."""
+        """Swarm's own rollback of what the update changed (its whole previous spec: tasks,
+        replicas, ports...); what it created is removed. Then the proxies of a service that
+        Swarm changed without a bridge go back to its old tasks."""
         after = {s.name: s for s in self.swarm.stack_services(self.plan.stack)}
         for name, service in after.items():
             if name not in self.before:
                 self.swarm.remove(name)
                 self._note(f"removed {name}, which the update created")
-            elif service.template_hash != self.before[name].template_hash:
+            elif service.spec_hash != self.before[name].spec_hash:
                 self.target.stack.rollback(name)
                 self._note(f"Swarm rolls {name} back to its previous spec")
+        for step in self.converged:
+            self._point(step, self.before[step.swarm_name])
 
     def _send_to_service(self, bridged: Bridged, tasks: Sequence[Task]) -> str:
         service = self.swarm.service(bridged.before.name) or bridged.before
@@ -311,16 +324,20 @@ class StackRollout:
             "the agents answer: it switches the proxies to what the service runs and removes "
             "the bridge.")
 
+    def _clear(self) -> None:
+        """The journal's end; what serves is settled, so a failure here is only a note."""
+        try:
+            self.journal.clear()
+        except SwapError as exc:
+            self._note(f"the stack's journal could not be cleared ({exc.message}): "
+                       f"`docker-swap -p {self.plan.stack} recover {self._first()}` clears it.")
+
     def _first(self) -> str:
         return self.bridged[0].step.service if self.bridged else "SERVICE"
 
     def _note(self, text: str) -> None:
         self.notes.append(text)
         self.observer.note(text)
-
-
-def created(plan: StackPlan) -> list[str]:
-    return [s.swarm_name for s in plan.steps if s.action == CREATE]
 
 
 def _options(step: StackStep) -> DeployOptions:

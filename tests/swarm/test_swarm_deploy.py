@@ -165,19 +165,19 @@ def test_a_stopped_agent_rolls_the_deploy_back_and_is_named(shop: Shop) -> None:
 def test_a_node_lost_mid_deploy_neither_hangs_it_nor_leaves_proxies_on_gone_tasks(
         shop: Shop) -> None:
     shop.write("v5")
-    deploy = subprocess.Popen(
+    with subprocess.Popen(
         [sys.executable, "-m", "docker_swap", "-p", STACK, "-f",
          str(shop.folder / "compose.yaml"), "up", "--resolve-image", "never"],
-        env=shop.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        _wait_line(deploy, "update ")  # traffic is on the bridge; Swarm replaces the tasks
-        shop.swarm.stop_node(3)
-        deploy.wait(timeout=300)
-    finally:
-        if deploy.poll() is None:
-            deploy.kill()
-    assert deploy.stderr is not None
-    err = deploy.stderr.read()
+        env=shop.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as deploy:
+        try:
+            _wait_line(deploy, "update ")  # traffic is on the bridge; Swarm replaces the tasks
+            shop.swarm.stop_node(3)
+            deploy.wait(timeout=300)
+        finally:
+            if deploy.poll() is None:
+                deploy.kill()
+        assert deploy.stderr is not None
+        err = deploy.stderr.read()
     try:
         assert deploy.returncode in (0, 1), err  # finished, or rolled back: never left half
         expected = "v5" if deploy.returncode == 0 else shop.version
@@ -186,8 +186,7 @@ def test_a_node_lost_mid_deploy_neither_hangs_it_nor_leaves_proxies_on_gone_task
         assert "shop_app-swap" not in shop.services()
         assert status.returncode == 0, status.stdout  # the proxies send to what runs
     finally:
-        shop.swarm.start_node(3)
-        shop.swarm.wait_node_status(3, "Ready")
+        shop.swarm.start_node(3)  # and waits until every node is ready again
     again = shop.up("v6")  # the next deploy, with the node back
     assert again.returncode == 0, again.stderr
     shop.assert_serving("v6", again.stdout + again.stderr)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
-from docker_swap.errors import InvalidSettings, NotSwappable
+from docker_swap.errors import InvalidSettings, NotSwappable, ReleaseRefused
 from docker_swap.options import DeployOptions, ProxyRef
-from docker_swap.release_record import DEPLOYED, Release
+from docker_swap.release_record import DEPLOYED, Release, parse_record, record_labels
 from docker_swap.swarm import SwarmService, same_template, template_hash
+from docker_swap.swarm_commands import _checked_template
 from docker_swap.swarm_plan import BRIDGE, CREATE, SWARM, UNCHANGED, plan_stack
 
 TEMPLATE: dict[str, Any] = {"ContainerSpec": {"Image": "app:v1", "Env": ["VERSION=v1"]}}
@@ -70,3 +72,31 @@ def test_a_task_is_of_the_template_even_when_swarm_leaves_out_empty_keys() -> No
         "CredentialSpec": None}}, "Placement": {}, "Runtime": "container"}
     assert same_template(task_spec, template)
     assert not same_template({"ContainerSpec": {"Image": "app:v2"}}, TEMPLATE)
+
+
+def test_a_rollback_changes_only_image_command_environment_and_labels() -> None:
+    running = service({"ContainerSpec": {"Image": "app:v2", "Env": ["VERSION=v2"]},
+                       "Placement": {"Constraints": ["node.role == worker"]}})
+    earlier: dict[str, Any] = {"ContainerSpec": {"Image": "app:v1", "Env": ["VERSION=v1"]},
+               "Placement": {"Constraints": ["node.role == worker"]}}
+    ok = Release(2, "s", "app", DEPLOYED, image_id=template_hash(earlier),
+                 template=json.dumps(earlier))
+    assert _checked_template(ok, running) == earlier
+
+    mounted = {**earlier, "ContainerSpec": {**earlier["ContainerSpec"], "Mounts": [
+        {"Type": "bind", "Source": "/", "Target": "/host"}]}}
+    forged = Release(3, "s", "app", DEPLOYED, image_id=template_hash(mounted),
+                     template=json.dumps(mounted))
+    with pytest.raises(ReleaseRefused, match="beyond its image"):
+        _checked_template(forged, running)
+    altered = Release(4, "s", "app", DEPLOYED, image_id=template_hash(earlier),
+                      template=json.dumps(mounted))
+    with pytest.raises(ReleaseRefused, match="its own hash"):
+        _checked_template(altered, running)
+
+
+@pytest.mark.parametrize("template", ['{"ContainerSpec": "x"}', "[1]", '{"ContainerSpec": {}}'])
+def test_a_record_whose_template_is_malformed_is_skipped_with_a_sentence(template: str) -> None:
+    labels = record_labels(Release(1, "s", "app", DEPLOYED, template=template))
+    with pytest.raises(ValueError, match="template"):
+        parse_record(labels)
