@@ -125,8 +125,8 @@ class Method:
     once it is done."""
     prepare: Callable[[Swarm, str, Path], None] = field(
         default=lambda swarm, stack, folder: None)
-    """Once the stack's tasks run and its proxies serve v1, before the first round (agents to
-    wait for, a first sync, ...)."""
+    """Once the stack's tasks run, before its proxies are expected to serve v1 and the first
+    round (agents to wait for, a first `up`, ...)."""
     after: float = SETTLE_SECONDS
     """Seconds of load after `update` returned: until the proxies can have settled."""
 
@@ -186,9 +186,9 @@ def run(swarm: Swarm, name: str, rounds: int, folder: Path) -> list[Round]:
     try:
         swarm.wait_tasks(app_service(stack), REPLICAS)
         urls = [proxy_url(node.ip) for node in swarm.labelled(*EDGE_LABEL)]
+        method.prepare(swarm, stack, folder / stack)  # (docker-swap: the proxies follow it)
         for url in urls:
             wait_serving(url, "v1", timeout=60)
-        method.prepare(swarm, stack, folder / stack)
         measured = []
         for number in range(1, rounds + 1):
             version = f"v{number + 1}"

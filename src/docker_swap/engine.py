@@ -68,6 +68,7 @@ class Engine:
         self._info: Mapping[str, Any] | None = None
         self._clock_base = (0.0, 0.0)  # (engine time, time.monotonic()) when info was read
         self._image_volumes: dict[str, list[str]] = {}
+        self._swarm_tasks: dict[str, bool] = {}
 
     @classmethod
     def connect(cls) -> Engine:
@@ -342,13 +343,20 @@ class Engine:
             member = archive.next()
             extracted = archive.extractfile(member) if member and member.isfile() else None
             content = extracted.read() if extracted else None
-        if content == b"" and stat.get("size") == 0:
-            # A file mounted from outside the container's own file system (a Swarm config or
-            # secret, on tmpfs) shows as its empty mount point here: read it from inside.
+        if content == b"" and stat.get("size") == 0 and self._swarm_task(container_id):
+            # A Swarm config or secret is mounted from outside the container's own file
+            # system and shows as its empty mount point here: read it from inside.
             shown = self.exec(container_id, ["cat", path], timeout=_READ_TIMEOUT)
             if shown.exit_code == 0:
                 return shown.stdout.encode()
         return content
+
+    def _swarm_task(self, container_id: str) -> bool:
+        if container_id not in self._swarm_tasks:
+            with _translated(f"inspect container {container_id[:12]}"):
+                labels = self._api.inspect_container(container_id)["Config"].get("Labels") or {}
+            self._swarm_tasks[container_id] = "com.docker.swarm.task.id" in labels
+        return self._swarm_tasks[container_id]
 
     def _archive(self, container_id: str, path: str) -> tuple[Mapping[str, Any], bytes | None]:
         try:

@@ -231,7 +231,11 @@ class StackRollout:
     def _return(self, bridged: Bridged) -> str:
         detail = self._send_to_service(bridged, bridged.after)
         if bridged.bridge is not None:
-            self.swarm.remove(bridged.bridge.name)
+            try:
+                self.swarm.remove(bridged.bridge.name)
+            except SwapError as exc:  # it carries no traffic any more: only a leftover
+                self._note(f"{bridged.bridge.name} could not be removed ({exc.message}); no "
+                           f"request goes to it: `docker service rm {bridged.bridge.name}`.")
         return detail
 
     # Rolling back.

@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 
-from docker_swap.errors import InvalidSettings, NotSwappable, ReleaseRefused
+from docker_swap.errors import InvalidSettings, NotSwappable, Refused, ReleaseRefused
 from docker_swap.options import DeployOptions, ProxyRef
 from docker_swap.release_record import DEPLOYED, Release, parse_record, record_labels
+from docker_swap.stack_target import swarm_mode
 from docker_swap.swarm import SwarmService, same_template, template_hash
 from docker_swap.swarm_commands import _checked_template
 from docker_swap.swarm_plan import BRIDGE, CREATE, SWARM, UNCHANGED, plan_stack
@@ -100,3 +101,34 @@ def test_a_record_whose_template_is_malformed_is_skipped_with_a_sentence(templat
     labels = record_labels(Release(1, "s", "app", DEPLOYED, template=template))
     with pytest.raises(ValueError, match="template"):
         parse_record(labels)
+
+
+class FakeManager:
+    def __init__(self, manager: bool, stacks: tuple[str, ...]) -> None:
+        self._manager, self._stacks = manager, stacks
+
+    def manager(self) -> tuple[bool, str]:
+        return self._manager, "the engine manages swarm abc" if self._manager else "not a swarm"
+
+    def stack_services(self, stack: str) -> list[SwarmService]:
+        return [service()] if stack in self._stacks else []
+
+
+@pytest.mark.parametrize(("manager", "stacks", "forced", "applies", "said"), [
+    (True, ("shop",), None, True, "swarm mode: the engine manages swarm abc and stack 'shop'"),
+    (True, (), None, False, "but no stack named 'shop' runs"),
+    (False, (), None, False, "compose mode: not a swarm"),
+    (True, ("shop",), False, False, "compose mode: --no-swarm"),
+])
+def test_swarm_mode_applies_on_a_manager_that_runs_the_stack(
+        manager: bool, stacks: tuple[str, ...], forced: bool | None, applies: bool,
+        said: str) -> None:
+    found, why = swarm_mode(FakeManager(manager, stacks), "shop", forced)  # type: ignore[arg-type]
+    assert found == applies and said in why
+
+
+@pytest.mark.parametrize(("manager", "stacks"), [(False, ()), (True, ())])
+def test_swarm_forced_where_it_cannot_apply_is_refused(manager: bool,
+                                                       stacks: tuple[str, ...]) -> None:
+    with pytest.raises(Refused, match="--swarm cannot apply"):
+        swarm_mode(FakeManager(manager, stacks), "shop", True)  # type: ignore[arg-type]
