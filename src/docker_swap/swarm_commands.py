@@ -17,6 +17,7 @@ from .errors import (
     ReleaseRefused,
     ServiceNotFound,
     SwapError,
+    UnfinishedDeploy,
 )
 from .observer import Observer, SilentObserver
 from .preflight import nothing_changed_yet, refuse_unfinished
@@ -167,7 +168,13 @@ def _run(target: StackTarget, plan: StackPlan, update: Callable[[], None], kind:
         journal.lock()
     try:
         with nothing_changed_yet():
-            refuse_unfinished(journal, plan.bridged[0].service if plan.bridged else "SERVICE")
+            first = plan.bridged[0].service if plan.bridged else target.services[0]
+            refuse_unfinished(journal, first)
+            left = target.swarm.bridges({s.swarm_name for s in plan.steps})
+            if left:
+                raise UnfinishedDeploy(
+                    f"bridge {left[0].name} is left from an interrupted rollout.",
+                    hint=f"Run `docker-swap -p {target.name} recover {first}` first.")
             rollout = StackRollout(target, plan, journal, update, observer)
             rollout.check()
         started = time.monotonic()
