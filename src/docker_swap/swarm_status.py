@@ -21,7 +21,7 @@ from .releases import read_releases
 from .stack_target import STACK_JOURNAL, StackTarget, require_service, stack_journal
 from .status import History
 from .swarm import SwarmService, bridge_name
-from .swarm_tasks import backends, network_of, serving_tasks, wait_ready
+from .swarm_tasks import network_of, serving_tasks, stack_backends, wait_ready
 
 
 @dataclass
@@ -163,8 +163,7 @@ def _retire_bridge(target: StackTarget, bridge: SwarmService) -> str:
         running, ready = wait_ready(target.swarm, bridge.bridge_for, options.timeout * 4)
         driver = target.driver(options)
         driver.check()
-        driver.switch(backends(running, ready, network_of(running, ready, target.name),
-                               options.port))
+        driver.switch(stack_backends(running, ready, target.name, options.port))
         driver.drain(options.drain_timeout)
         target.swarm.remove(bridge.name)
     except SwapError as exc:
@@ -198,8 +197,7 @@ def stack_sync(target: StackTarget, service: str) -> RecoveryReport:
             driver = target.driver(options)
             driver.check()
         try:
-            detail = driver.switch(backends(
-                running, tasks, network_of(running, tasks, target.name), options.port))
+            detail = driver.switch(stack_backends(running, tasks, target.name, options.port))
             driver.drain(options.drain_timeout)
         except SwapError as exc:
             raise NeedsAttention(f"the proxies of {service} may not all send to its tasks: "

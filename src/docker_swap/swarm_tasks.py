@@ -47,6 +47,12 @@ def backends(service: SwarmService, tasks: Sequence[Task], network: str,
     return found
 
 
+def stack_backends(service: SwarmService, tasks: Sequence[Task], stack: str,
+                   port: int) -> list[Backend]:
+    """`backends` on the network the proxies reach the service on (`network_of`)."""
+    return backends(service, tasks, network_of(service, tasks, stack), port)
+
+
 def network_of(service: SwarmService, tasks: Sequence[Task], stack: str) -> str:
     """The network the proxies reach the service's tasks on: its only one, or the stack's
     default network, else the first by name."""

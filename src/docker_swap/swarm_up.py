@@ -49,7 +49,14 @@ from .proxy import ProxyDriver
 from .stack_target import STACK_JOURNAL, StackTarget
 from .swarm import SwarmService, Task
 from .swarm_plan import StackPlan, StackStep
-from .swarm_tasks import backends, network_of, serving_tasks, update_timeout, wait_ready
+from .swarm_tasks import (
+    backends,
+    network_of,
+    serving_tasks,
+    stack_backends,
+    update_timeout,
+    wait_ready,
+)
 
 BRIDGING, ON_BRIDGE, UPDATING, RETURNING = "bridging", "on-bridge", "updating", "returning"
 
@@ -204,8 +211,8 @@ class StackRollout:
         assert step.options is not None and step.options.port is not None
         service, ready = wait_ready(self.swarm, step.swarm_name,
                                     update_timeout(before, step.options.timeout))
-        self.target.driver(step.options).switch(backends(
-            service, ready, network_of(service, ready, self.plan.stack), step.options.port))
+        self.target.driver(step.options).switch(
+            stack_backends(service, ready, self.plan.stack, step.options.port))
 
     def _keep_serving(self) -> None:
         """While Swarm updates: a bridge that lost tasks (their node went down, Swarm starts
