@@ -98,7 +98,7 @@ class Engine:
 
     def has_image(self, reference: str) -> bool:
         try:
-            self._api.inspect_image(reference)  # type: ignore[no-untyped-call]
+            self._api.inspect_image(reference)
         except docker.errors.ImageNotFound:
             return False
         except _API_ERRORS as exc:
@@ -108,7 +108,7 @@ class Engine:
     def image_id(self, reference: str) -> str | None:
         """The ID of the local image `reference` names, or None when there is none."""
         try:
-            return str(self._api.inspect_image(reference)["Id"])  # type: ignore[no-untyped-call]
+            return str(self._api.inspect_image(reference)["Id"])
         except docker.errors.ImageNotFound:
             return None
         except _API_ERRORS as exc:
@@ -255,7 +255,7 @@ class Engine:
     def _volumes_of(self, image: str) -> list[str]:
         if image not in self._image_volumes:
             with _translated(f"inspect image {image[:19]}"):
-                config = self._api.inspect_image(image).get("Config") or {}  # type: ignore[no-untyped-call]
+                config = self._api.inspect_image(image).get("Config") or {}
             self._image_volumes[image] = sorted(config.get("Volumes") or {})
         return self._image_volumes[image]
 
@@ -440,7 +440,7 @@ class Engine:
     def image(self, reference: str) -> Image | None:
         """The image a reference (ID, or repository:tag) names now, or None."""
         try:
-            attrs = self._api.inspect_image(reference)  # type: ignore[no-untyped-call]
+            attrs = self._api.inspect_image(reference)
         except docker.errors.ImageNotFound:
             return None
         except _API_ERRORS as exc:

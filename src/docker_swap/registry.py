@@ -160,7 +160,7 @@ class Registry:
                                           "are exhausted; delete its keys and sync again.")
             record = encode_generation(self._scope, number, backends, published_at)
             written = self._call(lambda n=number, r=record, c=counter: self._client.eval(
-                _PUBLISH, len(keys), *keys, c or "", n, r, _KEEP_GENERATIONS))
+                _PUBLISH, len(keys), *keys, c or "", str(n), r, str(_KEEP_GENERATIONS)))
             if written:
                 return Generation(number, tuple(backends), published_at)
         raise StepFailed(f"could not publish to {self.url}: its generation counter kept "
@@ -203,7 +203,7 @@ class Registry:
         self._call(lambda: self._client.delete(self._key(f"alive:{name}")))
 
     def subscribe(self) -> Subscription:
-        pubsub: redis.client.PubSub = self._client.pubsub(  # type: ignore[no-untyped-call]
+        pubsub: redis.client.PubSub = self._client.pubsub(
             ignore_subscribe_messages=True)
         self._call(lambda: pubsub.subscribe(self._key("published")))
         return Subscription(pubsub, self.url)

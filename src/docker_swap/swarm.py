@@ -147,11 +147,11 @@ class SwarmEngine:
 
     def _services(self, filters: Mapping[str, Any]) -> list[SwarmService]:
         with _translated("list the swarm's services"):
-            return [_service(attrs) for attrs in self._api.services(filters=dict(filters))]  # type: ignore[no-untyped-call]
+            return [_service(attrs) for attrs in self._api.services(filters=dict(filters))]
 
     def tasks(self, service: SwarmService) -> list[Task]:
         with _translated(f"list the tasks of {service.name}"):
-            found = self._api.tasks(filters={"service": service.id})  # type: ignore[no-untyped-call]
+            found = self._api.tasks(filters={"service": service.id})
         return [self._task(attrs, service) for attrs in found
                 if attrs.get("ServiceID") == service.id]
 
@@ -168,7 +168,7 @@ class SwarmEngine:
         endpoint = dict(spec.get("EndpointSpec") or {})
         endpoint.pop("Ports", None)  # the service keeps its host ports; its copy needs none
         with _translated(f"create service {name}"):
-            self._api.create_service(  # type: ignore[no-untyped-call]
+            self._api.create_service(
                 spec["TaskTemplate"], name=name, labels={**labels, BRIDGE_LABEL: service.name},
                 mode=spec.get("Mode"), update_config=spec.get("UpdateConfig"),
                 endpoint_spec=endpoint or None)
@@ -191,13 +191,13 @@ class SwarmEngine:
         """The digest the registry gives `reference` now (what `docker stack deploy
         --resolve-image` pins); EngineFailed when the registry does not answer."""
         with _translated(f"ask the registry for {reference}"):
-            answer = self._api.inspect_distribution(reference)  # type: ignore[no-untyped-call]
+            answer = self._api.inspect_distribution(reference)
         return str((answer.get("Descriptor") or {}).get("digest", ""))
 
     def image_ports(self, reference: str) -> list[int]:
         """The TCP ports the image exposes, if this engine has the image."""
         try:
-            config = self._api.inspect_image(reference).get("Config") or {}  # type: ignore[no-untyped-call]
+            config = self._api.inspect_image(reference).get("Config") or {}
         except _API_ERRORS:
             return []
         return sorted(int(p.split("/")[0]) for p in config.get("ExposedPorts") or {}
@@ -206,7 +206,7 @@ class SwarmEngine:
     def remove(self, name: str) -> bool:
         """Remove a service (its tasks get their stop signal); False if it was gone."""
         try:
-            self._api.remove_service(name)  # type: ignore[no-untyped-call]
+            self._api.remove_service(name)
         except docker.errors.NotFound:
             return False
         except _API_ERRORS as exc:

@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -33,7 +34,7 @@ class Attacker:
     """Anyone with write access to the stack's Redis, writing as docker-swap would."""
 
     def __init__(self, stack: Stack, namespace: str = "") -> None:
-        self.client = redis.Redis.from_url(stack.redis_url(), decode_responses=True)
+        self.client: Any = redis.Redis.from_url(stack.redis_url(), decode_responses=True)
         where = f"@{namespace}" if namespace else ""
         self.prefix = f"docker-swap{where}:{stack.name}:app:"
 
@@ -135,7 +136,7 @@ def test_agents_outlive_a_redis_restart_and_the_next_deploy_works(
         agents.start_both_and_sync()
 
         stack.compose("restart", "--timeout", "0", "redis")  # no persistence: it comes back empty
-        client = redis.Redis.from_url(stack.redis_url(), decode_responses=True)
+        client: Any = redis.Redis.from_url(stack.redis_url(), decode_responses=True)
         deadline = time.monotonic() + 20
         registered = f"docker-swap:{stack.name}:app:agents"
         while client.hlen(registered) < 2:
