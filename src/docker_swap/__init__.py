@@ -9,43 +9,43 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from ._version import __version__
+from docker_swap._version import __version__
 
 if TYPE_CHECKING:
-    from .errors import (
-        ComposeFailed,
-        ComposeUnavailable,
-        ContainerExited,
-        ContainerUnhealthy,
-        DeployFailed,
-        DeployInProgress,
-        EngineFailed,
-        EngineUnreachable,
-        HookFailed,
-        Interrupted,
-        InvalidSettings,
-        NeedsAttention,
-        NotReady,
-        NotSwappable,
-        ProxyConfigInvalid,
-        ProxyNotReady,
-        Refused,
-        RegistryDataInvalid,
-        RegistryUnavailable,
-        ReleaseFailed,
-        ReleaseRefused,
-        ServiceNotFound,
-        StepFailed,
-        SwapError,
-        SwitchNotConfirmed,
-        UnfinishedDeploy,
-    )
-    from .observer import Observer, PhaseResult
-    from .options import ComposeOptions, DeployOptions, ProxyRef, VerifyOptions
-    from .recovery import RecoveryReport, recover, sync
-    from .swap import DeployReport, deploy
-    from .up import ServiceOutcome, UpReport, up
-    from .verify import VerifyReport
+    from docker_swap.errors import (
+            ComposeFailed,
+            ComposeUnavailable,
+            ContainerExited,
+            ContainerUnhealthy,
+            DeployFailed,
+            DeployInProgress,
+            EngineFailed,
+            EngineUnreachable,
+            HookFailed,
+            Interrupted,
+            InvalidSettings,
+            NeedsAttention,
+            NotReady,
+            NotSwappable,
+            ProxyConfigInvalid,
+            ProxyNotReady,
+            Refused,
+            RegistryDataInvalid,
+            RegistryUnavailable,
+            ReleaseFailed,
+            ReleaseRefused,
+            ServiceNotFound,
+            StepFailed,
+            SwapError,
+            SwitchNotConfirmed,
+            UnfinishedDeploy,
+        )
+    from docker_swap.observer import Observer, PhaseResult
+    from docker_swap.options import ComposeOptions, DeployOptions, ProxyRef, VerifyOptions
+    from docker_swap.rollout.recover import RecoveryReport, recover, sync
+    from docker_swap.rollout.sequence import DeployReport, deploy
+    from docker_swap.rollout.up import ServiceOutcome, UpReport, up
+    from docker_swap.rollout.verify import VerifyReport
 
 
 _WHERE = {
@@ -60,10 +60,10 @@ _WHERE = {
     ], "errors"),
     "Observer": "observer", "PhaseResult": "observer",
     "ComposeOptions": "options", "DeployOptions": "options", "ProxyRef": "options",
-    "VerifyOptions": "options", "VerifyReport": "verify",
-    "RecoveryReport": "recovery", "recover": "recovery", "sync": "recovery",
-    "DeployReport": "swap", "deploy": "swap",
-    "ServiceOutcome": "up", "UpReport": "up", "up": "up",
+    "VerifyOptions": "options", "VerifyReport": "rollout.verify",
+    "RecoveryReport": "rollout.recover", "recover": "rollout.recover", "sync": "rollout.recover",
+    "DeployReport": "rollout.sequence", "deploy": "rollout.sequence",
+    "ServiceOutcome": "rollout.up", "UpReport": "rollout.up", "up": "rollout.up",
 }
 
 

@@ -1,3 +1,3 @@
-from ._entry import main
+from docker_swap._entry import main
 
 main()

@@ -13,7 +13,7 @@ import json
 import os
 import sys
 
-from ._version import __version__
+from docker_swap._version import __version__
 
 PLUGIN_NAME = "swap"
 METADATA = {
@@ -41,7 +41,7 @@ def main() -> None:
     if os.environ.get("DOCKER_CLI_PLUGIN_ORIGINAL_CLI_COMMAND"):
         argv = plugin_arguments(argv, os.environ)
         prog = "docker swap"
-    from .cli import main as run  # noqa: PLC0415  (loads the SDK; not needed above)
+    from docker_swap.cli import main as run  # noqa: PLC0415  (loads the SDK; not needed above)
 
     run(argv, prog)
 

@@ -8,7 +8,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from .errors import ProxyConfigInvalid
+from docker_swap.errors import ProxyConfigInvalid
 
 CONTAINER_ID = re.compile(r"[0-9a-f]{12,64}")
 """A container ID as the engine reports it (64 hex digits), or its short form (12 or more)."""

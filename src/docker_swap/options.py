@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 from urllib.parse import urlsplit
 
-from .errors import InvalidSettings
+from docker_swap.errors import InvalidSettings
 
 DEFAULT_TIMEOUT = 60.0
 """Seconds the new container has to become ready."""

@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from docker_swap.failpoints import DIR_ENV, POINTS_ENV
+from docker_swap.safety.failpoints import DIR_ENV, POINTS_ENV
 from testbed.agents import Agents
 from testbed.load import MIXED, Load, Result
 from testbed.stack import (

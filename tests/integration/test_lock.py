@@ -9,7 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from docker_swap.lock import LOCK_TTL
+from docker_swap.safety.lock import LOCK_TTL
 from testbed import images
 from testbed.stack import Stack, docker, http_compose
 

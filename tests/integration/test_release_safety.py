@@ -12,7 +12,7 @@ import urllib.error
 import urllib.request
 
 from docker_swap.options import VerifyOptions
-from docker_swap.verify import Verifier
+from docker_swap.rollout.verify import Verifier
 from testbed.stack import HAPROXY_CFG, docker, haproxy_compose, http_compose
 
 from .conftest import StackFactory

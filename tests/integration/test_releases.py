@@ -309,13 +309,13 @@ def test_a_record_reads_back_from_the_engine_whatever_it_says(engine: None) -> N
     """Labels go through the Dockerfile parser on import: quotes, `$`, backslashes. Then the
     project's releases are forgotten (as the demo does when it cleans up), and only they."""
     from docker_swap.engine import Engine  # noqa: PLC0415
-    from docker_swap.release_record import (  # noqa: PLC0415
-        Release,
-        keep_repository,
-        parse_record,
-        record_repository,
-    )
-    from docker_swap.releases import forget_releases, write_record  # noqa: PLC0415
+    from docker_swap.releases.record import (  # noqa: PLC0415
+            Release,
+            keep_repository,
+            parse_record,
+            record_repository,
+        )
+    from docker_swap.releases.store import forget_releases, write_record  # noqa: PLC0415
 
     project = f"swaptest{uuid.uuid4().hex[:8]}"
     nasty = 'a "quoted" $HOME ${X} back\\slash \\n\nnewline é ✓ `tick` # = \'single\''

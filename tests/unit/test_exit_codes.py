@@ -26,8 +26,8 @@ from docker_swap.errors import (
     SwitchNotConfirmed,
 )
 from docker_swap.models import Project, ServiceDefinition
-from docker_swap.preflight import prepare
-from docker_swap.testing import FakeCompose, FakeWatch
+from docker_swap.targets.compose.preflight import prepare
+from tests.fakes import FakeCompose, FakeWatch
 
 from .test_swap import World
 

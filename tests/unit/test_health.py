@@ -7,9 +7,14 @@ from collections.abc import Sequence
 import pytest
 
 from docker_swap.errors import ContainerExited, ContainerUnhealthy, EngineFailed, NotReady
-from docker_swap.health import CommandProbe, DockerHealthProbe, ProbeResult, wait_until_ready
 from docker_swap.models import ExecResult
-from docker_swap.testing import FakeWatch
+from docker_swap.rollout.readiness import (
+    CommandProbe,
+    DockerHealthProbe,
+    ProbeResult,
+    wait_until_ready,
+)
+from tests.fakes import FakeWatch
 
 
 class Probe:

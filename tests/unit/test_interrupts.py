@@ -8,7 +8,7 @@ import signal
 import pytest
 
 from docker_swap.errors import Interrupted
-from docker_swap.interrupts import Interrupts
+from docker_swap.safety.interrupts import Interrupts
 
 
 def test_a_signal_before_the_switch_interrupts_where_the_swap_is() -> None:

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from docker_swap.errors import EngineFailed, StateUnusable
-from docker_swap.journal import STARTED, SWITCHED, Entry, Journal, safe_name, write_private
-from docker_swap.lock import LABEL_KIND
-from docker_swap.testing import FakeEngine
+from docker_swap.safety.journal import STARTED, SWITCHED, Entry, Journal, safe_name, write_private
+from docker_swap.safety.lock import LABEL_KIND
+from tests.fakes import FakeEngine
 
 
 def journals(engine: FakeEngine) -> list[str]:

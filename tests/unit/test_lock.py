@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from docker_swap import lock as lock_module
 from docker_swap.errors import DeployInProgress, SwapError
-from docker_swap.journal import Journal
-from docker_swap.lock import (
+from docker_swap.safety import lock as lock_module
+from docker_swap.safety.journal import Journal
+from docker_swap.safety.lock import (
     HEARTBEAT_FILE,
     LABEL_FOR,
     LABEL_KIND,
@@ -22,7 +22,7 @@ from docker_swap.lock import (
     Holder,
     this_process,
 )
-from docker_swap.testing import FakeEngine
+from tests.fakes import FakeEngine
 
 LOCK = "docker-swap-lock.demo.app"
 

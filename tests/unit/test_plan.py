@@ -10,14 +10,14 @@ import pytest
 
 from docker_swap.errors import InvalidSettings, NotSwappable, ServiceNotFound
 from docker_swap.models import Container, Project, PublishedPort, ServiceDefinition
-from docker_swap.plan import (
+from docker_swap.targets.compose.plan import (
     Observed,
     ProjectPlan,
     batch_sizes,
     make_plan,
     read_plan,
 )
-from docker_swap.testing import FakeCompose, FakeEngine
+from tests.fakes import FakeCompose, FakeEngine
 
 PROXIED = {"proxy": "nginx:proxy"}
 

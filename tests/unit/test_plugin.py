@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from docker_swap import plugin
-from docker_swap.plugin import install_plugin, launch_command
+from docker_swap.cli import plugin
+from docker_swap.cli.plugin import install_plugin, launch_command
 
 # A module that shadows one docker-swap imports at start-up (compose.py imports yaml).
 SHADOW = "from pathlib import Path\nPath(__file__).with_name('ran').write_text('yes')\n"

@@ -14,7 +14,7 @@ from docker_swap.errors import InvalidSettings, ProxyConfigInvalid, RegistryData
 from docker_swap.models import Backend, check_backends
 from docker_swap.options import redact
 from docker_swap.proxy.nginx_config import render_upstream
-from docker_swap.registry_data import (
+from docker_swap.registry.data import (
     MAX_NUMBER,
     Report,
     Scope,

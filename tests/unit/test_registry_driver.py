@@ -14,7 +14,7 @@ from docker_swap.errors import ProxyNotReady, SwitchNotConfirmed
 from docker_swap.models import AgentStatus, Backend, Generation
 from docker_swap.proxy import Drained
 from docker_swap.proxy.registry import RegistryDriver
-from docker_swap.testing import FakeProxy, FakeRegistry
+from tests.fakes import FakeProxy, FakeRegistry
 
 OLD = [Backend("a" * 64, "demo-app-1", "10.0.0.1", 8000)]
 NEW = [Backend("b" * 64, "demo-app-2", "10.0.0.2", 8000)]

@@ -9,7 +9,7 @@ import pytest
 
 from docker_swap.errors import InvalidSettings
 from docker_swap.options import resolve_settings
-from docker_swap.registry import Registry, connect_registry
+from docker_swap.registry.store import Registry, connect_registry
 
 KEY = "k" * 32
 

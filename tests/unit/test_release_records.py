@@ -10,7 +10,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from docker_swap.release_record import (
+from docker_swap.releases.record import (
     KINDS,
     LABEL,
     OUTCOMES,
@@ -22,8 +22,8 @@ from docker_swap.release_record import (
     record_labels,
     repository_component,
 )
-from docker_swap.releases import read_releases
-from docker_swap.testing import FakeEngine
+from docker_swap.releases.store import read_releases
+from tests.fakes import FakeEngine
 
 # A path component of an image repository, as the distribution spec defines it.
 COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$")

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from docker_swap.errors import DeployFailed, HookFailed, InvalidSettings, ReleaseFailed
-from docker_swap.hooks import run_hook
 from docker_swap.models import ExecResult
 from docker_swap.options import parse_rate, parse_verify, resolve_settings
-from docker_swap.testing import FakeWatch
-from docker_swap.watch import watch_release
+from docker_swap.rollout.hooks import run_hook
+from docker_swap.rollout.watch import watch_release
+from tests.fakes import FakeWatch
 
 from .test_swap import World
 

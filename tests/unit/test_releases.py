@@ -18,7 +18,7 @@ from docker_swap.errors import (
 from docker_swap.models import Container, Project, ServiceDefinition
 from docker_swap.observer import PhaseResult
 from docker_swap.options import resolve_settings
-from docker_swap.release_record import (
+from docker_swap.releases.record import (
     DEPLOYED,
     FOUND,
     NEEDS_ATTENTION,
@@ -28,7 +28,7 @@ from docker_swap.release_record import (
     keep_repository,
     record_labels,
 )
-from docker_swap.releases import (
+from docker_swap.releases.store import (
     current,
     forget_releases,
     kept,
@@ -36,9 +36,9 @@ from docker_swap.releases import (
     record_release,
     rollback_target,
 )
-from docker_swap.rollback import compose_image
-from docker_swap.swap import DeployReport
-from docker_swap.testing import FakeEngine
+from docker_swap.rollout.rollback import compose_image
+from docker_swap.rollout.sequence import DeployReport
+from tests.fakes import FakeEngine
 
 KEEP = keep_repository("demo", "app")
 
@@ -282,7 +282,7 @@ def test_forgetting_a_project_s_releases_leaves_other_projects_alone() -> None:
 
 
 def test_only_the_newest_records_stay(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("docker_swap.releases.RECORDS_KEPT", 3)
+    monkeypatch.setattr("docker_swap.releases.store.RECORDS_KEPT", 3)
     deploys = Deploys()
     for number in range(2, 6):
         deploys.deploy(f"sha256:img{number}")

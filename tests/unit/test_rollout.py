@@ -7,14 +7,14 @@ from dataclasses import replace
 from pathlib import Path
 
 from docker_swap.errors import Interrupted, NeedsAttention
-from docker_swap.journal import Journal
 from docker_swap.models import Project, ServiceDefinition
 from docker_swap.observer import Observer, SilentObserver
 from docker_swap.options import DeployOptions, ProxyRef
-from docker_swap.plan import ServicePlan, UpdateConfig
-from docker_swap.preflight import Plan
-from docker_swap.rollout import Rollout, RolloutResult
-from docker_swap.testing import FakeCompose, FakeEngine, FakeProxy, FakeWatch
+from docker_swap.rollout.batches import Rollout, RolloutResult
+from docker_swap.safety.journal import Journal
+from docker_swap.targets.compose.plan import ServicePlan, UpdateConfig
+from docker_swap.targets.compose.preflight import Plan
+from tests.fakes import FakeCompose, FakeEngine, FakeProxy, FakeWatch
 
 
 class World:

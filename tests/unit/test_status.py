@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from docker_swap.journal import STATE_DIR_ENV, Entry, Journal
 from docker_swap.models import Project, ServiceDefinition
 from docker_swap.proxy import Serving
 from docker_swap.proxy.nginx_config import parse_upstream_servers, render_upstream
-from docker_swap.status import _match, disagreements, service_status, would_recreate
-from docker_swap.swap import backends
-from docker_swap.testing import FakeEngine, FakeProxy
+from docker_swap.rollout.sequence import backends
+from docker_swap.safety.journal import STATE_DIR_ENV, Entry, Journal
+from docker_swap.targets.compose.status import _match, disagreements, service_status, would_recreate
+from tests.fakes import FakeEngine, FakeProxy
 
 
 def test_the_servers_of_an_upstream_file_leave_out_those_warming_up() -> None:

@@ -17,14 +17,14 @@ from docker_swap.errors import (
     ProxyConfigInvalid,
     SwitchNotConfirmed,
 )
-from docker_swap.journal import Entry, Journal
 from docker_swap.models import Project, ServiceDefinition
 from docker_swap.observer import PhaseResult
 from docker_swap.options import DeployOptions, ProxyRef
-from docker_swap.preflight import Plan
 from docker_swap.proxy import Drained
-from docker_swap.swap import Swap
-from docker_swap.testing import FakeCompose, FakeEngine, FakeProxy, FakeWatch
+from docker_swap.rollout.sequence import Swap
+from docker_swap.safety.journal import Entry, Journal
+from docker_swap.targets.compose.preflight import Plan
+from tests.fakes import FakeCompose, FakeEngine, FakeProxy, FakeWatch
 
 
 class Recorder:

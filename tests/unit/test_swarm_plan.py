@@ -7,13 +7,13 @@ from typing import Any
 
 import pytest
 
+from docker_swap.engine.swarm import SwarmService, same_template, template_hash
 from docker_swap.errors import InvalidSettings, NotSwappable, Refused, ReleaseRefused
 from docker_swap.options import DeployOptions, ProxyRef
-from docker_swap.release_record import DEPLOYED, Release, parse_record, record_labels
-from docker_swap.stack_target import swarm_mode
-from docker_swap.swarm import SwarmService, same_template, template_hash
-from docker_swap.swarm_commands import _checked_template
-from docker_swap.swarm_plan import BRIDGE, CREATE, SWARM, UNCHANGED, plan_stack
+from docker_swap.releases.record import DEPLOYED, Release, parse_record, record_labels
+from docker_swap.rollout.stack_commands import _checked_template
+from docker_swap.targets.swarm.plan import BRIDGE, CREATE, SWARM, UNCHANGED, plan_stack
+from docker_swap.targets.swarm.stack import swarm_mode
 
 TEMPLATE: dict[str, Any] = {"ContainerSpec": {"Image": "app:v1", "Env": ["VERSION=v1"]}}
 REDIS = DeployOptions("app", proxy=ProxyRef("redis", ""), port=8000)

@@ -7,14 +7,14 @@ from typing import Any
 
 import pytest
 
+from docker_swap.engine.swarm import Node, SwarmService, Task, bridge_name
 from docker_swap.errors import DeployFailed, NeedsAttention, SwitchNotConfirmed
 from docker_swap.models import Backend
 from docker_swap.observer import SilentObserver
 from docker_swap.options import DeployOptions, ProxyRef
 from docker_swap.proxy import Drained
-from docker_swap.swarm import Node, SwarmService, Task, bridge_name
-from docker_swap.swarm_plan import BRIDGE, StackPlan, StackStep
-from docker_swap.swarm_up import StackRollout
+from docker_swap.rollout.swarm_up import StackRollout
+from docker_swap.targets.swarm.plan import BRIDGE, StackPlan, StackStep
 
 OPTIONS = DeployOptions("app", proxy=ProxyRef("redis", ""), port=8000, timeout=2,
                         drain_timeout=1)

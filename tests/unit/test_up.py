@@ -6,10 +6,10 @@ import time
 from pathlib import Path
 
 from docker_swap.models import Project, PublishedPort, ServiceDefinition
-from docker_swap.plan import read_plan
-from docker_swap.releases import read_releases
-from docker_swap.testing import FakeCompose, FakeEngine
-from docker_swap.up import Run, ServiceOutcome, SilentUpObserver, UpReport
+from docker_swap.releases.store import read_releases
+from docker_swap.rollout.up import Run, ServiceOutcome, SilentUpObserver, UpReport
+from docker_swap.targets.compose.plan import read_plan
+from tests.fakes import FakeCompose, FakeEngine
 
 
 class Recorder(SilentUpObserver):

@@ -12,16 +12,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from ..errors import ProxyNotReady
-from ..models import Backend, Container
-from ..options import ProxyRef
-from .base import Drained, ProxyDriver, Serving
-from .caddy import CaddyDriver
-from .haproxy import HAProxyDriver
-from .nginx import NginxDriver, seed
+from docker_swap.errors import ProxyNotReady
+from docker_swap.models import Backend, Container
+from docker_swap.options import ProxyRef
+from docker_swap.proxy.base import Drained, ProxyDriver, Serving
+from docker_swap.proxy.caddy import CaddyDriver
+from docker_swap.proxy.haproxy import HAProxyDriver
+from docker_swap.proxy.nginx import NginxDriver, seed
 
 if TYPE_CHECKING:
-    from ..engine import Engine
+    from docker_swap.engine import Engine
 
 __all__ = ["Drained", "ProxyDriver", "Serving", "open_proxy", "seed_proxy"]
 

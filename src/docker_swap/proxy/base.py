@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from ..models import Backend, ExecResult, Process
+from docker_swap.models import Backend, ExecResult, Process
 
 
 class ProxyEngine(Protocol):

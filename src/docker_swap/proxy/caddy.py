@@ -24,11 +24,10 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from ..errors import ProxyConfigInvalid, ProxyNotReady, SwitchNotConfirmed
-from ..failpoints import failpoint
-from ..models import Backend, Container
-from .base import Drained, ProxyEngine, Serving
-from .caddy_config import (
+from docker_swap.errors import ProxyConfigInvalid, ProxyNotReady, SwitchNotConfirmed
+from docker_swap.models import Backend, Container
+from docker_swap.proxy.base import Drained, ProxyEngine, Serving
+from docker_swap.proxy.caddy_config import (
     IN_FLIGHT_BY_ADDRESS_SINCE,
     MIN_VERSION,
     Command,
@@ -43,7 +42,8 @@ from .caddy_config import (
     show_version,
     slots_problem,
 )
-from .caddy_container import ADMIN_HOST, ADMIN_PORT, CaddyContainer
+from docker_swap.proxy.caddy_container import ADMIN_HOST, ADMIN_PORT, CaddyContainer
+from docker_swap.safety.failpoints import failpoint
 
 _DRAIN_POLL_SECONDS = 0.05
 

@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
-from ..models import Backend
+from docker_swap.models import Backend
 
 MIN_VERSION = (2, 8, 0)
 """The `{file.*}` placeholder, read on every request, came with Caddy 2.8."""

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from ..errors import ProxyConfigInvalid, ProxyNotReady, SwapError, SwitchNotConfirmed
-from ..models import Container, ExecResult
-from .base import ProxyEngine
-from .caddy_config import (
+from docker_swap.errors import ProxyConfigInvalid, ProxyNotReady, SwapError, SwitchNotConfirmed
+from docker_swap.models import Container, ExecResult
+from docker_swap.proxy.base import ProxyEngine
+from docker_swap.proxy.caddy_config import (
     READ_SLOTS,
     Command,
     Upstreams,

@@ -17,11 +17,10 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..errors import ProxyConfigInvalid, ProxyNotReady, SwitchNotConfirmed
-from ..failpoints import failpoint
-from ..models import Backend, Container, check_backends
-from .base import Drained, ProxyEngine, Serving
-from .haproxy_runtime import (
+from docker_swap.errors import ProxyConfigInvalid, ProxyNotReady, SwitchNotConfirmed
+from docker_swap.models import Backend, Container, check_backends
+from docker_swap.proxy.base import Drained, ProxyEngine, Serving
+from docker_swap.proxy.haproxy_runtime import (
     Slot,
     Socket,
     api_error,
@@ -32,6 +31,7 @@ from .haproxy_runtime import (
     parse_setup,
     placeholder_is_an_address,
 )
+from docker_swap.safety.failpoints import failpoint
 
 _POLL_SECONDS = 0.02
 _DRAIN_POLL_SECONDS = 0.1

@@ -19,11 +19,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
-from ..errors import ProxyConfigInvalid, ProxyNotReady, SwitchNotConfirmed
-from ..failpoints import failpoint
-from ..models import Backend, Container, ExecResult, Process
-from .base import Drained, ProxyEngine, Serving
-from .nginx_config import (
+from docker_swap.errors import ProxyConfigInvalid, ProxyNotReady, SwitchNotConfirmed
+from docker_swap.models import Backend, Container, ExecResult, Process
+from docker_swap.proxy.base import Drained, ProxyEngine, Serving
+from docker_swap.proxy.nginx_config import (
     DEFAULT_DIRECTORY,
     DEFAULT_KEEPALIVE_MIN_TIMEOUT,
     KEEPALIVE_FILE,
@@ -36,6 +35,7 @@ from .nginx_config import (
     sets_keepalive_min_timeout,
     setup_problem,
 )
+from docker_swap.safety.failpoints import failpoint
 
 _MASTER = "nginx: master process"
 _WORKER = "nginx: worker process"

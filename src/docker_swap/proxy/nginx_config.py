@@ -9,7 +9,7 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
-from ..models import Backend, check_backends
+from docker_swap.models import Backend, check_backends
 
 DEFAULT_DIRECTORY = "/etc/nginx/docker-swap"
 """Where docker-swap writes its files inside the nginx container (a volume, so they persist)."""

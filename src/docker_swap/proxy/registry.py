@@ -18,10 +18,10 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from ..errors import ProxyNotReady, RegistryDataInvalid, StepFailed, SwitchNotConfirmed
-from ..failpoints import failpoint
-from ..models import AgentStatus, Backend, Generation
-from .base import Drained, Serving
+from docker_swap.errors import ProxyNotReady, RegistryDataInvalid, StepFailed, SwitchNotConfirmed
+from docker_swap.models import AgentStatus, Backend, Generation
+from docker_swap.proxy.base import Drained, Serving
+from docker_swap.safety.failpoints import failpoint
 
 _POLL_SECONDS = 0.05
 

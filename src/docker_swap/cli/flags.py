@@ -1,0 +1,85 @@
+"""The flags several commands share: the settings that may live in x-swap, and the release
+options (hooks, the watch window, --verify)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from docker_swap.options import (
+    DEFAULT_DRAIN_TIMEOUT,
+    DEFAULT_HOOK_TIMEOUT,
+    DEFAULT_SWITCH_TIMEOUT,
+    DEFAULT_VERIFY_RATE,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def service_options(command: F) -> F:
+    """The settings that may also live in the service's x-swap block; flags win."""
+    for decorator in reversed([
+        click.option("--proxy", metavar="DRIVER:SERVICE",
+                     help="Proxy in front of the service: nginx:SERVICE, haproxy:SERVICE, "
+                     "caddy:SERVICE, or redis (agents apply what the registry publishes). "
+                     "[x-swap: proxy]"),
+        click.option("--redis", metavar="URL",
+                     help="Redis URL of the registry, e.g. redis://:PASSWORD@HOST:6379/0 or "
+                     "rediss://... (or DOCKER_SWAP_REDIS_URL). [x-swap: redis]"),
+        click.option("--redis-password-file", metavar="FILE",
+                     help="File holding the Redis password, so that it is not in the URL "
+                     "(or DOCKER_SWAP_REDIS_PASSWORD). [x-swap: redis-password-file]"),
+        click.option("--port", type=int, metavar="PORT",
+                     help="Container port the proxy sends to (default: the only exposed "
+                     "port). [x-swap: port]"),
+        click.option("--upstream", metavar="NAME",
+                     help="nginx upstream or HAProxy backend name (default: the service "
+                     "name). [x-swap: upstream]"),
+        click.option("--drain-timeout", metavar="DURATION",
+                     help=f"How long requests in flight may take to finish "
+                     f"(default {DEFAULT_DRAIN_TIMEOUT:g}s). [x-swap: drain-timeout]"),
+        click.option("--switch-timeout", metavar="DURATION",
+                     help=f"How long the proxy may take to show the switch live "
+                     f"(default {DEFAULT_SWITCH_TIMEOUT:g}s). [x-swap: switch-timeout]"),
+        click.option("--json", "as_json", is_flag=True,
+                     help="Print one JSON object instead of lines."),
+        click.option("-q", "--quiet", is_flag=True,
+                     help="Print nothing but failures; the exit code tells the rest."),
+    ]):
+        command = decorator(command)
+    return command
+
+
+def release_options(command: F) -> F:
+    """Hooks, the watch window and --verify: what makes a deploy a release one can trust."""
+    for decorator in reversed([
+        click.option("--before-switch", metavar="CMD",
+                     help="Run in one new container once it is ready, before any traffic "
+                     "moves (migrations); failing rolls back. [x-swap: hooks.before-switch]"),
+        click.option("--after-switch", metavar="CMD",
+                     help="Run in one new container after the switch. "
+                     "[x-swap: hooks.after-switch]"),
+        click.option("--before-stop", metavar="CMD",
+                     help="Run in each old container before its stop signal. "
+                     "[x-swap: hooks.before-stop]"),
+        click.option("--hook-timeout", metavar="DURATION",
+                     help=f"How long a hook may run (default {DEFAULT_HOOK_TIMEOUT:g}s). "
+                     "[x-swap: hook-timeout]"),
+        click.option("--watch", metavar="DURATION",
+                     help="Keep the old containers running, out of the proxy, this long after "
+                     "the switch; a new container that exits or turns unhealthy switches "
+                     "back to them. [x-swap: watch]"),
+        click.option("--max-error-rate", metavar="RATE",
+                     help="With --watch, behind HAProxy: switch back when more than this share "
+                     "of the new containers' answers are 5xx (0.05 or 5%). "
+                     "[x-swap: max-error-rate]"),
+        click.option("--verify", metavar="URL", multiple=True,
+                     help="Send a light, steady load of GETs to URL during the deploy and "
+                     "report what failed (repeatable)."),
+        click.option("--verify-rate", metavar="N", default=str(DEFAULT_VERIFY_RATE),
+                     show_default=True, help="Requests per second --verify sends to each URL."),
+    ]):
+        command = decorator(command)
+    return command

@@ -1,0 +1,194 @@
+"""Bringing a proxy and a service back in line: `recover` an interrupted deploy, `sync` a proxy.
+
+`recover` reads the journal an interrupted deploy left: before the switch it undoes the deploy
+(proxy back to the old containers, new ones removed); after it, it finishes (old ones retired).
+`sync` points the proxy at the containers that run now; it is how an existing nginx is adopted,
+and how a proxy is repaired after containers were changed by hand. A proxy container that does
+not run (nginx cannot start while its configuration names an upstream that does not exist yet)
+is given the upstream and started.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
+
+from docker_swap.compose import Compose
+from docker_swap.errors import NeedsAttention, Refused, message_of
+from docker_swap.models import Container, Project, names
+from docker_swap.options import ComposeOptions, DeployOptions
+from docker_swap.proxy import seed_proxy
+from docker_swap.rollout.sequence import backends
+from docker_swap.safety.interrupts import Interrupts
+from docker_swap.safety.journal import SWITCHED, SWITCHING, Entry, Journal
+from docker_swap.targets.compose.preflight import (
+    choose_port,
+    connect_proxy,
+    nothing_changed_yet,
+    open_service,
+    proxy_containers,
+    refuse_unfinished,
+    running_containers,
+    shared_network,
+)
+
+if TYPE_CHECKING:
+    from docker_swap.engine import Engine
+
+
+@dataclass(frozen=True)
+class RecoveryReport:
+    service: str
+    action: str
+    """One of: nothing, undone, finished, synced."""
+    detail: str
+    notes: tuple[str, ...] = ()
+
+
+def recover(
+    service: str,
+    *,
+    compose_options: ComposeOptions | None = None,
+    flags: Mapping[str, object | None] | None = None,
+) -> RecoveryReport:
+    """Finish or undo the interrupted deploy of `service`, as its journal says."""
+    compose = Compose(compose_options or ComposeOptions())
+    engine, project, options = open_service(compose, service, flags or {})
+    with nothing_changed_yet():
+        journal = Journal(engine, project.name, service)
+        journal.lock()
+    try:
+        entry = journal.read()
+        if entry is None:
+            return RecoveryReport(service, "nothing", f"no interrupted deploy of {service}")
+        changes = _Changes(notes=list(journal.notes))
+        with _finishing(changes, "recover"):
+            report = _resume(engine, project, options, entry, changes)
+        journal.clear()
+        return replace(report, notes=tuple(changes.notes))
+    finally:
+        journal.unlock()
+
+
+def sync(
+    service: str,
+    *,
+    compose_options: ComposeOptions | None = None,
+    flags: Mapping[str, object | None] | None = None,
+) -> RecoveryReport:
+    """Point the service's proxy at the containers of `service` that run now."""
+    compose = Compose(compose_options or ComposeOptions())
+    engine, project, options = open_service(compose, service, flags or {})
+    with nothing_changed_yet():
+        journal = Journal(engine, project.name, service)
+        journal.lock()
+    try:
+        refuse_unfinished(journal, service)
+        with nothing_changed_yet():
+            running = running_containers(engine, project, project.services[service])
+        changes = _Changes(notes=list(journal.notes))
+        with _finishing(changes, "sync"):
+            _start_stopped_proxies(engine, project, options, running, changes)
+            detail = _switch(engine, project, options, running, changes)
+        return RecoveryReport(service, "synced", detail, tuple(changes.notes))
+    finally:
+        journal.unlock()
+
+
+@dataclass
+class _Changes:
+    """What recover or sync changed so far, and what it has to tell."""
+
+    made: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+@contextmanager
+def _finishing(changes: _Changes, command: str) -> Iterator[None]:
+    """Ctrl-C and SIGTERM are noted, not obeyed: what was started finishes (each step is
+    bounded), so that the proxy is never left half switched. A failure once something
+    changed needs attention; before that, it is a refusal (nothing changed)."""
+    interrupts = Interrupts(changes.notes.append)
+    with interrupts:
+        interrupts.defer(f"{command} finishes what it started first")
+        try:
+            with nothing_changed_yet():  # until something changed, a failure refuses
+                yield
+        except Exception as exc:
+            if isinstance(exc, NeedsAttention) or (isinstance(exc, Refused) and not changes.made):
+                raise
+            raise NeedsAttention(
+                f"{command} could not finish: {message_of(exc)}",
+                hint=f"The proxy may have changed; fix the cause and run `docker-swap "
+                f"{command}` again.",
+            ) from exc
+
+
+def _resume(
+    engine: Engine, project: Project, options: DeployOptions, entry: Entry, changes: _Changes
+) -> RecoveryReport:
+    """Leave the proxy, confirmed, on one set of containers, then remove the other set.
+
+    After the switch, the new containers are kept if they run (finish the deploy); before it,
+    the old ones (undo it). A deploy cut short while switching had proven its new containers
+    ready: they are kept only when no old one runs any more."""
+    containers = engine.service_containers(project.name, options.service)
+    staying = [c for c in containers if c.id in entry.staying]
+    old = [c for c in containers if c.id in entry.old]
+    new = [c for c in containers if c.id not in [*entry.old, *entry.staying]]
+    old_running = [c for c in old if c.running]
+    new_running = [c for c in new if c.running]
+    staying_running = [c for c in staying if c.running]  # an earlier batch's, or old ones kept
+    keep_new = entry.phase == SWITCHED or (entry.phase == SWITCHING and not old_running)
+    if keep_new and new_running:
+        _switch(engine, project, options, [*staying_running, *new_running], changes)
+        _retire(engine, old + [c for c in new if not c.running])
+        return RecoveryReport(options.service, "finished", f"retired {names(old) or 'nothing'}")
+    if old_running:
+        _switch(engine, project, options, [*old_running, *staying_running], changes)
+        _retire(engine, new + [c for c in old if not c.running])
+        return RecoveryReport(options.service, "undone", f"removed {names(new) or 'nothing'}")
+    raise NeedsAttention(
+        f"the deploy of {options.service} was interrupted (phase {entry.phase}), and none of "
+        "the containers it could keep still runs, so it can be neither undone nor finished.",
+        hint=f"Start the service (`docker compose up -d {options.service}`), then run "
+        f"`docker-swap sync {options.service}`.",
+    )
+
+
+def _switch(
+    engine: Engine, project: Project, options: DeployOptions, containers: Sequence[Container],
+    changes: _Changes,
+) -> str:
+    """Send every request to `containers`, confirmed, and drain what went elsewhere."""
+    proxy, network = connect_proxy(engine, project, options, containers[0])
+    proxy.check()
+    changes.made = True
+    detail = proxy.switch(backends(containers, network, choose_port(options, containers[0])))
+    proxy.drain(options.drain_timeout)
+    return detail
+
+
+def _start_stopped_proxies(
+    engine: Engine, project: Project, options: DeployOptions, running: Sequence[Container],
+    changes: _Changes,
+) -> None:
+    if options.proxy is None or options.proxy.driver == "redis":
+        return  # agents start their own proxies
+    stopped = [c for c in proxy_containers(engine, project, options) if not c.running]
+    if not stopped:
+        return
+    network = shared_network(stopped, running[0])
+    port = choose_port(options, running[0])
+    changes.made = True
+    seed_proxy(options.proxy, engine, stopped, options.upstream_name,
+               backends(running, network, port), options.switch_timeout)
+
+
+def _retire(engine: Engine, containers: Sequence[Container]) -> None:
+    for container in containers:
+        if container.running:
+            engine.stop(container)
+        engine.remove(container.id)
