@@ -88,9 +88,12 @@ class FakeEngine(Engine):
             config_hash=config_hash, image_id=image_id or f"sha256:{service}",
         )
         self.containers[container.id] = container
+        self._count(service)
+        return container
+
+    def _count(self, service: str) -> None:
         count = sum(c.service == service for c in self.containers.values())
         self.most = max(self.most, count)
-        return container
 
     def image_id(self, reference: str) -> str | None:
         return self.image_refs.get(reference)
@@ -104,7 +107,12 @@ class FakeEngine(Engine):
         old: Container = attrs["container"]
         clone = replace(old, id=f"{old.service}{old.number}c".ljust(64, "0"), status="running")
         self.containers[clone.id] = clone
+        self._count(old.service)
         return clone.id
+
+    def running(self, container_ids: Sequence[str]) -> dict[str, dict[str, str]]:
+        return {c.id: dict(c.networks) for c in self.containers.values()
+                if c.id in container_ids and c.running}
 
     def engine_id(self) -> str:
         return "fake-engine"

@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from docker_swap.observer import Observer, PhaseResult
     from docker_swap.options import ComposeOptions, DeployOptions, ProxyRef, VerifyOptions
     from docker_swap.rollout.recover import RecoveryReport, recover, sync
-    from docker_swap.rollout.sequence import DeployReport, deploy
+    from docker_swap.rollout.deploy import DeployReport, deploy
     from docker_swap.rollout.up import ServiceOutcome, UpReport, up
     from docker_swap.rollout.verify import VerifyReport
 
@@ -62,7 +62,7 @@ _WHERE = {
     "ComposeOptions": "options", "DeployOptions": "options", "ProxyRef": "options",
     "VerifyOptions": "options", "VerifyReport": "rollout.verify",
     "RecoveryReport": "rollout.recover", "recover": "rollout.recover", "sync": "rollout.recover",
-    "DeployReport": "rollout.sequence", "deploy": "rollout.sequence",
+    "DeployReport": "rollout.deploy", "deploy": "rollout.deploy",
     "ServiceOutcome": "rollout.up", "UpReport": "rollout.up", "up": "rollout.up",
 }
 

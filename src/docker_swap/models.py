@@ -7,6 +7,7 @@ import ipaddress
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from docker_swap.errors import ProxyConfigInvalid
 
@@ -204,9 +205,14 @@ class AgentStatus:
     are 0, and a deploy treats it as an agent that has not applied anything."""
 
 
-def names(containers: Sequence[Container]) -> str:
-    """Containers' names, as a message says them."""
-    return ", ".join(c.name for c in containers)
+class Named(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+def names(units: Sequence[Named]) -> str:
+    """Containers' (or tasks') names, as a message says them."""
+    return ", ".join(u.name for u in units)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import pytest
 
 from docker_swap.errors import ContainerExited, ContainerUnhealthy, EngineFailed, NotReady
 from docker_swap.models import ExecResult
-from docker_swap.rollout.readiness import (
+from docker_swap.targets.readiness import (
     CommandProbe,
     DockerHealthProbe,
     ProbeResult,

@@ -10,7 +10,7 @@ import pytest
 from docker_swap.errors import DeployFailed, HookFailed, InvalidSettings, ReleaseFailed
 from docker_swap.models import ExecResult
 from docker_swap.options import parse_rate, parse_verify, resolve_settings
-from docker_swap.rollout.hooks import run_hook
+from docker_swap.rollout.hooks import HookResult, run_hook
 from docker_swap.rollout.watch import watch_release
 from tests.fakes import FakeWatch
 
@@ -45,23 +45,16 @@ def test_rates_and_verify_urls_are_checked() -> None:
             parse_verify(urls, rate)
 
 
-class Executor:
-    def __init__(self, result: ExecResult) -> None:
-        self.result = result
-        self.ran: list[tuple[str, ...]] = []
-
-    def exec(self, container_id: str, argv: object, timeout: float | None = None) -> ExecResult:
-        self.ran.append(tuple(argv))  # type: ignore[arg-type]
-        return self.result
+def hook(world: World, result: ExecResult, name: str, argv: list[str]) -> HookResult:
+    world.engine.exec = lambda *a, **k: result  # type: ignore[method-assign]
+    return run_hook(world.swap().batch, name, argv, world.old, 5)[0]
 
 
 def test_a_hook_says_how_it_ended(tmp_path: Path) -> None:
     world = World(tmp_path)
-    passed = run_hook(Executor(ExecResult(0, "done\n")), "before-switch", ["./migrate"],
-                      world.old[0], 5)
-    failed = run_hook(Executor(ExecResult(2, "", "no database\n")), "before-switch",
-                      ["./migrate"], world.old[0], 5)
-    hung = run_hook(Executor(ExecResult(None, "")), "after-switch", ["./warm"], world.old[0], 5)
+    passed = hook(world, ExecResult(0, "done\n"), "before-switch", ["./migrate"])
+    failed = hook(world, ExecResult(2, "", "no database\n"), "before-switch", ["./migrate"])
+    hung = hook(world, ExecResult(None, ""), "after-switch", ["./warm"])
     assert passed.ok and passed.detail == "before-switch hook `./migrate` exited 0 in demo-app-1"
     assert not failed.ok and failed.output == "no database"
     assert not hung.ok and "did not finish within 5 s" in hung.detail

@@ -3,8 +3,6 @@ tests/integration)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import pytest
 
 from docker_swap.errors import (
@@ -37,7 +35,6 @@ from docker_swap.releases.store import (
     rollback_target,
 )
 from docker_swap.rollout.rollback import compose_image
-from docker_swap.rollout.sequence import DeployReport
 from tests.fakes import FakeEngine
 
 KEEP = keep_repository("demo", "app")
@@ -57,10 +54,10 @@ class Deploys:
             self.engine.add_image(image, "demo/app:latest")
         new = [self._container(max(c.number for c in self.engine.containers.values()) + 1,
                                image)]
-        result: DeployReport | BaseException = error or report(new, self.running)
-        recorded = record_release(self.engine, "demo", "app", result, new,
+        recorded = record_release(self.engine, "demo", "app", error, new,
                                   replaced=self.running, keep=self.keep, kind=kind,
-                                  rollback_to=rollback_to, phases=[PhaseResult("start", 1, "")])
+                                  rollback_to=rollback_to,
+                                  phases=[PhaseResult("start", 1, "")] if error else PHASES)
         if error is None:
             for old in self.running:
                 del self.engine.containers[old.id]
@@ -86,9 +83,7 @@ class Deploys:
         return self.engine.add("app", number, image_id=image)
 
 
-def report(new: Sequence[Container], old: Sequence[Container]) -> DeployReport:
-    return DeployReport("demo", "app", tuple(c.name for c in old), tuple(c.name for c in new),
-                        (PhaseResult("start", 0.5, ""), PhaseResult("ready", 1.25, "")), 1.75)
+PHASES = (PhaseResult("start", 0.5, ""), PhaseResult("ready", 1.25, ""))
 
 
 def test_the_first_deploy_records_what_ran_before_then_itself() -> None:
@@ -157,7 +152,7 @@ def test_a_record_that_cannot_be_written_is_a_note_not_an_error() -> None:
     engine = FakeEngine(failing={"import_labels"})
     new = engine.add("app", 2, image_id="sha256:x")
 
-    recorded = record_release(engine, "demo", "app", report([new], []), [new])
+    recorded = record_release(engine, "demo", "app", None, [new])
 
     assert recorded.number is None
     assert "could not be recorded" in recorded.notes[0]
@@ -244,7 +239,7 @@ def test_a_release_that_needed_attention_after_its_switch_runs_if_its_containers
     stuck = deploys.engine.add("app", 5, image_id="sha256:img3")
     deploys.engine.add_image("sha256:img3")
     record_release(deploys.engine, "demo", "app", NeedsAttention("drain failed."), [stuck],
-                   replaced=deploys.running)
+                   replaced=deploys.running, served=True)
 
     assert current(deploys.releases(), [stuck]).number == 3  # type: ignore[union-attr]
     target = rollback_target(deploys.releases(), [stuck], None, lambda _: True)
@@ -272,7 +267,7 @@ def test_forgetting_a_project_s_releases_leaves_other_projects_alone() -> None:
     deploys.deploy("sha256:img2")
     other = FakeEngine.add(deploys.engine, "web", 1, project="other", image_id="sha256:w1")
     deploys.engine.add_image("sha256:w1")
-    record_release(deploys.engine, "other", "web", report([other], []), [other])
+    record_release(deploys.engine, "other", "web", None, [other])
 
     forget_releases(deploys.engine, "demo")
 

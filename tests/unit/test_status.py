@@ -9,8 +9,8 @@ import pytest
 from docker_swap.models import Project, ServiceDefinition
 from docker_swap.proxy import Serving
 from docker_swap.proxy.nginx_config import parse_upstream_servers, render_upstream
-from docker_swap.rollout.sequence import backends
 from docker_swap.safety.journal import STATE_DIR_ENV, Entry, Journal
+from docker_swap.targets.compose.batch import backends
 from docker_swap.targets.compose.status import _match, disagreements, service_status, would_recreate
 from tests.fakes import FakeEngine, FakeProxy
 

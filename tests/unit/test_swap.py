@@ -21,7 +21,9 @@ from docker_swap.models import Project, ServiceDefinition
 from docker_swap.observer import PhaseResult
 from docker_swap.options import DeployOptions, ProxyRef
 from docker_swap.proxy import Drained
-from docker_swap.rollout.sequence import Swap
+from docker_swap.rollout.deploy import compose_swap
+from docker_swap.rollout.swap import Swap
+from docker_swap.safety.interrupts import Interrupts
 from docker_swap.safety.journal import Entry, Journal
 from docker_swap.targets.compose.preflight import Plan
 from tests.fakes import FakeCompose, FakeEngine, FakeProxy, FakeWatch
@@ -64,7 +66,9 @@ class World:
         project = Project("demo", {"app": ServiceDefinition("app")})
         plan = Plan(project, self.options, self.old, 8000, "demo_default", self.proxy,
                     self.journal, [])
-        return Swap(plan, self.engine, self.compose, self.recorder)
+        return compose_swap(plan, self.engine, self.compose, self.recorder,
+                            Interrupts(self.recorder.note), old=self.old, staying=[],
+                            size=len(self.old), kind="deploy")
 
     def names(self) -> list[str]:
         return [c.name for c in self.engine.service_containers("demo", "app")]
@@ -80,7 +84,7 @@ def test_phases_run_in_order_and_the_old_container_goes_last(tmp_path: Path) -> 
     assert world.proxy.switches == [["demo-app-2"]]
     assert world.engine.calls[-2:] == ["stop demo-app-1", "remove demo-app-1"]
     assert world.names() == ["demo-app-2"]
-    assert report.old == ("demo-app-1",) and report.new == ("demo-app-2",)
+    assert [u.name for u in report.new] == ["demo-app-2"]
     assert world.journal.read() is None
     assert all(watch.closed for watch in world.engine.watches.values())
 
@@ -107,6 +111,7 @@ def test_the_journal_follows_every_phase(tmp_path: Path) -> None:
     world.swap().run()
 
     assert phases == ["starting", "started", "switching", "switched"]
+    assert world.journal.read() is None
 
 
 def test_a_timeout_removes_the_new_container_and_leaves_the_proxy_alone(tmp_path: Path) -> None:
@@ -199,7 +204,7 @@ def test_a_failed_switch_back_needs_attention_and_keeps_the_journal(tmp_path: Pa
 
     assert "the proxy could not be switched back" in failure.value.message
     entry = world.journal.read()
-    assert entry is not None and entry.phase == "switching"
+    assert entry is not None and entry.phase == "undoing", "recover undoes from here"
     assert json.loads(world.journal.path.read_text())["old"] == [world.old[0].id]
 
 
@@ -244,7 +249,7 @@ def test_a_failed_retire_needs_attention_after_the_switch(tmp_path: Path) -> Non
 
     assert failure.value.message.startswith(
         "the new version serves (demo-app-2), but retiring the old containers failed: "
-        "stop demo-app-1 failed; the old container(s) demo-app-1 still exist")
+        "stop demo-app-1 failed; the old container(s) demo-app-1 still run, out of the proxy")
     assert world.proxy.switches == [["demo-app-2"]]
     entry = world.journal.read()
     assert entry is not None and entry.phase == "switched"

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from docker_swap.models import Project, PublishedPort, ServiceDefinition
 from docker_swap.releases.store import read_releases
-from docker_swap.rollout.up import Run, ServiceOutcome, SilentUpObserver, UpReport
+from docker_swap.rollout.outcomes import ServiceOutcome, SilentUpObserver, UpReport
+from docker_swap.rollout.project import Locks, Run
 from docker_swap.targets.compose.plan import read_plan
 from tests.fakes import FakeCompose, FakeEngine
 
@@ -25,7 +26,8 @@ def run(engine: FakeEngine, services: dict[str, ServiceDefinition],
     compose = FakeCompose(engine, hashes=hashes)
     plan = read_plan(compose, engine, Project("demo", services))
     recorder = Recorder()
-    return Run(plan, engine, compose, {}, recorder).all(1), compose, recorder
+    with Locks(engine, plan) as locks:
+        return Run(plan, engine, compose, locks.prepared, recorder).all(1), compose, recorder
 
 
 def project(tmp_path: Path) -> tuple[FakeEngine, dict[str, ServiceDefinition], dict[str, str]]:
@@ -112,7 +114,8 @@ def test_independent_services_go_side_by_side_within_the_bound(tmp_path: Path) -
 
     compose.converge = slow  # type: ignore[method-assign]
 
-    outcomes = Run(plan, engine, compose, {}, SilentUpObserver()).all(2)
+    with Locks(engine, plan) as locks:
+        outcomes = Run(plan, engine, compose, locks.prepared, SilentUpObserver()).all(2)
 
     assert most == 2  # cache and db, which depend on nothing
     by_name = {o.name: o for o in outcomes}

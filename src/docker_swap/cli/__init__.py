@@ -48,7 +48,7 @@ from docker_swap.options import (
     parse_verify,
 )
 from docker_swap.rollout.recover import recover, sync
-from docker_swap.rollout.sequence import deploy
+from docker_swap.rollout.deploy import deploy
 from docker_swap.rollout.up import up
 
 F = TypeVar("F", bound=Callable[..., Any])

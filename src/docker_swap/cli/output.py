@@ -25,13 +25,13 @@ from rich.text import Text
 
 from docker_swap.errors import DeployFailed, SwapError
 from docker_swap.observer import PhaseResult, SilentObserver
-from docker_swap.rollout.sequence import DeployReport
+from docker_swap.rollout.deploy import DeployReport
 from docker_swap.rollout.verify import VerifyReport
 
 if TYPE_CHECKING:
     from docker_swap.demo import DemoReport
     from docker_swap.rollout.recover import RecoveryReport
-    from docker_swap.rollout.up import ServiceOutcome, UpReport
+    from docker_swap.rollout.outcomes import ServiceOutcome, UpReport
     from docker_swap.targets.compose.plan import ServicePlan
 
 _RESULTS = {0: "deployed", 1: "rolled_back", 2: "refused", 3: "needs_attention"}

@@ -35,7 +35,7 @@ from docker_swap.targets.compose.preflight import connect_engine
 
 if TYPE_CHECKING:
     from docker_swap.engine import Engine
-    from docker_swap.rollout.up import ServiceOutcome, UpReport
+    from docker_swap.rollout.outcomes import ServiceOutcome, UpReport
     from docker_swap.targets.compose.plan import ServicePlan
 
 PROJECT = "docker-swap-demo"

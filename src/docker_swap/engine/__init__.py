@@ -280,6 +280,19 @@ class Engine:
             return [self.inspect(summary["Id"])
                     for summary in self._api.containers(all=True, filters=filters)]
 
+    def running(self, container_ids: Sequence[str]) -> dict[str, dict[str, str]]:
+        """Those of the containers that run now, each with its address on every network it
+        is on, in one call (what a switch checks just before the proxy is given them)."""
+        if not container_ids:
+            return {}
+        filters = {"id": list(container_ids), "status": "running"}
+        with _translated("list the running containers"):
+            found = self._api.containers(filters=filters)
+        return {str(c["Id"]): {name: str(net.get("IPAddress") or "")
+                               for name, net in ((c.get("NetworkSettings") or {})
+                                                 .get("Networks") or {}).items()}
+                for c in found}
+
     def inspect(self, container_id: str) -> Container:
         with _translated(f"inspect container {container_id[:12]}"):
             return _container(self._api.inspect_container(container_id))

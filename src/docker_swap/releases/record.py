@@ -7,7 +7,8 @@
                                   outcome, reason, image_id, image_tags, config_hash, at, by,
                                   rollback_to, phases [{name, seconds}], seconds,
                                   containers [{id, name}], replaced, template (a Swarm
-                                  service's task template, JSON; image_id is then its hash)
+                                  service's task template, JSON; image_id is then its hash),
+                                  served (its switch completed; absent in older records)
 
 Labels are read back as untrusted input (anyone can make an image with these labels): every
 field is checked, and a record that does not parse is a ValueError that says why in one
@@ -70,10 +71,15 @@ class Release:
     replaced: tuple[str, ...] = ()
     template: str = ""
     """A Swarm stack service's task template as JSON (image_id is then its hash)."""
+    served: bool = False
+    """Its switch completed: its version served, even if what came after needed attention."""
 
     @property
     def deployed(self) -> bool:
-        return self.outcome == DEPLOYED and bool(self.image_id)
+        """Its version served and is one to keep and roll back to: it deployed, or it needed
+        attention only after its switch."""
+        served = self.outcome == DEPLOYED or (self.outcome == NEEDS_ATTENTION and self.served)
+        return served and bool(self.image_id)
 
 
 def record_labels(release: Release) -> dict[str, str]:
@@ -155,7 +161,15 @@ def _from_data(fields: _Fields) -> Release:
         containers=tuple(ContainerRef(c.get("id", str), c.get("name", str))
                          for c in fields.objects("containers")),
         replaced=fields.strings("replaced"), template=_template(fields),
+        served=_flag(fields, "served"),
     )
+
+
+def _flag(fields: _Fields, key: str) -> bool:
+    value = fields.data.get(key, False)
+    if not isinstance(value, bool):
+        raise ValueError(f"its record has a bad {key!r}")
+    return value
 
 
 def _template(fields: _Fields) -> str:

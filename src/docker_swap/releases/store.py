@@ -69,7 +69,6 @@ from docker_swap.releases.record import (
 
 if TYPE_CHECKING:
     from docker_swap.observer import PhaseResult
-    from docker_swap.rollout.sequence import DeployReport
 
 RECORDS_KEPT = 50
 _REASON_CHARS = 1000
@@ -106,7 +105,7 @@ def record_release(
     engine: ReleaseEngine,
     project: str,
     service: str,
-    result: DeployReport | BaseException,
+    error: BaseException | None,
     new: Sequence[Container],
     *,
     replaced: Sequence[Container] = (),
@@ -114,28 +113,31 @@ def record_release(
     keep: int = DEFAULT_KEEP,
     kind: str = DEPLOY,
     rollback_to: int | None = None,
+    served: bool | None = None,
 ) -> Recorded:
     """Record how one deploy of `service` ended, on the engine, and keep the last `keep`
-    released images. `result` is the deploy's report, or what it raised; `new` the containers
-    it started (inspected when they started), `replaced` those it replaced.
+    released images. `error` is what the deploy raised (None: it deployed); `new` the
+    containers it started (inspected when they started), `replaced` those it replaced;
+    `served`: its switch completed, so its version served (by default: it deployed).
 
     Never raises: a record that cannot be written is a note, and the deploy's outcome stays
     what it was. A refusal (nothing changed) records nothing.
     """
-    outcome = outcome_of(result)
+    outcome = outcome_of(error)
     if outcome is None:
         return Recorded(None)
+    done = tuple(Phase(p.name, round(p.seconds, 3)) for p in phases)
     try:
-        return _record(engine, project, service, outcome, new, replaced,
-                       _phases(result, phases), keep, kind, rollback_to)
+        return _record(engine, project, service, outcome, new, replaced, done, keep, kind,
+                       rollback_to, error is None if served is None else served)
     except Exception as exc:
         return Recorded(None, (f"the release could not be recorded on the engine "
                                f"({_message(exc)}); the deploy's outcome is as reported.",))
 
 
-def outcome_of(result: DeployReport | BaseException) -> tuple[str, str] | None:
-    """(outcome, reason) of a deploy's report or error; None for a refusal."""
-    if not isinstance(result, BaseException):
+def outcome_of(result: BaseException | None) -> tuple[str, str] | None:
+    """(outcome, reason) of how a deploy ended (None: it deployed); None for a refusal."""
+    if result is None:
         return DEPLOYED, ""
     if isinstance(result, SwapError):
         if result.exit_code == EXIT_ROLLED_BACK:
@@ -149,18 +151,18 @@ def outcome_of(result: DeployReport | BaseException) -> tuple[str, str] | None:
 def _record(
     engine: ReleaseEngine, project: str, service: str, outcome: tuple[str, str],
     new: Sequence[Container], replaced: Sequence[Container], phases: tuple[Phase, ...],
-    keep: int, kind: str, rollback_to: int | None,
+    keep: int, kind: str, rollback_to: int | None, served: bool,
 ) -> Recorded:
     releases, notes = read_releases(engine, project, service)
     if not releases and replaced:  # what ran before docker-swap's first deploy
         found = replace(_release(engine, 1, project, service, (DEPLOYED, ""), FOUND, replaced),
-                        by="")
+                        by="", served=True)
         write_record(engine, found)
         releases = [found]
     release = replace(
         _release(engine, next_number(releases), project, service, outcome, kind, new),
         rollback_to=rollback_to, phases=phases, seconds=round(sum(p.seconds for p in phases), 3),
-        replaced=tuple(c.name for c in replaced),
+        replaced=tuple(c.name for c in replaced), served=served,
     )
     write_record(engine, release)
     releases = [release, *releases]
@@ -333,9 +335,10 @@ def _asked_for(releases: Sequence[Release], number: int, service: str) -> Releas
         known = ", ".join(str(r.number) for r in releases) or "none"
         raise ReleaseRefused(f"{service} has no release {number} (releases: {known}).")
     if not target.deployed:
+        why = "needed attention before its switch"
         raise ReleaseRefused(
             f"release {number} of {service} never served: it "
-            f"{'was rolled back' if target.outcome == ROLLED_BACK else 'needed attention'}"
+            f"{'was rolled back' if target.outcome == ROLLED_BACK else why}"
             f"{f' ({target.reason})' if target.reason else ''}.")
     return target
 
@@ -358,13 +361,6 @@ def _app_tags(image: Image | None) -> tuple[str, ...]:
         return ()
     return tuple(t for t in image.tags if not t.startswith((f"{KEEP_REPOSITORY}/",
                                                             f"{RECORD_REPOSITORY}/")))
-
-
-def _phases(
-    result: DeployReport | BaseException, phases: Sequence[PhaseResult]
-) -> tuple[Phase, ...]:
-    done = phases if isinstance(result, BaseException) else result.phases
-    return tuple(Phase(p.name, round(p.seconds, 3)) for p in done)
 
 
 def _short(text: str) -> str:

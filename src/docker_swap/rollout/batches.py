@@ -1,58 +1,66 @@
-"""One changed service, batch by batch, with its update_config and failure_action.
+"""One changed service of a compose project, batch by batch, as deploy.update_config says.
 
     for each batch of `parallelism` replicas:
-        swap (behind a proxy: the swap sequence of swap.py on this batch) or replace (no proxy)
-        monitor: the new containers must keep running (and healthy) for `monitor` seconds
+        the one-batch sequence (swap.py): behind a proxy a swap, without one a replace
+        monitor: the new containers must keep running (and healthy) for `monitor` seconds; if
+                 one does not, the batch is undone: its retired containers come back from
+                 their saved definitions and the proxy goes to them, confirmed
         delay before the next batch
 
-A batch that fails was already undone by its sequence (its old containers never stopped). What
-happens next is the failure_action, once more than max_failure_ratio of the batches failed:
-`rollback` brings every batch already done back to the old version (batch by batch per
-rollback_config: the retired containers are created again from their saved definitions, get
-ready, the proxy switches to them, the new ones retire), `pause` stops there (some replicas
-new, the others old, all serving), `continue` goes on with the next batch.
+A failed batch never serves (its sequence, or its monitor, undid it). Failures are counted in
+containers, as compose and Swarm count them: while the failed share of the replicas stays
+within max_failure_ratio the rollout goes on and the service ends done. Beyond it,
+failure_action applies: `rollback` brings every batch done back to the old version
+(rollback_config: parallelism, delay, order, monitor, and its own failure_action and
+max_failure_ratio for a rollback batch that fails), `pause` stops there (exit 3: some replicas
+run the new version, the others the old, all serve), `continue` goes on with the next batch and
+ends as needing attention too, once every batch ran.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from docker_swap.compose import Compose
-from docker_swap.errors import DeployFailed, Interrupted, NeedsAttention, StepFailed, SwapError
-from docker_swap.models import Container
+from docker_swap.errors import (
+    DeployFailed,
+    Interrupted,
+    NeedsAttention,
+    StepFailed,
+    SwapError,
+)
+from docker_swap.models import Container, names
 from docker_swap.observer import Observer
-from docker_swap.options import ComposeOptions
-from docker_swap.rollout.readiness import raise_if_failed
-from docker_swap.rollout.replace import replace_batch
-from docker_swap.rollout.sequence import Swap
-from docker_swap.targets.compose.plan import ServicePlan, UpdateConfig, batch_sizes
+from docker_swap.releases.record import UP
+from docker_swap.rollout.deploy import compose_swap
+from docker_swap.rollout.outcomes import (
+    DONE,
+    FAILED,
+    NEEDS_ATTENTION,
+    PAUSED,
+    ROLLED_BACK,
+    BatchResult,
+)
+from docker_swap.safety.interrupts import Interrupts
+from docker_swap.targets.compose.batch import Restorer, Starter
+from docker_swap.targets.compose.plan import ServicePlan, UpdateConfig
 from docker_swap.targets.compose.preflight import Plan
+from docker_swap.targets.readiness import raise_if_failed
 
 if TYPE_CHECKING:
     from docker_swap.engine import Engine
 
-DONE, ROLLED_BACK, PAUSED, FAILED = "done", "rolled_back", "paused", "failed"
-
-
-@dataclass
-class BatchResult:
-    number: int
-    size: int
-    outcome: str
-    """done, failed (undone by its sequence), or rolled_back (done, then undone)."""
-    seconds: float
-    old: list[str] = field(default_factory=list)
-    new: list[str] = field(default_factory=list)
-    error: str = ""
+ObserverFor = Callable[[str], Observer]
+"""An observer for one batch, given its label (`2/3`, `rollback 1/2`)."""
 
 
 @dataclass
 class RolloutResult:
     outcome: str
-    """done, rolled_back, paused, or failed (failure_action continue: some batches failed)."""
+    """done, rolled_back, paused, or needs_attention."""
     batches: list[BatchResult]
     detail: str
     error: SwapError | None = None
@@ -66,56 +74,64 @@ class _Done:
     """How to create the batch's retired containers again."""
 
 
-ObserverFor = Callable[[str], Observer]
-"""An observer for one batch, given its label (`2/3`, `rollback 1/2`)."""
+@dataclass
+class _Count:
+    failed: int = 0
+    """Containers of failed batches."""
+    errors: list[str] = field(default_factory=list)
 
 
 class Rollout:
-    """Runs one swap or replace service; `plan` is its preflight (swap only, else None)."""
+    """Runs one swap or replace service; `plan` is its preflight."""
 
-    def __init__(self, service: ServicePlan, engine: Engine, compose: Compose,
-                 prepared: Plan | None, observer_for: ObserverFor) -> None:
-        assert service.options is not None
+    def __init__(self, service: ServicePlan, engine: Engine, compose: Compose, plan: Plan,
+                 observer_for: ObserverFor, interrupts: Interrupts) -> None:
         self.service, self.engine, self.compose = service, engine, compose
-        self.prepared, self.observer_for = prepared, observer_for
-        self.options = service.options
+        self.plan, self.observer_for, self.interrupts = plan, observer_for, interrupts
         self.serving: list[Container] = list(service.running)
-        """Every container the service runs now, old and new."""
+        """Every container of the service that serves now, old and new."""
         self.done: list[_Done] = []
         self.interrupted = False
         """A signal stopped a batch: `up` goes no further."""
+        self._notes_shown = False
 
     def run(self) -> RolloutResult:
-        update = self.service.update
-        sizes = self.service.batches
+        update, sizes = self.service.update, self.service.batches
         old = list(self.service.running)
         extra = max(len(old) - self.service.replicas, 0)  # more run than the file asks for
         results: list[BatchResult] = []
-        failures = 0
+        count = _Count()
         for number, size in enumerate(sizes, start=1):
+            if self.interrupts.stop_requested:
+                self.interrupted = True
+                return self._after_failure(_stopped(update), results, count)
             if number > 1 and update.delay:
                 time.sleep(update.delay)
             batch_old = old[:size + (extra if number == len(sizes) else 0)]
-            label = f"{number}/{len(sizes)}"
-            result = self._batch(number, label, size, batch_old)
+            result = self._batch(number, f"{number}/{len(sizes)}", size, batch_old)
             results.append(result)
-            serving = {c.id for c in self.serving}
-            old = [c for c in old if c.id in serving]  # a batch that switched retired its own
+            old = [c for c in old if c.id in {s.id for s in self.serving}]
             if result.outcome == DONE:
                 continue
-            failures += 1
-            if self.interrupted:  # Ctrl-C or SIGTERM: no next batch; continue means pause here
-                action = "pause" if update.failure_action == "continue" else update.failure_action
-                return self._after_failure(action, results)
-            if failures / len(sizes) <= update.max_failure_ratio or \
-                    update.failure_action == "continue":
+            count.failed += size
+            count.errors.append(result.error)
+            if self.interrupted:  # Ctrl-C or SIGTERM: no next batch
+                return self._after_failure(_stopped(update), results, count)
+            if count.failed / self.service.replicas <= update.max_failure_ratio:
                 continue
-            return self._after_failure(update.failure_action, results)
-        if failures:
-            return RolloutResult(FAILED, results, f"{failures} of {len(sizes)} batch(es) failed "
-                                 "and were undone; the others run the new version")
-        return RolloutResult(DONE, results, f"{self.service.name} runs "
-                             f"{', '.join(c.name for c in self.serving)}")
+            if update.failure_action != "continue":
+                return self._after_failure(update.failure_action, results, count)
+        return self._ended(results, count)
+
+    def _ended(self, results: list[BatchResult], count: _Count) -> RolloutResult:
+        serving = f"{self.service.name} runs {names(self.serving)}"
+        if not count.failed:
+            return RolloutResult(DONE, results, serving)
+        failed = sum(r.outcome == FAILED for r in results)
+        if count.failed / self.service.replicas <= self.service.update.max_failure_ratio:
+            return RolloutResult(DONE, results, f"{serving}; {failed} of {len(results)} "
+                                 "batch(es) failed and were undone, within max_failure_ratio")
+        return self._paused(results, count, "continued past failed batches")  # continue
 
     def _batch(self, number: int, label: str, size: int,
                old: Sequence[Container]) -> BatchResult:
@@ -123,41 +139,51 @@ class Rollout:
         staying = _without(self.serving, old)
         definitions = [self.engine.definition_of(c.id) for c in old]
         try:
-            new = self._one_batch(old, staying, size, self.compose, label)
-            self._monitor(new, self.service.update.monitor)
-        except DeployFailed as exc:
-            self.interrupted = isinstance(exc.cause, Interrupted)
+            new = self._swap(old, staying, size, self.compose, label)
+        except DeployFailed as exc:  # undone by its sequence: the old containers serve
+            self.interrupted = isinstance(exc.cause, Interrupted) or \
+                self.interrupts.stop_requested
             return BatchResult(number, size, FAILED, time.monotonic() - started,
                                [c.name for c in old], error=exc.message)
-        except StepFailed as exc:  # monitor: the batch serves, so it counts as done and failed
-            self._keep(number, size, started, old, new, definitions)
-            self.done[-1].result.outcome = FAILED
-            self.done[-1].result.error = exc.message
-            return self.done[-1].result
-        return self._keep(number, size, started, old, new, definitions)
-
-    def _keep(self, number: int, size: int, started: float, old: Sequence[Container],
-              new: list[Container], definitions: list[dict[str, Any]]) -> BatchResult:
-        self.serving = [*_without(self.serving, old), *new]
+        self.serving = [*staying, *new]
         result = BatchResult(number, size, DONE, time.monotonic() - started,
                              [c.name for c in old], [c.name for c in new])
+        try:
+            self._monitor(new, self.service.update.monitor)
+        except StepFailed as failure:  # it served: take it out, bring its old ones back
+            self._undo_monitored(label, new, definitions, failure)
+            result.outcome, result.error = FAILED, failure.message
+            result.seconds = time.monotonic() - started
+            return result
         self.done.append(_Done(result, new, definitions))
         return result
 
-    def _one_batch(self, old: Sequence[Container], staying: Sequence[Container], size: int,
-                   compose: Compose, label: str) -> list[Container]:
-        observer = self.observer_for(label)
-        if self.prepared is None:
-            return replace_batch(self.engine, compose, self.options, old, staying, size,
-                                 observer)
-        plan = replace(self.prepared, old=list(old), staying=list(staying), batch_size=size,
-                       notes=self.prepared.notes if not self.done else [])
-        swap = Swap(plan, self.engine, compose, observer)
-        swap.run()
-        return swap.new
+    def _undo_monitored(self, label: str, new: list[Container],
+                        definitions: list[dict[str, Any]], failure: StepFailed) -> None:
+        """A batch whose new containers failed their monitor: its retired containers come
+        back and the proxy goes to them (a rollback of this batch alone), so that it never
+        counts as serving. If that cannot finish, the service needs attention."""
+        try:
+            self._restore(new, definitions, f"{label} undo")
+        except SwapError as exc:
+            raise NeedsAttention(
+                f"{self.service.name}: {failure.message} Undoing the batch failed: "
+                f"{exc.message}", hint=f"Run `docker-swap recover {self.service.name}`, then "
+                "`docker-swap up` again.") from exc
+
+    def _swap(self, old: Sequence[Container], staying: Sequence[Container], size: int,
+              starter: Starter, label: str, *, restore: bool = False) -> list[Container]:
+        """One batch; a restore (a rollback's) runs no hooks, and no signal interrupts it."""
+        swap = compose_swap(self.plan, self.engine, starter, self.observer_for(label),
+                            self.interrupts, old=old, staying=staying, size=size, kind=UP,
+                            label=label, hooks=not restore, interruptible=not restore,
+                            notes=[] if self._notes_shown else self.plan.notes)
+        self._notes_shown = True
+        result = swap.run()
+        return [u for u in result.new if isinstance(u, Container)]
 
     def _monitor(self, new: Sequence[Container], seconds: float) -> None:
-        if not seconds:
+        if not seconds or not new:
             return
         watches = [self.engine.watch(c.id) for c in new]
         try:
@@ -170,60 +196,90 @@ class Rollout:
             for watch in watches:
                 watch.close()
 
-    def _after_failure(self, action: str, results: list[BatchResult]) -> RolloutResult:
-        error = next(r.error for r in reversed(results) if r.outcome == FAILED)
+    # After a failure: failure_action.
+
+    def _after_failure(self, action: str, results: list[BatchResult],
+                       count: _Count) -> RolloutResult:
+        error = count.errors[-1] if count.errors else "up was stopped"
         if action == "pause":
-            serving = {c.id for c in self.serving}
-            new = [c.name for d in self.done for c in d.new if c.id in serving]
-            old = [c.name for c in self.serving if c.name not in new]
-            return RolloutResult(
-                PAUSED, results,
-                f"paused after a failed batch: {len(new)} container(s) run the new version "
-                f"({', '.join(new) or 'none'}), {len(old)} the old one ({', '.join(old) or 'none'})"
-                "; all of them serve",
-                NeedsAttention(f"{self.service.name}: {error}",
-                               hint="Fix it, then run `docker-swap up` again to finish."))
+            return self._paused(results, count, "paused after a failed batch")
         try:
             self._roll_back(self.service.rollback)
         except SwapError as exc:
-            return RolloutResult(FAILED, results, f"rolling back failed: {exc.message}",
-                                 NeedsAttention(f"{self.service.name}: {error} Rolling back "
-                                                f"did not finish: {exc.message}"))
+            return RolloutResult(
+                NEEDS_ATTENTION, results, f"rolling back failed: {exc.message}",
+                NeedsAttention(f"{self.service.name}: {error} Rolling back did not finish: "
+                               f"{exc.message}", hint=exc.hint or "Run `docker-swap up` again "
+                               "once that is fixed."))
         for done in self.done:
             done.result.outcome = ROLLED_BACK
-        return RolloutResult(ROLLED_BACK, results,
-                             f"rolled back: {', '.join(c.name for c in self.serving)} run the "
-                             "old version", StepFailed(f"{self.service.name}: {error}"))
+        return RolloutResult(ROLLED_BACK, results, f"rolled back: {names(self.serving)} run "
+                             "the old version", StepFailed(f"{self.service.name}: {error}"))
+
+    def _paused(self, results: list[BatchResult], count: _Count, why: str) -> RolloutResult:
+        serving = {c.id for c in self.serving}
+        new = [c.name for d in self.done for c in d.new if c.id in serving]
+        old = [c.name for c in self.serving if c.name not in new]
+        return RolloutResult(
+            PAUSED, results,
+            f"{why}: {len(new)} container(s) run the new version ({', '.join(new) or 'none'}), "
+            f"{len(old)} the old one ({', '.join(old) or 'none'}); all of them serve",
+            NeedsAttention(f"{self.service.name}: {count.errors[-1] if count.errors else why}",
+                           hint="Fix it, then run `docker-swap up` again to finish."))
 
     def _roll_back(self, config: UpdateConfig) -> None:
-        """Every batch done, newest first, back to the old version (rollback_config)."""
-        pending = [(d.new, d.definitions) for d in reversed(self.done)]
-        new = [c for group, _ in pending for c in group]
-        definitions = [d for _, group in pending for d in group]
-        sizes = batch_sizes(len(new), config.parallelism)
-        for number, size in enumerate(sizes, start=1):
+        """Every batch done, newest first, back to the old version, `parallelism` containers
+        at a time (all at once for 0), with rollback_config's delay, order and monitor; a
+        failed rollback batch pauses the rollback, or is passed while within its own
+        max_failure_ratio (or with failure_action continue)."""
+        new = [c for done in reversed(self.done) for c in done.new]
+        definitions = [d for done in reversed(self.done) for d in done.definitions]
+        if not definitions:
+            return  # no batch was done: nothing to bring back
+        step = config.parallelism or len(definitions)
+        failed = 0
+        for number, at in enumerate(range(0, len(definitions), step), start=1):
             if number > 1 and config.delay:
                 time.sleep(config.delay)
-            batch_new, new = new[:size], new[size:]
-            batch_defs, definitions = definitions[:size], definitions[size:]
-            staying = _without(self.serving, batch_new)
-            restorer = Restorer(self.engine, batch_defs)
-            back = self._one_batch(batch_new, staying, len(batch_defs), restorer,
-                                   f"rollback {number}/{len(sizes)}")
-            self.serving = [*staying, *back]
+            last = at + step >= len(definitions)
+            batch_new = new[at:at + step] if not last else new[at:]
+            label = f"rollback {number}/{-(-len(definitions) // step)}"
+            try:
+                back = self._restore(batch_new, definitions[at:at + step], label,
+                                     stop_first=config.order == "stop-first")
+                self._monitor(back, config.monitor)
+            except SwapError as exc:
+                failed += len(batch_new)
+                if failed / max(len(definitions), 1) > config.max_failure_ratio and \
+                        config.failure_action == "pause":
+                    raise NeedsAttention(f"rollback batch {number} failed: {exc.message}",
+                                         hint=f"Run `docker-swap up {self.service.name}` "
+                                         "once the cause is fixed.") from exc
+        if failed:
+            raise NeedsAttention(f"{failed} container(s) could not be rolled back.",
+                                 hint=f"Run `docker-swap up {self.service.name}` once the "
+                                 "cause is fixed.")
+
+    def _restore(self, new: Sequence[Container], definitions: Sequence[dict[str, Any]],
+                 label: str, *, stop_first: bool = False) -> list[Container]:
+        """`new` out, the retired containers of `definitions` back (start-first: beside
+        them, then the proxy moves; stop-first: `new` leave the proxy and stop first)."""
+        restorer = Restorer(self.engine, definitions)
+        if stop_first:
+            staying = _without(self.serving, new)
+            self._swap(new, staying, 0, restorer, f"{label} stop", restore=True)
+            self.serving = staying
+            back = self._swap([], staying, len(definitions), restorer, label, restore=True)
+        else:
+            staying = _without(self.serving, new)
+            back = self._swap(new, staying, len(definitions), restorer, label, restore=True)
+        self.serving = [*staying, *back]
+        return back
 
 
-class Restorer(Compose):
-    """Starts containers again from the definitions of retired ones (same name, image ID,
-    labels and settings), where the sequence would have compose start new ones."""
-
-    def __init__(self, engine: Engine, definitions: Sequence[Mapping[str, Any]]) -> None:
-        super().__init__(ComposeOptions())
-        self._engine, self._definitions = engine, list(definitions)
-
-    def scale_up(self, service: str, replicas: int) -> None:
-        for definition in self._definitions:
-            self._engine.clone(definition)
+def _stopped(update: UpdateConfig) -> str:
+    """What a stop (a signal) does: continue means pause here; the others as they say."""
+    return "pause" if update.failure_action == "continue" else update.failure_action
 
 
 def _without(containers: Sequence[Container], removed: Sequence[Container]) -> list[Container]:

@@ -1,7 +1,10 @@
 """Bringing a proxy and a service back in line: `recover` an interrupted deploy, `sync` a proxy.
 
-`recover` reads the journal an interrupted deploy left: before the switch it undoes the deploy
-(proxy back to the old containers, new ones removed); after it, it finishes (old ones retired).
+`recover` reads the journal an interrupted batch left (a deploy, a batch of `up`, with or
+without a proxy): before the switch, and from `undoing` on (a failed watch window, an undo cut
+short), it undoes the batch (proxy back to the old containers, confirmed, new ones removed);
+after the switch it finishes it (old ones retired). Either way it records the release's
+ending, so that `history` shows how an interrupted deploy ended.
 `sync` points the proxy at the containers that run now; it is how an existing nginx is adopted,
 and how a proxy is repaired after containers were changed by hand. A proxy container that does
 not run (nginx cannot start while its configuration names an upstream that does not exist yet)
@@ -16,16 +19,18 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from docker_swap.compose import Compose
-from docker_swap.errors import NeedsAttention, Refused, message_of
+from docker_swap.errors import NeedsAttention, Refused, StepFailed, SwapError, message_of
 from docker_swap.models import Container, Project, names
 from docker_swap.options import ComposeOptions, DeployOptions
 from docker_swap.proxy import seed_proxy
-from docker_swap.rollout.sequence import backends
+from docker_swap.releases.record import UP
+from docker_swap.releases.store import record_release
+from docker_swap.rollout.pointing import point_proxy
 from docker_swap.safety.interrupts import Interrupts
 from docker_swap.safety.journal import SWITCHED, SWITCHING, Entry, Journal
+from docker_swap.targets.compose.batch import backends
 from docker_swap.targets.compose.preflight import (
     choose_port,
-    connect_proxy,
     nothing_changed_yet,
     open_service,
     proxy_containers,
@@ -65,8 +70,9 @@ def recover(
             return RecoveryReport(service, "nothing", f"no interrupted deploy of {service}")
         changes = _Changes(notes=list(journal.notes))
         with _finishing(changes, "recover"):
-            report = _resume(engine, project, options, entry, changes)
-        journal.clear()
+            report, kept, removed = _resume(engine, project, options, entry, changes)
+            journal.clear()
+            _record(engine, project, options, entry, report, kept, removed, changes)
         return replace(report, notes=tuple(changes.notes))
     finally:
         journal.unlock()
@@ -91,7 +97,8 @@ def sync(
         changes = _Changes(notes=list(journal.notes))
         with _finishing(changes, "sync"):
             _start_stopped_proxies(engine, project, options, running, changes)
-            detail = _switch(engine, project, options, running, changes)
+            changes.made = True
+            detail = point_proxy(engine, project, options, running, changes.notes.append)
         return RecoveryReport(service, "synced", detail, tuple(changes.notes))
     finally:
         journal.unlock()
@@ -128,12 +135,14 @@ def _finishing(changes: _Changes, command: str) -> Iterator[None]:
 
 def _resume(
     engine: Engine, project: Project, options: DeployOptions, entry: Entry, changes: _Changes
-) -> RecoveryReport:
-    """Leave the proxy, confirmed, on one set of containers, then remove the other set.
+) -> tuple[RecoveryReport, list[Container], list[Container]]:
+    """Leave the proxy, confirmed, on one set of containers, then remove the other set; return
+    what it did, the containers kept and those removed.
 
     After the switch, the new containers are kept if they run (finish the deploy); before it,
-    the old ones (undo it). A deploy cut short while switching had proven its new containers
-    ready: they are kept only when no old one runs any more."""
+    and once an undo began (`undoing`), the old ones (undo it). A deploy cut short while
+    switching had proven its new containers ready: they are kept only when no old one runs
+    any more."""
     containers = engine.service_containers(project.name, options.service)
     staying = [c for c in containers if c.id in entry.staying]
     old = [c for c in containers if c.id in entry.old]
@@ -142,14 +151,17 @@ def _resume(
     new_running = [c for c in new if c.running]
     staying_running = [c for c in staying if c.running]  # an earlier batch's, or old ones kept
     keep_new = entry.phase == SWITCHED or (entry.phase == SWITCHING and not old_running)
-    if keep_new and new_running:
+    if keep_new and (new_running or (not entry.new and staying_running)):  # (a scale down)
         _switch(engine, project, options, [*staying_running, *new_running], changes)
         _retire(engine, old + [c for c in new if not c.running])
-        return RecoveryReport(options.service, "finished", f"retired {names(old) or 'nothing'}")
-    if old_running:
+        finished = RecoveryReport(options.service, "finished",
+                                  f"retired {names(old) or 'nothing'}")
+        return finished, new_running, old
+    if old_running or staying_running:
         _switch(engine, project, options, [*old_running, *staying_running], changes)
         _retire(engine, new + [c for c in old if not c.running])
-        return RecoveryReport(options.service, "undone", f"removed {names(new) or 'nothing'}")
+        undone = RecoveryReport(options.service, "undone", f"removed {names(new) or 'nothing'}")
+        return undone, old_running, new
     raise NeedsAttention(
         f"the deploy of {options.service} was interrupted (phase {entry.phase}), and none of "
         "the containers it could keep still runs, so it can be neither undone nor finished.",
@@ -162,13 +174,40 @@ def _switch(
     engine: Engine, project: Project, options: DeployOptions, containers: Sequence[Container],
     changes: _Changes,
 ) -> str:
-    """Send every request to `containers`, confirmed, and drain what went elsewhere."""
-    proxy, network = connect_proxy(engine, project, options, containers[0])
-    proxy.check()
+    """Send every request to `containers`, confirmed, and drain what went elsewhere (nothing
+    to do for a service no proxy sends to)."""
     changes.made = True
-    detail = proxy.switch(backends(containers, network, choose_port(options, containers[0])))
-    proxy.drain(options.drain_timeout)
-    return detail
+    if options.proxy is None:
+        return "no proxy"
+    return point_proxy(engine, project, options, containers, changes.notes.append)
+
+
+def _record(engine: Engine, project: Project, options: DeployOptions, entry: Entry,
+            report: RecoveryReport, kept: list[Container], removed: list[Container],
+            changes: _Changes) -> None:
+    """The interrupted deploy's release, as recover ended it: deployed (or, for a batch of
+    `up` that is not the service's last, needing the next `up`), or rolled back."""
+    where = f"interrupted at phase {entry.phase}" + (f" of batch {entry.batch}"
+                                                     if entry.batch else "")
+    last = not entry.batch or _is_last(entry.batch)
+    error: SwapError | None
+    if report.action == "undone":
+        error, new, replaced = StepFailed(f"{where}; recover undid it."), removed, kept
+    elif entry.kind == UP and not last:
+        error = NeedsAttention(f"{where}; recover finished that batch, the next `docker-swap "
+                               "up` carries on.")
+        new, replaced = kept, removed
+    else:
+        error, new, replaced = None, kept, removed
+    recorded = record_release(engine, project.name, options.service, error, new,
+                              replaced=replaced, keep=options.keep, kind=entry.kind,
+                              rollback_to=entry.rollback_to, served=report.action == "finished")
+    changes.notes.extend(recorded.notes)
+
+
+def _is_last(batch: str) -> bool:
+    number, _, total = batch.rpartition(" ")[2].partition("/")
+    return not total or number == total
 
 
 def _start_stopped_proxies(

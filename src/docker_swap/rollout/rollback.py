@@ -29,7 +29,7 @@ from docker_swap.models import Image, Project
 from docker_swap.observer import Observer, SilentObserver
 from docker_swap.options import ComposeOptions, VerifyOptions
 from docker_swap.releases.store import read_releases, rollback_target
-from docker_swap.rollout.sequence import DeployReport, deploy
+from docker_swap.rollout.deploy import DeployReport, deploy
 from docker_swap.targets.compose.preflight import (
     nothing_changed_yet,
     open_service,

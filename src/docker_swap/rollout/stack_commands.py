@@ -33,9 +33,9 @@ from docker_swap.releases.record import (
     Release,
 )
 from docker_swap.releases.store import deployer, next_number, now, read_releases, write_record
-from docker_swap.rollout.batches import DONE
+from docker_swap.rollout.outcomes import DONE
 from docker_swap.rollout.swarm_up import Bridged, StackResult, StackRollout
-from docker_swap.rollout.up import ServiceOutcome, UpReport
+from docker_swap.rollout.outcomes import ServiceOutcome, UpReport
 from docker_swap.targets.compose.preflight import nothing_changed_yet, refuse_unfinished
 from docker_swap.targets.swarm.plan import (
     BRIDGE,

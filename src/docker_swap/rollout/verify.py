@@ -62,19 +62,28 @@ class Verifier:
     def active(self) -> bool:
         return bool(self._loads)
 
-    def __enter__(self) -> Verifier:
+    def start(self) -> None:
+        """The load begins; returns after the baseline (the deploy starts then)."""
         for load in self._loads:
             load.__enter__()
         if self._loads:
             time.sleep(BASELINE_SECONDS)
         self._started = time.monotonic()
+
+    def stop(self) -> None:
+        """The load ends (at once; what it saw stays for `report`)."""
+        if not self._ended:
+            self._ended = time.monotonic()
+            for load in self._loads:
+                load.__exit__(None, None, None)
+
+    def __enter__(self) -> Verifier:
+        self.start()
         return self
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  traceback: TracebackType | None) -> None:
-        self._ended = time.monotonic()
-        for load in self._loads:
-            load.__exit__(kind, error, traceback)
+        self.stop()
 
     def report(self) -> VerifyReport:
         tallies = [load.tally for load in self._loads]

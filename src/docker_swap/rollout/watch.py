@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Protocol, runtime_checkable
 
 from docker_swap.errors import ReleaseFailed
-from docker_swap.rollout.readiness import ContainerState
+from docker_swap.targets.readiness import ContainerState
 
 MIN_ANSWERS = 20
 """Answers needed before an error rate is judged: a single 500 out of three is no signal."""

@@ -62,6 +62,11 @@ SWITCHING = "switching"
 """The proxy is being changed: it may send to the old or the new containers."""
 SWITCHED = "switched"
 """The proxy sends every new request to the new containers; the old ones drain and retire."""
+UNDOING = "undoing"
+"""A failure before the switch, or a new version that failed its watch window, is being
+undone: the proxy goes back to the old containers (confirmed), then the new ones are removed.
+`recover` undoes from here, whatever runs."""
+PHASES = (STARTING, STARTED, SWITCHING, SWITCHED, UNDOING)
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,12 @@ class Entry:
     new: list[str] = field(default_factory=list)
     staying: list[str] = field(default_factory=list)
     """Containers that served beside `old` and keep serving whatever happens (`up`'s batches)."""
+    kind: str = "deploy"
+    """What the deploy is recorded as (deploy, up, rollback): `recover` records its ending."""
+    batch: str = ""
+    """Which batch of the service (`2/3`, `rollback 1/2`), for messages."""
+    rollback_to: int | None = None
+    """The release a rollback goes to."""
     pid: int = field(default_factory=os.getpid)
     started_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 

@@ -29,10 +29,12 @@ from docker_swap.options import DeployOptions, parse_duration, resolve_settings
 if TYPE_CHECKING:
     from docker_swap.engine import Engine
 
-ACTIONS = ("unchanged", "start", "scale", "swap", "replace", "recreate")
 CHANGING = ("swap", "replace")
 """Actions that replace running containers batch by batch, start-first."""
 FAILURE_ACTIONS = ("rollback", "pause", "continue")
+ROLLBACK_FAILURE_ACTIONS = ("pause", "continue")
+"""rollback_config.failure_action: what a failed rollback batch does (compose's and Swarm's
+values; Swarm's default is pause)."""
 ORDERS = ("start-first", "stop-first")
 DEFAULT_FAILURE_ACTION = "rollback"
 """Swarm's default is pause; docker-swap's is rollback: the old version serves again."""
@@ -45,6 +47,9 @@ class UpdateConfig:
 
     parallelism: int = 0
     """New containers per batch; 0: every replica in one batch."""
+    parallelism_set: bool = False
+    """The file sets parallelism (an unset rollback_config.parallelism follows update_config's,
+    so that a rollback never runs more containers at once than the update did)."""
     delay: float = 0.0
     order: str = "start-first"
     monitor: float = 0.0
@@ -84,10 +89,6 @@ class ProjectPlan:
     def service(self, name: str) -> ServicePlan:
         return next(s for s in self.services if s.name == name)
 
-    @property
-    def changes(self) -> bool:
-        return any(s.action != "unchanged" for s in self.services)
-
     def needs_healthy(self, name: str) -> bool:
         """Whether a service in the plan waits for `name` with condition service_healthy."""
         return any(s.depends_on.get(name) == HEALTHY for s in self.services)
@@ -105,19 +106,26 @@ class Observed:
     """The ID of the image each service would run now (None: not here; compose pulls/builds)."""
 
 
+Flags = Mapping[str, object | None]
+
+
 def read_plan(compose: Compose, engine: Engine, project: Project,
-              selected: Sequence[str] = ()) -> ProjectPlan:
-    """Ask compose and the engine, then decide (nothing changes)."""
+              selected: Sequence[str] = (), flags: Flags | None = None) -> ProjectPlan:
+    """Ask compose and the engine, then decide (nothing changes). `flags` (settings given on
+    the command line) apply to the services named in `selected`, or to every one if none is."""
     names = closure(project, selected)
     hashes = compose.config_hashes()
     containers = {n: engine.service_containers(project.name, n) for n in names}
     images = {n: engine.image_id(project.services[n].image or "") for n in names}
-    return make_plan(project, Observed(containers, hashes, images), selected)
+    return make_plan(project, Observed(containers, hashes, images), selected, flags)
 
 
-def make_plan(project: Project, observed: Observed, selected: Sequence[str] = ()) -> ProjectPlan:
+def make_plan(project: Project, observed: Observed, selected: Sequence[str] = (),
+              flags: Flags | None = None) -> ProjectPlan:
     names = closure(project, selected)
-    plans = {n: plan_service(project.services[n], observed) for n in names}
+    given = set(selected or names)
+    plans = {n: plan_service(project.services[n], observed, flags if n in given else None)
+             for n in names}
     return ProjectPlan(project, tuple(plans[n] for n in dependency_order(project, names)))
 
 
@@ -152,41 +160,73 @@ def dependency_order(project: Project, names: Sequence[str]) -> list[str]:
     return done
 
 
-def plan_service(definition: ServiceDefinition, observed: Observed) -> ServicePlan:
+def plan_service(definition: ServiceDefinition, observed: Observed,
+                 flags: Flags | None = None) -> ServicePlan:
     name = definition.name
     containers = list(observed.containers.get(name, ()))
     running = tuple(c for c in containers if c.running)
     stopped = [c for c in containers if not c.running]
     update = update_config(name, definition.deploy, "update_config")
+    rollback = update_config(name, definition.deploy, "rollback_config")
+    if not rollback.parallelism_set:
+        rollback = replace(rollback, parallelism=update.parallelism)
     base = ServicePlan(
         name, "unchanged", "", definition.replicas, running, dict(definition.depends_on),
-        update, update_config(name, definition.deploy, "rollback_config"),
-        resolve_settings(name, definition.x_swap, {}),
+        update, rollback, resolve_settings(name, definition.x_swap, flags or {}),
     )
     if not running:
-        why = f"{len(stopped)} stopped container(s)" if stopped else "no container"
-        return _with(base, "start", f"{why}; compose starts {definition.replicas}")
+        return _not_running(base, len(stopped))
+    if definition.replicas == 0:
+        return _to_zero(base, running)
     changed = _changes(running, observed.hashes.get(name, ""), observed.images.get(name))
     if not changed:
-        if stopped or len(running) != definition.replicas:
-            return _with(base, "scale", f"runs {len(running)} of {definition.replicas} "
-                         "replica(s), each on the current definition")
-        return _with(base, "unchanged",
-                     f"{len(running)} container(s) run the current definition "
-                     f"(config hash {observed.hashes[name][:12]}, same image)")
-    downtime = _cannot_run_twice(definition, update)
+        return _same(base, len(running), len(stopped), observed.hashes[name])
+    return _changed(base, definition, changed, stopped)
+
+
+def _not_running(base: ServicePlan, stopped: int) -> ServicePlan:
+    if base.replicas == 0:
+        return _with(base, "unchanged", "deploy.replicas is 0 and none of its containers runs")
+    why = f"{stopped} stopped container(s)" if stopped else "no container"
+    return _with(base, "start", f"{why}; compose starts {base.replicas}")
+
+
+def _same(base: ServicePlan, running: int, stopped: int, config_hash: str) -> ServicePlan:
+    if stopped or running != base.replicas:
+        return _with(base, "scale", f"runs {running} of {base.replicas} replica(s), each on "
+                     "the current definition")
+    return _with(base, "unchanged", f"{running} container(s) run the current definition "
+                 f"(config hash {config_hash[:12]}, same image)")
+
+
+def _changed(base: ServicePlan, definition: ServiceDefinition, changed: str,
+             stopped: Sequence[Container]) -> ServicePlan:
+    downtime = _cannot_run_twice(definition, base.update)
     if downtime:
         return _with(base, "recreate", f"{changed}; {downtime}", downtime=downtime)
     if stopped:
         raise NotSwappable(
-            f"service {name!r} has stopped containers ({', '.join(c.name for c in stopped)}) "
-            "that compose would restart instead of starting the new version.",
+            f"service {base.name!r} has stopped containers "
+            f"({', '.join(c.name for c in stopped)}) that compose would restart instead of "
+            "starting the new version.",
             hint=f"Remove them first: `docker rm {' '.join(c.name for c in stopped)}`.")
+    batches = _batches_text(base.replicas, base.update.parallelism)
     if base.options is not None and base.options.proxy is not None:
-        return _with(base, "swap", f"{changed}; behind {base.options.proxy}, "
-                     f"{_batches_text(base.replicas, update.parallelism)}")
-    return _with(base, "replace", f"{changed}; no proxy: start-first, "
-                 f"{_batches_text(base.replicas, update.parallelism)}")
+        return _with(base, "swap", f"{changed}; behind {base.options.proxy}, {batches}")
+    return _with(base, "replace", f"{changed}; no proxy: start-first, {batches}")
+
+
+def _to_zero(plan: ServicePlan, running: Sequence[Container]) -> ServicePlan:
+    """deploy.replicas 0: compose stops what runs. Behind a proxy that would leave the proxy
+    nothing to send to, which no proxy takes: refused, nothing changed."""
+    if plan.options is not None and plan.options.proxy is not None:
+        raise InvalidSettings(
+            f"service {plan.name!r} has deploy.replicas 0, which would leave its proxy "
+            f"({plan.options.proxy}) nothing to send to.",
+            hint=f"Stop it with `docker compose stop {plan.name}` if that is what you mean, "
+            "or give it at least one replica.")
+    return _with(plan, "scale", f"deploy.replicas is 0: compose stops its {len(running)} "
+                 "container(s)")
 
 
 def batch_sizes(replicas: int, parallelism: int) -> tuple[int, ...]:
@@ -213,13 +253,15 @@ def update_config(service: str, deploy: Mapping[str, object], key: str) -> Updat
     order = str(raw.get("order", "start-first"))
     if order not in ORDERS:
         raise fail("order", " or ".join(ORDERS))
-    action = str(raw.get("failure_action", DEFAULT_FAILURE_ACTION))
-    if action not in FAILURE_ACTIONS:
-        raise fail("failure_action", ", ".join(FAILURE_ACTIONS))
+    actions = FAILURE_ACTIONS if key == "update_config" else ROLLBACK_FAILURE_ACTIONS
+    default = DEFAULT_FAILURE_ACTION if key == "update_config" else "pause"
+    action = str(raw.get("failure_action", default))
+    if action not in actions:
+        raise fail("failure_action", ", ".join(actions))
     ratio = float(raw.get("max_failure_ratio", 0) or 0)
     if not 0 <= ratio <= 1:
         raise fail("max_failure_ratio", "a number from 0 to 1")
-    return UpdateConfig(parallelism, _seconds(raw, "delay", fail), order,
+    return UpdateConfig(parallelism, "parallelism" in raw, _seconds(raw, "delay", fail), order,
                         _seconds(raw, "monitor", fail), action, ratio)
 
 

@@ -39,9 +39,12 @@ class Plan:
     project: Project
     options: DeployOptions
     old: list[Container]
-    port: int
+    port: int | None
+    """The port the proxy sends to (None for a service no proxy sends to, with no port)."""
     network: str
-    proxy: ProxyDriver
+    proxy: ProxyDriver | None
+    """None: no proxy sends to the service (a worker): a batch retires what it replaces once
+    the new containers are ready."""
     journal: Journal
     notes: list[str] = field(default_factory=list)
     staying: list[Container] = field(default_factory=list)
@@ -83,7 +86,8 @@ def prepare(engine: Engine, project: Project, options: DeployOptions) -> Plan:
     """Run every preflight check, take the service's lock, and return the plan.
 
     Checks that do not depend on each other ask the engine side by side; their verdicts are
-    read in a fixed order, so which refusal a user sees never depends on timing.
+    read in a fixed order, so which refusal a user sees never depends on timing. A service
+    without a proxy is refused (ProxyNotReady): `prepare_unproxied` is for `up`'s workers.
     """
     service = options.service
     definition = project.services[service]
@@ -108,6 +112,24 @@ def prepare(engine: Engine, project: Project, options: DeployOptions) -> Plan:
             journal.unlock()
             raise
     return Plan(project, options, old, port, network, proxy, journal, notes + journal.notes)
+
+
+def prepare_unproxied(engine: Engine, project: Project, options: DeployOptions) -> Plan:
+    """The plan of a service no proxy sends to (`up` replacing a worker): its running
+    containers, its lock, no unfinished deploy."""
+    with nothing_changed_yet():
+        old = running_containers(engine, project, project.services[options.service])
+        journal = Journal(engine, project.name, options.service, image=old[0].image_id)
+        journal.lock()
+        try:
+            refuse_unfinished(journal, options.service)
+        except BaseException:
+            journal.unlock()
+            raise
+    addressed = sorted(name for name, address in old[0].networks.items() if address)
+    port = options.port or (old[0].exposed_ports[0] if len(old[0].exposed_ports) == 1 else None)
+    return Plan(project, options, old, port, addressed[0] if addressed else "", None, journal,
+                list(journal.notes))
 
 
 def _checked_proxy(

@@ -126,6 +126,20 @@ class TcpProbe:
             return ProbeResult(False, f"port {self._port}: {_describe(exc)}")
 
 
+class SettleProbe:
+    """Ready once the container has kept running for `settle` seconds (the weakest check, for
+    a container that no proxy sends to and that has no health check)."""
+
+    def __init__(self, settle: float) -> None:
+        self._settle, self._since = settle, time.monotonic()
+        self.interval = min(settle, 0.25)
+        self.description = f"still running after {settle:g} s"
+
+    def check(self, timeout: float) -> ProbeResult:
+        waited = time.monotonic() - self._since
+        return ProbeResult(waited >= self._settle, f"running for {waited:.1f} s")
+
+
 class DockerHealthProbe:
     """Follows the image's own HEALTHCHECK through the engine's health events."""
 
