@@ -13,37 +13,37 @@ from docker_swap._version import __version__
 
 if TYPE_CHECKING:
     from docker_swap.errors import (
-            ComposeFailed,
-            ComposeUnavailable,
-            ContainerExited,
-            ContainerUnhealthy,
-            DeployFailed,
-            DeployInProgress,
-            EngineFailed,
-            EngineUnreachable,
-            HookFailed,
-            Interrupted,
-            InvalidSettings,
-            NeedsAttention,
-            NotReady,
-            NotSwappable,
-            ProxyConfigInvalid,
-            ProxyNotReady,
-            Refused,
-            RegistryDataInvalid,
-            RegistryUnavailable,
-            ReleaseFailed,
-            ReleaseRefused,
-            ServiceNotFound,
-            StepFailed,
-            SwapError,
-            SwitchNotConfirmed,
-            UnfinishedDeploy,
-        )
+        ComposeFailed,
+        ComposeUnavailable,
+        ContainerExited,
+        ContainerUnhealthy,
+        DeployFailed,
+        DeployInProgress,
+        EngineFailed,
+        EngineUnreachable,
+        HookFailed,
+        Interrupted,
+        InvalidSettings,
+        NeedsAttention,
+        NotReady,
+        NotSwappable,
+        ProxyConfigInvalid,
+        ProxyNotReady,
+        Refused,
+        RegistryDataInvalid,
+        RegistryUnavailable,
+        ReleaseFailed,
+        ReleaseRefused,
+        ServiceNotFound,
+        StepFailed,
+        SwapError,
+        SwitchNotConfirmed,
+        UnfinishedDeploy,
+    )
     from docker_swap.observer import Observer, PhaseResult
     from docker_swap.options import ComposeOptions, DeployOptions, ProxyRef, VerifyOptions
-    from docker_swap.rollout.recover import RecoveryReport, recover, sync
     from docker_swap.rollout.deploy import DeployReport, deploy
+    from docker_swap.rollout.recover import RecoveryReport, recover, sync
     from docker_swap.rollout.up import ServiceOutcome, UpReport, up
     from docker_swap.rollout.verify import VerifyReport
 

@@ -152,7 +152,7 @@ def test_an_unexpected_error_needs_attention(monkeypatch: pytest.MonkeyPatch,
     def bug(*_: object, **__: object) -> None:
         raise ZeroDivisionError("a bug")
 
-    monkeypatch.setattr(cli, "deploy", bug)
+    monkeypatch.setattr("docker_swap.rollout.deploy.deploy", bug)
 
     with pytest.raises(SystemExit) as exit_:
         cli.main(["deploy", "app"])

@@ -11,7 +11,7 @@ from docker_swap.engine.swarm import SwarmService, same_template, template_hash
 from docker_swap.errors import InvalidSettings, NotSwappable, Refused, ReleaseRefused
 from docker_swap.options import DeployOptions, ProxyRef
 from docker_swap.releases.record import DEPLOYED, Release, parse_record, record_labels
-from docker_swap.rollout.stack_commands import _checked_template
+from docker_swap.releases.stacks import checked_template as _checked_template
 from docker_swap.targets.swarm.plan import BRIDGE, CREATE, SWARM, UNCHANGED, plan_stack
 from docker_swap.targets.swarm.stack import swarm_mode
 

@@ -1,4 +1,6 @@
-"""The bridge sequence on fakes of Swarm and the registry: its order, and how it rolls back."""
+"""The stack's run on fakes of Swarm and the registry: the bridge, the update, each service's
+batch through the shared sequence, and how each part rolls back (the real proof is on the test
+swarm, tests/swarm)."""
 
 from __future__ import annotations
 
@@ -8,13 +10,15 @@ from typing import Any
 import pytest
 
 from docker_swap.engine.swarm import Node, SwarmService, Task, bridge_name
-from docker_swap.errors import DeployFailed, NeedsAttention, SwitchNotConfirmed
+from docker_swap.errors import DeployFailed, SwitchNotConfirmed
 from docker_swap.models import Backend
 from docker_swap.observer import SilentObserver
 from docker_swap.options import DeployOptions, ProxyRef
 from docker_swap.proxy import Drained
-from docker_swap.rollout.swarm_up import StackRollout
+from docker_swap.rollout.stack_run import StackResult, StackRun
+from docker_swap.safety.interrupts import Interrupts
 from docker_swap.targets.swarm.plan import BRIDGE, StackPlan, StackStep
+from tests.fakes import FakeEngine
 
 OPTIONS = DeployOptions("app", proxy=ProxyRef("redis", ""), port=8000, timeout=2,
                         drain_timeout=1)
@@ -27,6 +31,8 @@ class FakeSwarm:
     def __init__(self) -> None:
         self.services: dict[str, SwarmService] = {}
         self.broken: set[str] = set()
+        self.rolling: dict[str, int] = {}
+        """Services whose Swarm rollback still runs: so many more looks at their tasks."""
         self.log: list[str] = []
         self._ids = 0
         self.add("s_app", "app:v1")
@@ -54,12 +60,18 @@ class FakeSwarm:
         return [s for s in self.services.values() if not s.labels]
 
     def tasks(self, service: SwarmService) -> list[Task]:
+        if self.rolling.get(service.name):  # `docker service rollback --detach` returned
+            self.rolling[service.name] -= 1
+            if not self.rolling[service.name]:
+                self.log.append(f"rollback {service.name} done")
+            return [Task(f"old{i}", i, "n1", "running", "running", f"{i:064x}", {}, False,
+                         service=service.name) for i in (1, 2)]
         if service.image in self.broken:
             return [Task(f"t{i}", i, "n1", "failed", "running", "", {}, True, "crashed")
                     for i in range(9)]
-        return [Task(f"{service.name}{i}", i, "n1", "running", "running", f"{i:064x}",
-                     {"s_default": f"10.0.{len(service.name)}.{i}"}, True)
-                for i in (1, 2)]
+        return [Task(f"{service.name}-{service.image}-{i}", i, "n1", "running", "running",
+                     f"{i:064x}", {"s_default": f"10.0.{len(service.name)}.{i}"}, True,
+                     service=service.name) for i in (1, 2)]
 
     def nodes(self) -> dict[str, Node]:
         return {"n1": Node("n1", "node-1", True)}
@@ -79,13 +91,22 @@ class FakeDriver:
     def __init__(self, swarm: FakeSwarm, fail_switch: int | None = None) -> None:
         self.swarm, self.fail_switch, self.switches = swarm, fail_switch, 0
         self.serving: list[str] = []
+        self.also_fail: set[int] = set()
+
+    description = "fake registry"
 
     def check(self) -> list[str]:
         return []
 
+    def stage(self, backends: Sequence[Backend], serving: Sequence[Backend]) -> None:
+        pass
+
+    def unstage(self) -> None:
+        pass
+
     def switch(self, backends: Sequence[Backend]) -> str:
         self.switches += 1
-        if self.switches == self.fail_switch:
+        if self.switches == self.fail_switch or self.switches in self.also_fail:
             raise SwitchNotConfirmed("agent node-2@n2 did not apply generation 7.")
         self.serving = sorted(b.name.rsplit(".", 2)[0] for b in backends)
         self.swarm.log.append(f"switch {self.serving[0]}")
@@ -101,6 +122,7 @@ class FakeStack:
 
     def rollback(self, name: str) -> None:
         self.swarm.set_image(name, "app:v1")
+        self.swarm.rolling[name] = 2  # asynchronous, as Swarm's is
 
 
 class FakeJournal:
@@ -119,17 +141,23 @@ class FakeTarget:
     def __init__(self, swarm: FakeSwarm, driver: FakeDriver) -> None:
         self.swarm, self._driver = swarm, driver
         self.stack = FakeStack(swarm)
+        self.engine = FakeEngine()
         self.running = {"app": swarm.services["s_app"]}
 
     def driver(self, options: DeployOptions) -> FakeDriver:
         return self._driver
 
+    def needs_jobs(self, options: DeployOptions) -> bool:
+        return False
+
 
 def rollout(swarm: FakeSwarm, driver: FakeDriver, update: Any,
-            journal: FakeJournal | None = None) -> StackRollout:
+            journal: FakeJournal | None = None) -> StackRun:
     plan = StackPlan("s", (StackStep("app", "s_app", BRIDGE, "changed", OPTIONS),))
-    return StackRollout(FakeTarget(swarm, driver), plan,  # type: ignore[arg-type]
-                        journal or FakeJournal(), update, SilentObserver())  # type: ignore[arg-type]
+    target: Any = FakeTarget(swarm, driver)
+    stack_journal: Any = journal or FakeJournal()
+    return StackRun(target, plan, stack_journal, update, SilentObserver(), Interrupts(print),
+                    "up")
 
 
 def test_the_bridge_serves_while_swarm_updates_then_the_service_serves_again() -> None:
@@ -149,8 +177,8 @@ def test_an_update_that_never_gets_ready_is_rolled_back_by_swarm_before_traffic_
     with pytest.raises(DeployFailed, match="failed"):
         rollout(swarm, FakeDriver(swarm), lambda: swarm.set_image("s_app", "app:v2"),
                 journal).run()
-    assert swarm.log[2:] == ["update s_app app:v2", "update s_app app:v1", "switch s_app",
-                             "remove s_app-swap"]
+    assert swarm.log[2:] == ["update s_app app:v2", "update s_app app:v1",
+                             "rollback s_app done", "switch s_app", "remove s_app-swap"]
     assert "s_app-swap" not in swarm.services and swarm.image("s_app") == "app:v1"
     assert journal.cleared
 
@@ -164,11 +192,25 @@ def test_an_agent_that_does_not_confirm_the_switch_to_the_bridge_rolls_back_nami
     assert updated == [] and swarm.log[-2:] == ["switch s_app", "remove s_app-swap"]
 
 
-def test_a_failure_moving_traffic_back_to_the_new_tasks_needs_attention_and_keeps_the_bridge(
+def test_a_failed_switch_to_the_new_tasks_rolls_that_service_back_after_swarm_did(
         ) -> None:
     swarm = FakeSwarm()
     driver = FakeDriver(swarm, fail_switch=2)
-    with pytest.raises(NeedsAttention, match="serves the old version") as raised:
-        rollout(swarm, driver, lambda: swarm.set_image("s_app", "app:v2")).run()
-    assert "docker-swap -p s recover app" in (raised.value.hint or "")
-    assert "s_app-swap" in swarm.services and swarm.image("s_app") == "app:v2"
+    result = rollout(swarm, driver, lambda: swarm.set_image("s_app", "app:v2")).run()
+    (bridged,) = result.bridged
+    assert bridged.outcome == "rolled_back" and "node-2@n2" in str(bridged.error)
+    # the proxies back on the bridge, Swarm's rollback waited for, then its old tasks
+    assert swarm.log[3:] == ["switch s_app-swap", "update s_app app:v1", "rollback s_app done",
+                             "switch s_app", "remove s_app-swap"]
+    assert "s_app-swap" not in swarm.services and swarm.image("s_app") == "app:v1"
+
+
+def test_a_failure_moving_the_proxies_back_needs_attention_and_keeps_the_bridge() -> None:
+    swarm = FakeSwarm()
+    driver = FakeDriver(swarm, fail_switch=2)
+    driver.also_fail = {4}
+    result: StackResult = rollout(swarm, driver, lambda: swarm.set_image("s_app", "app:v2")).run()
+    (bridged,) = result.bridged
+    assert bridged.outcome == "needs_attention"
+    assert "docker-swap -p s recover app" in (bridged.error.hint or "")  # type: ignore[union-attr]
+    assert "s_app-swap" in swarm.services

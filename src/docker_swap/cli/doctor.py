@@ -80,7 +80,7 @@ def diagnose(compose_options: ComposeOptions | None = None,
 
 def _stack(compose_options: ComposeOptions) -> Iterator[Finding]:
     """A Swarm stack: each proxied service's registry and agents, and what `up` would do."""
-    from docker_swap.rollout.stack_commands import stack_up  # noqa: PLC0415
+    from docker_swap.rollout.stack import stack_up  # noqa: PLC0415
 
     try:
         target = open_stack(compose_options, {}, True)

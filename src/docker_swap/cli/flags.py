@@ -1,5 +1,6 @@
-"""The flags several commands share: the settings that may live in x-swap, and the release
-options (hooks, the watch window, --verify)."""
+"""The flags several commands share: the settings that may live in x-swap, readiness, and the
+release options (hooks, the watch window, --verify). `deploy`, `rollback` and `up` take the same
+ones, on a compose host and on a Swarm stack."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from docker_swap.options import (
     DEFAULT_DRAIN_TIMEOUT,
     DEFAULT_HOOK_TIMEOUT,
     DEFAULT_SWITCH_TIMEOUT,
+    DEFAULT_TIMEOUT,
     DEFAULT_VERIFY_RATE,
 )
 
@@ -72,14 +74,31 @@ def release_options(command: F) -> F:
                      "the switch; a new container that exits or turns unhealthy switches "
                      "back to them. [x-swap: watch]"),
         click.option("--max-error-rate", metavar="RATE",
-                     help="With --watch, behind HAProxy: switch back when more than this share "
-                     "of the new containers' answers are 5xx (0.05 or 5%). "
-                     "[x-swap: max-error-rate]"),
+                     help="With --watch, where the proxy counts answers (HAProxy, and agents "
+                     "beside HAProxy): switch back when more than this share of the new "
+                     "containers' answers are 5xx (0.05 or 5%). [x-swap: max-error-rate]"),
         click.option("--verify", metavar="URL", multiple=True,
                      help="Send a light, steady load of GETs to URL during the deploy and "
                      "report what failed (repeatable)."),
         click.option("--verify-rate", metavar="N", default=str(DEFAULT_VERIFY_RATE),
                      show_default=True, help="Requests per second --verify sends to each URL."),
+    ]):
+        command = decorator(command)
+    return command
+
+
+def readiness_options(command: F) -> F:
+    """How a new container is judged ready (they replace x-swap's health-cmd and http)."""
+    for decorator in reversed([
+        click.option("--health-cmd", metavar="CMD",
+                     help="Command run inside each new container until it exits 0 (exec, no "
+                     "host shell). [x-swap: health-cmd]"),
+        click.option("--http", "http_path", metavar="PATH",
+                     help="Path to GET on each new container's port until it answers 2xx. "
+                     "[x-swap: http]"),
+        click.option("--timeout", metavar="DURATION",
+                     help=f"How long the new containers have to become ready "
+                     f"(default {DEFAULT_TIMEOUT:g}s). [x-swap: timeout]"),
     ]):
         command = decorator(command)
     return command

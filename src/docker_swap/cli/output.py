@@ -30,8 +30,8 @@ from docker_swap.rollout.verify import VerifyReport
 
 if TYPE_CHECKING:
     from docker_swap.demo import DemoReport
-    from docker_swap.rollout.recover import RecoveryReport
     from docker_swap.rollout.outcomes import ServiceOutcome, UpReport
+    from docker_swap.rollout.recover import RecoveryReport
     from docker_swap.targets.compose.plan import ServicePlan
 
 _RESULTS = {0: "deployed", 1: "rolled_back", 2: "refused", 3: "needs_attention"}

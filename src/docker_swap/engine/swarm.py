@@ -12,12 +12,13 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import docker
 import docker.errors
+import docker.types
 
 from docker_swap.engine.errors import API_ERRORS as _API_ERRORS
 from docker_swap.engine.errors import reason as _reason
@@ -60,6 +61,15 @@ class Task:
     current: bool
     """It runs the service's current task template (not one an update replaces)."""
     error: str = ""
+    service: str = ""
+    """The name of its service."""
+    exit_code: int | None = None
+    """Its container's exit code, once it is no longer running."""
+
+    @property
+    def name(self) -> str:
+        """How messages and proxies name it: SERVICE.SLOT.ID (as Swarm names its container)."""
+        return f"{self.service}.{self.slot}.{self.id}"
 
     @property
     def running(self) -> bool:
@@ -187,6 +197,32 @@ class SwarmEngine:
             self._api.update_service(service.id, service.version, task_template=dict(template),
                                      fetch_current_spec=True)
 
+    def create_job(self, name: str, image: str, argv: Sequence[str], *,
+                   entrypoint: Sequence[str] | None, networks: Sequence[str],
+                   labels: Mapping[str, str]) -> SwarmService:
+        """A global job: one task on every node, each running `argv` in `image` with the
+        node's Docker socket, once (never restarted)."""
+        spec = docker.types.ContainerSpec(
+            image, command=list(entrypoint) if entrypoint else None, args=list(argv),
+            mounts=["/var/run/docker.sock:/var/run/docker.sock:rw"])
+        template = docker.types.TaskTemplate(
+            spec, restart_policy=docker.types.RestartPolicy(condition="none"),
+            networks=list(networks))
+        with _translated(f"create job {name}"):
+            self._api.create_service(template, name=name, labels=dict(labels),
+                                     mode=docker.types.ServiceMode("global-job"))
+        created = self.service(name)
+        if created is None:
+            raise EngineFailed(f"job {name} was created but is not listed.")
+        return created
+
+    def logs(self, service: SwarmService) -> str:
+        """What the service's tasks printed (stdout), as the manager collects it."""
+        with _translated(f"read the logs of {service.name}"):
+            chunks = self._api.service_logs(service.id, stdout=True, stderr=False,
+                                            is_tty=False)
+            return b"".join(chunks).decode(errors="replace")
+
     def registry_digest(self, reference: str) -> str:
         """The digest the registry gives `reference` now (what `docker stack deploy
         --resolve-image` pins); EngineFailed when the registry does not answer."""
@@ -232,6 +268,8 @@ class SwarmEngine:
             addresses=addresses,
             current=same_template(attrs.get("Spec") or {}, service.template),
             error=str(status.get("Err", "")),
+            service=service.name,
+            exit_code=_exit_code(status),
         )
 
 
@@ -250,6 +288,14 @@ def _pruned(value: Any) -> Any:
     if isinstance(value, list):
         return [_pruned(v) for v in value]
     return value
+
+
+def _exit_code(status: Mapping[str, Any]) -> int | None:
+    if status.get("State") in ("running", "new", "pending", "assigned", "accepted",
+                               "preparing", "ready", "starting", ""):
+        return None
+    code = (status.get("ContainerStatus") or {}).get("ExitCode")
+    return int(code) if isinstance(code, int) else -1
 
 
 def bridge_name(service: str) -> str:

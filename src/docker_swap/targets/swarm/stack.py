@@ -9,17 +9,18 @@ stack (`docker stack deploy -c FILE NAME`: NAME is the project name, `-p NAME` o
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from docker_swap.compose import Compose, Stack
-from docker_swap.errors import InvalidSettings, ProxyNotReady, Refused, ServiceNotFound
+from docker_swap.errors import ProxyNotReady, Refused, ServiceNotFound
 from docker_swap.options import ComposeOptions, DeployOptions, resolve_settings
 from docker_swap.proxy import ProxyDriver
 from docker_swap.proxy.registry import RegistryDriver
 from docker_swap.safety.journal import Journal
 from docker_swap.targets.compose.preflight import connect_engine, nothing_changed_yet
+from docker_swap.targets.swarm.node_jobs import JobImage, agent_image
 
 if TYPE_CHECKING:  # the Docker SDK loads on first use (preflight.connect_engine)
     from docker_swap.engine import Engine
@@ -49,6 +50,7 @@ class StackTarget:
     """The file's services that the stack runs."""
     images: dict[str, str] = field(default_factory=dict)
     """The image each service of the file names."""
+    _job_image: JobImage | None = None
 
     def driver(self, options: DeployOptions) -> ProxyDriver:
         from docker_swap.registry.store import connect_registry  # noqa: PLC0415  (redis loads only here)
@@ -56,6 +58,15 @@ class StackTarget:
         registry = connect_registry(options, self.name)
         return RegistryDriver(registry, options.service, options.switch_timeout,
                               excused=AgentsOnDownNodes(self.swarm))
+
+    def needs_jobs(self, options: DeployOptions) -> bool:
+        """Its settings run commands inside its tasks (node_jobs.py)."""
+        return bool(options.hooks or options.health_cmd or options.http_path)
+
+    def job_image(self) -> JobImage:
+        if self._job_image is None:
+            self._job_image = agent_image(self.swarm, self.name)
+        return self._job_image
 
     def refresh(self) -> None:
         stack = {s.name: s for s in self.swarm.stack_services(self.name)}
@@ -101,9 +112,13 @@ def swarm_mode(swarm: SwarmEngine, project: str, forced: bool | None) -> tuple[b
 
 
 def open_stack(compose_options: ComposeOptions, flags: Mapping[str, object | None],
-               forced: bool | None, service: str | None = None) -> StackTarget | None:
+               forced: bool | None, service: str | Sequence[str] | None = None,
+               ) -> StackTarget | None:
     """The stack to work on, or None when compose mode applies. `flags` are the settings of
-    `service`, the one the command names (the others keep their x-swap)."""
+    `service`, the one the command names (the others keep their x-swap); given several (`up`),
+    of those, or of every service when the sequence is empty."""
+    named = {service} if isinstance(service, str) else set(service or ())
+    everywhere = service is not None and not isinstance(service, str) and not named
     compose = Compose(compose_options)
     with nothing_changed_yet(), compose.loading_project():
         engine = connect_engine()
@@ -122,25 +137,18 @@ def open_stack(compose_options: ComposeOptions, flags: Mapping[str, object | Non
         target.refresh()
         for name, definition in project.services.items():
             target.images[name] = definition.image or ""
-            options = resolve_settings(name, definition.x_swap, flags if name == service else {})
+            given = flags if everywhere or name in named else {}
+            options = resolve_settings(name, definition.x_swap, given)
             if options.proxy is not None:
                 target.settings[name] = _checked(target, options)
     return target
 
 
-_NOT_IN_SWARM = {"hooks": "hooks", "watch": "watch", "health_cmd": "health-cmd",
-                 "http_path": "http", "max_error_rate": "max-error-rate"}
-
-
 def _checked(target: StackTarget, options: DeployOptions) -> DeployOptions:
-    """Refuse what Swarm mode does not honour (never ignore it silently: a migration hook
-    that does not run is worse than a refusal); give the port the image exposes if x-swap
-    names none."""
-    given = [key for attribute, key in _NOT_IN_SWARM.items() if getattr(options, attribute)]
-    if given:
-        raise InvalidSettings(
-            f"service {options.service}: {', '.join(given)} cannot be used on a Swarm stack yet.",
-            hint="Readiness on a stack is its healthcheck; see docs/swarm.md, Limits.")
+    """Give the port the image exposes if x-swap names none; refuse (exit 2) settings that run
+    inside the tasks (hooks, health-cmd, http) when no job can run there."""
+    if target.needs_jobs(options):
+        target.job_image()  # InvalidSettings when the stack runs no agent service
     running = target.running.get(options.service)
     if options.port is None and running is not None:
         ports = target.swarm.image_ports(running.image)

@@ -1,9 +1,8 @@
-"""`status`, `history` and `recover` on a Swarm stack.
+"""`status` and `history` on a Swarm stack.
 
 `status` reads what each agent's proxy serves (the generation it acknowledged) and compares it
-with the tasks Swarm runs; `recover` converges: every bridge a killed deploy left is retired
-after the proxies are confirmed on the tasks its service runs (the old ones or the new ones:
-whatever Swarm runs, ready, now), and the stack's journal is cleared.
+with the tasks Swarm runs; `history` lists a service's releases. (`recover` and `sync`, which
+change what the proxies serve, are in rollout/stack_recover.py.)
 """
 
 from __future__ import annotations
@@ -12,11 +11,8 @@ import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
-from docker_swap.engine.swarm import SwarmService, bridge_name
-from docker_swap.errors import NeedsAttention, ServiceNotFound, SwapError, UnfinishedDeploy
+from docker_swap.engine.swarm import bridge_name
 from docker_swap.releases.store import read_releases
-from docker_swap.rollout.recover import RecoveryReport
-from docker_swap.safety.interrupts import Interrupts
 from docker_swap.safety.journal import Journal
 from docker_swap.targets.compose.preflight import nothing_changed_yet
 from docker_swap.targets.compose.status import History
@@ -24,9 +20,8 @@ from docker_swap.targets.swarm.stack import (
     STACK_JOURNAL,
     StackTarget,
     require_service,
-    stack_journal,
 )
-from docker_swap.targets.swarm.tasks import network_of, serving_tasks, stack_backends, wait_ready
+from docker_swap.targets.swarm.tasks import network_of, serving_tasks
 
 
 @dataclass
@@ -131,84 +126,3 @@ def stack_history(target: StackTarget, service: str) -> History:
                 and r.image_id == running.template_hash), None)
     return History(target.name, service, tuple(releases), now.number if now else None,
                    tuple(notes))
-
-
-def stack_recover(target: StackTarget, service: str) -> RecoveryReport:
-    """Point every proxy at what each bridged service runs, ready, and remove the bridges.
-    Nothing is cleared while a bridge is left (exit 3 says which)."""
-    require_service(target, service)
-    journal = stack_journal(target)
-    with nothing_changed_yet():
-        journal.lock()
-    try:
-        with nothing_changed_yet():
-            bridges = target.swarm.bridges({f"{target.name}_{n}" for n in target.services})
-            entry = journal.read()
-        if not bridges and entry is None:
-            return RecoveryReport(service, "nothing", "no rollout of the stack is unfinished")
-        with Interrupts(lambda _text: None) as interrupts:
-            interrupts.defer("recovering first")
-            done = [_retire_bridge(target, bridge) for bridge in bridges]
-            journal.clear()
-        return RecoveryReport(service, "finished", "; ".join(done) or "journal cleared")
-    finally:
-        journal.unlock()
-
-
-def _retire_bridge(target: StackTarget, bridge: SwarmService) -> str:
-    name = bridge.bridge_for.removeprefix(f"{target.name}_")
-    options = target.settings.get(name)
-    left = (f"{bridge.name} still serves {bridge.bridge_for}'s old version; the journal is "
-            "kept")
-    if options is None or options.port is None:
-        raise NeedsAttention(f"{left}: {name} has no x-swap proxy and port in this file.",
-                             hint=f"Give {name} its x-swap settings again, then run "
-                             f"`docker-swap -p {target.name} recover {name}`.")
-    try:
-        running, ready = wait_ready(target.swarm, bridge.bridge_for, options.timeout * 4)
-        driver = target.driver(options)
-        driver.check()
-        driver.switch(stack_backends(running, ready, target.name, options.port))
-        driver.drain(options.drain_timeout)
-        target.swarm.remove(bridge.name)
-    except SwapError as exc:
-        raise NeedsAttention(f"{left}: {exc.message}", hint=f"Once that is fixed, run "
-                             f"`docker-swap -p {target.name} recover {name}` again.") from exc
-    return f"{bridge.bridge_for} serves its {len(ready)} task(s), {bridge.name} removed"
-
-
-def stack_sync(target: StackTarget, service: str) -> RecoveryReport:
-    """Point every proxy at the tasks the service runs now (after a node was lost between
-    deploys, say: Swarm started its tasks elsewhere, with new addresses)."""
-    require_service(target, service)
-    options = target.settings[service]
-    running = target.running.get(service)
-    if running is None or options.port is None:
-        raise ServiceNotFound(f"stack {target.name} runs no {service} with a known port.",
-                              hint=f"Set `x-swap: {{port: PORT}}` on {service}.")
-    journal = stack_journal(target)
-    with nothing_changed_yet():
-        journal.lock()  # no rollout may move the proxies meanwhile
-    try:
-        with nothing_changed_yet():
-            if journal.read() is not None or target.swarm.service(
-                    bridge_name(running.name)) is not None:
-                raise UnfinishedDeploy(
-                    f"a rollout of stack {target.name} was interrupted.",
-                    hint=f"Run `docker-swap -p {target.name} recover {service}`.")
-            tasks = serving_tasks(target.swarm.tasks(running), target.swarm.nodes())
-            if not tasks:
-                raise ServiceNotFound(f"{running.name} runs no ready task to send to.")
-            driver = target.driver(options)
-            driver.check()
-        try:
-            detail = driver.switch(stack_backends(running, tasks, target.name, options.port))
-            driver.drain(options.drain_timeout)
-        except SwapError as exc:
-            raise NeedsAttention(f"the proxies of {service} may not all send to its tasks: "
-                                 f"{exc.message}", hint="Run `docker-swap -p "
-                                 f"{target.name} sync {service}` again once that is fixed.",
-                                 ) from exc
-        return RecoveryReport(service, "synced", detail)
-    finally:
-        journal.unlock()
