@@ -285,8 +285,19 @@ class Stack:
                       command).stdout
 
     def upstream_servers(self) -> list[str]:
-        return [line.split("#")[0].strip() for line in self.upstream_file().splitlines()
-                if line.strip().startswith("server ")]
+        """Each server line of the upstream file, as `server NAME:PORT;` (` down;` for one
+        warming up): docker-swap writes addresses, and names the container in a comment."""
+        servers = []
+        for line in self.upstream_file().splitlines():
+            server, _, comment = line.strip().partition("#")
+            if not server.startswith("server "):
+                continue
+            words = server.replace(";", " ").split()
+            port = words[1].rpartition(":")[2]
+            name = comment.replace("warming up:", "").split()[0] if comment.strip() else words[1]
+            down = " down" if "down" in words[2:] else ""
+            servers.append(f"server {name}:{port}{down};")
+        return servers
 
     def proxy_container(self) -> str:
         return str(self.containers("proxy")[0]["ID"])

@@ -29,90 +29,41 @@ again 2.5 s after `start_node`; the manager stopped and started, every node Read
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import os
 import re
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import yaml
 
 from . import images
+from .swarm_nodes import (
+    ENGINE_TIMEOUT,
+    NODE_RUN_FLAGS,
+    SWARM_PORT,
+    Node,
+    NodeRef,
+    SwarmError,
+    Task,
+    create_network,
+    docker,
+    engine_env,
+    image_id,
+    parallel,
+    task,
+    until,
+    wait_engine,
+    wait_ready,
+)
 
 PREFIX = "docker-swap-swarm"
 """Every container, volume and network the test bed makes is named with it."""
 NETWORK = PREFIX
-ENGINE_PORT = 2375
-SWARM_PORT = 2377
-NODE_RUN_FLAGS = (
-    "--cap-add", "ALL", "--cap-drop", "SYS_RESOURCE",
-    "--security-opt", "seccomp=unconfined", "--security-opt", "systempaths=unconfined",
-    "--device-cgroup-rule", "a *:* rwm",
-)
-"""What a node needs instead of --privileged, which the host engine refuses."""
-ENGINE_TIMEOUT = 60.0
-"""Seconds a node's dockerd may take to answer, and a node to be Ready in the swarm."""
-_DOCKER_ENV = ("DOCKER_HOST", "DOCKER_CONTEXT", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH")
-_T = TypeVar("_T")
-_R = TypeVar("_R")
-
-
-class SwarmError(RuntimeError):
-    """Raised when a docker command of the test bed fails or a wait runs out of time."""
-
-
-@dataclass(frozen=True)
-class Node:
-    """One node: its container on this machine and its place in the swarm."""
-
-    number: int
-    """1..N; node 1 is the manager."""
-    hostname: str
-    """node-1: also its name in `docker node ls` and in `docker service ps`."""
-    container: str
-    """The container on this machine: docker-swap-swarm-node-1."""
-    ip: str
-    """Its address on the test bed's network, fixed for the node's life (restarts included)."""
-    id: str
-    """Its swarm node ID."""
-
-    @property
-    def name(self) -> str:
-        return self.hostname
-
-    @property
-    def url(self) -> str:
-        """Its own engine's API."""
-        return f"tcp://{self.ip}:{ENGINE_PORT}"
-
-
-@dataclass(frozen=True)
-class Task:
-    """One line of `docker service ps`."""
-
-    id: str
-    name: str
-    node: str
-    """The node's hostname (empty while the task is not placed)."""
-    desired: str
-    """running, shutdown, ... (lower case)."""
-    state: str
-    """The current state's first word, lower case: new, pending, preparing, starting, running,
-    complete, shutdown, failed, rejected, orphaned."""
-    error: str
-
-
-NodeRef = int | Node
-"""A node by its number (1..N) or itself."""
-
-
 class Swarm:
     """A swarm made by `start`; `teardown` removes every container, volume and network of it."""
 
@@ -134,23 +85,23 @@ class Swarm:
         comes from `images.build_all()`."""
         started = time.monotonic()
         remove_leftovers(prefix)
-        subnet = _create_network(prefix)
+        subnet = create_network(prefix)
         addresses = [str(subnet.network_address + 1 + n) for n in range(1, nodes + 1)]
         names = [f"{prefix}-node-{n}" for n in range(1, nodes + 1)]
         try:
             for number, (name, ip) in enumerate(zip(names, addresses, strict=True), 1):
-                _docker("run", "--detach", "--name", name, "--hostname", f"node-{number}",
+                docker("run", "--detach", "--name", name, "--hostname", f"node-{number}",
                         "--network", prefix, "--ip", ip, "--label", f"{prefix}=node",
                         "--volume", f"{name}:/var/lib/docker", *NODE_RUN_FLAGS, image)
-            _parallel(lambda pair: _wait_engine(*pair), list(zip(names, addresses, strict=True)))
-            manager = _engine_env(addresses[0])
-            _docker("swarm", "init", "--advertise-addr", addresses[0], env=manager)
-            token = _docker("swarm", "join-token", "--quiet", "worker",
+            parallel(lambda pair: wait_engine(*pair), list(zip(names, addresses, strict=True)))
+            manager = engine_env(addresses[0])
+            docker("swarm", "init", "--advertise-addr", addresses[0], env=manager)
+            token = docker("swarm", "join-token", "--quiet", "worker",
                             env=manager).stdout.strip()
-            _parallel(lambda ip: _docker("swarm", "join", "--token", token, "--advertise-addr",
+            parallel(lambda ip: docker("swarm", "join", "--token", token, "--advertise-addr",
                                          ip, f"{addresses[0]}:{SWARM_PORT}",
-                                         env=_engine_env(ip)), addresses[1:])
-            ids = _wait_ready(manager, [f"node-{n}" for n in range(1, nodes + 1)])
+                                         env=engine_env(ip)), addresses[1:])
+            ids = wait_ready(manager, [f"node-{n}" for n in range(1, nodes + 1)])
         except BaseException:
             remove_leftovers(prefix)
             raise
@@ -162,15 +113,15 @@ class Swarm:
     def attach(cls, prefix: str = PREFIX) -> Swarm:
         """The swarm an earlier `start` left running (a benchmark or a session kept it): to
         look at it, or to iterate on a stack without starting again."""
-        listed = _docker("ps", "--filter", f"label={prefix}=node", "--format", "{{.Names}}")
+        listed = docker("ps", "--filter", f"label={prefix}=node", "--format", "{{.Names}}")
         pattern = re.compile(rf"{re.escape(prefix)}-node-(\d+)")
         numbers = sorted(int(m[1]) for m in map(pattern.fullmatch, listed.stdout.split()) if m)
         if not numbers:
             raise SwarmError(f"no node of a swarm {prefix} runs")
-        ips = {n: _docker("inspect", "--format",
+        ips = {n: docker("inspect", "--format",
                           f'{{{{(index .NetworkSettings.Networks "{prefix}").IPAddress}}}}',
                           f"{prefix}-node-{n}").stdout.strip() for n in numbers}
-        ids = _wait_ready(_engine_env(ips[numbers[0]]), [f"node-{n}" for n in numbers])
+        ids = wait_ready(engine_env(ips[numbers[0]]), [f"node-{n}" for n in numbers])
         return cls([Node(n, f"node-{n}", f"{prefix}-node-{n}", ips[n], ids[f"node-{n}"])
                     for n in numbers], prefix)
 
@@ -205,7 +156,7 @@ class Swarm:
     def env(self, node: NodeRef | None = None) -> dict[str, str]:
         """os.environ with DOCKER_HOST on the manager (or on `node`), no context or TLS
         settings: the host's docker CLI and the docker SDK (docker.from_env) talk to it."""
-        return _engine_env(self.node(node).ip if node is not None else self.manager.ip)
+        return engine_env(self.node(node).ip if node is not None else self.manager.ip)
 
     # --- running things --------------------------------------------------------------------
 
@@ -213,28 +164,28 @@ class Swarm:
                timeout: float = 120, input: str | None = None
                ) -> subprocess.CompletedProcess[str]:
         """The host's docker CLI against the manager, or against `node`'s own engine."""
-        return _docker(*argv, env=self.env(node), check=check, timeout=timeout, input=input)
+        return docker(*argv, env=self.env(node), check=check, timeout=timeout, input=input)
 
     def load_images(self, *tags: str) -> dict[str, tuple[str, ...]]:
         """Copy images of this machine into every node (`docker save` once, `docker load` on
         the nodes in parallel), skipping a node that already has an image with the same ID.
         Returns, per node hostname, the tags it loaded."""
-        wanted = {tag: _image_id(tag, os.environ) for tag in tags}
+        wanted = {tag: image_id(tag, os.environ) for tag in tags}
         missing: dict[tuple[str, ...], list[Node]] = {}
         for node in self._nodes:
-            needs = tuple(t for t, i in wanted.items() if _image_id(t, self.env(node)) != i)
+            needs = tuple(t for t, i in wanted.items() if image_id(t, self.env(node)) != i)
             if needs:
                 missing.setdefault(needs, []).append(node)
         with tempfile.TemporaryDirectory(prefix=f"{self.prefix}-images-") as folder:
             for number, (needs, nodes) in enumerate(missing.items()):
                 archive = Path(folder) / f"{number}.tar"
-                _docker("save", "--output", str(archive), *needs, timeout=600)
+                docker("save", "--output", str(archive), *needs, timeout=600)
                 self._load(archive, nodes)
                 archive.unlink()
         return {node.hostname: needs for needs, nodes in missing.items() for node in nodes}
 
     def _load(self, archive: Path, nodes: Sequence[Node]) -> None:
-        _parallel(lambda node: self.docker("load", "--quiet", "--input", str(archive),
+        parallel(lambda node: self.docker("load", "--quiet", "--input", str(archive),
                                            node=node, timeout=600), nodes)
 
     def label_node(self, node: NodeRef, key: str, value: str) -> None:
@@ -244,16 +195,16 @@ class Swarm:
         """Stop a node's container (`docker stop -t grace`; 0: killed at once): the node is
         lost, with every task on it. Node 1 is the only manager: without it the swarm cannot
         be changed or asked (until it starts again)."""
-        _docker("stop", "--time", str(grace), self.node(node).container, timeout=grace + 60)
+        docker("stop", "--time", str(grace), self.node(node).container, timeout=grace + 60)
 
     def start_node(self, node: NodeRef, timeout: float = ENGINE_TIMEOUT) -> None:
         """Start a stopped node's container again and wait until its dockerd answers and every
         node is Ready in the swarm (the node rejoins by itself: its swarm state is on its
         volume, its address the same)."""
         started = self.node(node)
-        _docker("start", started.container)
-        _wait_engine(started.container, started.ip, timeout)
-        _wait_ready(self.env(), [n.hostname for n in self._nodes], timeout)
+        docker("start", started.container)
+        wait_engine(started.container, started.ip, timeout)
+        wait_ready(self.env(), [n.hostname for n in self._nodes], timeout)
 
     def node_status(self, node: NodeRef) -> str:
         """What the manager says of the node: ready, down, unknown, disconnected."""
@@ -263,7 +214,7 @@ class Swarm:
 
     def wait_node_status(self, node: NodeRef, status: str, timeout: float = 60) -> None:
         """Until the manager says `status` of the node (a stopped worker turns down in ~5 s)."""
-        _until(lambda: self.node_status(node) == status, timeout,
+        until(lambda: self.node_status(node) == status, timeout,
                lambda: f"node {self.node(node).hostname} is not {status} after {timeout} s")
 
     # --- stacks ----------------------------------------------------------------------------
@@ -297,12 +248,12 @@ class Swarm:
                     self.docker("rm", "--force", *exited, node=node, check=False)
             return not self.docker("network", "ls", "--quiet", "--filter", label).stdout.strip()
 
-        _until(gone, timeout, lambda: f"stack {name} still has containers after {timeout} s")
+        until(gone, timeout, lambda: f"stack {name} still has containers after {timeout} s")
 
     def tasks(self, service: str) -> list[Task]:
         """Every task of the service that `docker service ps` lists (old ones included)."""
         listed = self.docker("service", "ps", "--no-trunc", "--format", "{{json .}}", service)
-        return [_task(json.loads(line)) for line in listed.stdout.splitlines() if line.strip()]
+        return [task(json.loads(line)) for line in listed.stdout.splitlines() if line.strip()]
 
     def running_tasks(self, service: str) -> list[Task]:
         """The tasks that run and are meant to (a task with a healthcheck runs once healthy)."""
@@ -318,7 +269,7 @@ class Swarm:
             found = [t for t in tasks if t.desired == "running" and t.state == "running"]
             return len(found) == count == sum(t.desired == "running" for t in tasks)
 
-        _until(done, timeout, lambda: f"{service}: {len(found)} of {count} tasks run after "
+        until(done, timeout, lambda: f"{service}: {len(found)} of {count} tasks run after "
                f"{timeout} s:\n" + self.docker("service", "ps", "--no-trunc", service,
                                                check=False).stdout)
         return found
@@ -340,117 +291,17 @@ def remove_leftovers(prefix: str = PREFIX) -> None:
     """Remove the node containers, node volumes and network named with `prefix`, and nothing
     else (other test runs share this engine)."""
     pattern = re.compile(rf"{re.escape(prefix)}-node-\d+")
-    listed = _docker("ps", "--all", "--filter", f"name={prefix}-node-", "--format",
+    listed = docker("ps", "--all", "--filter", f"name={prefix}-node-", "--format",
                      "{{.Names}}").stdout.split()
     containers = [name for name in listed if pattern.fullmatch(name)]
     if containers:
-        _docker("rm", "--force", "--volumes", *containers, timeout=300)
-    volumes = [name for name in _docker("volume", "ls", "--quiet", "--filter",
+        docker("rm", "--force", "--volumes", *containers, timeout=300)
+    volumes = [name for name in docker("volume", "ls", "--quiet", "--filter",
                                         f"name={prefix}-node-").stdout.split()
                if pattern.fullmatch(name)]
     if volumes:
-        _docker("volume", "rm", "--force", *volumes, timeout=300)
-    networks = _docker("network", "ls", "--filter", f"name={prefix}", "--format",
+        docker("volume", "rm", "--force", *volumes, timeout=300)
+    networks = docker("network", "ls", "--filter", f"name={prefix}", "--format",
                        "{{.Name}}").stdout.split()
     if prefix in networks:
-        _docker("network", "rm", prefix)
-
-
-def _create_network(name: str) -> ipaddress.IPv4Network:
-    """A bridge network with a subnet of its own, named, so that nodes keep fixed addresses
-    (a node's address is its swarm address: it must not change when the node restarts). The
-    engine picks a free subnet first; the network is then made again with it, as configured."""
-    for _ in range(3):
-        _docker("network", "create", name)
-        subnet = _docker("network", "inspect", "--format",
-                         "{{(index .IPAM.Config 0).Subnet}}", name).stdout.strip()
-        _docker("network", "rm", name)
-        made = _docker("network", "create", "--subnet", subnet, "--label", f"{name}=network",
-                       name, check=False)
-        if made.returncode == 0:
-            return ipaddress.IPv4Network(subnet)
-    raise SwarmError(f"could not create network {name}: {made.stderr.strip()}")
-
-
-def _wait_engine(container: str, ip: str, timeout: float = ENGINE_TIMEOUT) -> None:
-    env = _engine_env(ip)
-
-    def answers() -> bool:
-        if _docker("version", "--format", "{{.Server.Version}}", env=env, check=False,
-                   timeout=10).returncode == 0:
-            return True
-        state = _docker("inspect", "--format", "{{.State.Status}}", container).stdout.strip()
-        if state != "running":
-            logs = _docker("logs", "--tail", "30", container, check=False)
-            raise SwarmError(f"node {container} is {state}:\n{logs.stdout}{logs.stderr}")
-        return False
-
-    _until(answers, timeout, lambda: f"the engine in {container} did not answer in {timeout} s")
-
-
-def _wait_ready(manager: Mapping[str, str], hostnames: Iterable[str],
-                timeout: float = ENGINE_TIMEOUT) -> dict[str, str]:
-    """Until the manager lists every node Ready; their IDs by hostname."""
-    wanted = set(hostnames)
-    ready: dict[str, str] = {}
-
-    def all_ready() -> bool:
-        listed = _docker("node", "ls", "--format", "{{json .}}", env=manager, check=False)
-        if listed.returncode:
-            return False  # a manager that restarts answers before its raft is back
-        rows = [json.loads(line) for line in listed.stdout.splitlines() if line.strip()]
-        ready.clear()
-        ready.update({r["Hostname"]: r["ID"] for r in rows if r["Status"] == "Ready"})
-        return wanted <= ready.keys()
-
-    _until(all_ready, timeout, lambda: f"nodes not Ready after {timeout} s: "
-           f"{sorted(wanted - ready.keys())}")
-    return {name: ready[name] for name in wanted}
-
-
-def _task(row: Mapping[str, str]) -> Task:
-    return Task(row["ID"], row["Name"], row["Node"], row["DesiredState"].lower(),
-                row["CurrentState"].split(" ", 1)[0].lower(), row.get("Error", ""))
-
-
-def _image_id(tag: str, env: Mapping[str, str]) -> str:
-    return _docker("image", "inspect", "--format", "{{.Id}}", tag, env=env,
-                   check=False).stdout.strip()
-
-
-def _engine_env(ip: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in _DOCKER_ENV}
-    return {**env, "DOCKER_HOST": f"tcp://{ip}:{ENGINE_PORT}"}
-
-
-def _docker(*argv: str, env: Mapping[str, str] | None = None, check: bool = True,
-            timeout: float = 120, input: str | None = None) -> subprocess.CompletedProcess[str]:
-    """The host's docker CLI (on this machine's engine unless `env` says otherwise)."""
-    try:
-        done = subprocess.run(["docker", *argv], capture_output=True, text=True, input=input,
-                              env=dict(env) if env is not None else None, timeout=timeout,
-                              check=False)
-    except subprocess.TimeoutExpired as exc:
-        raise SwarmError(f"docker {' '.join(argv)}: no answer in {timeout} s") from exc
-    if check and done.returncode:
-        where = (env or {}).get("DOCKER_HOST", "this machine's engine")
-        raise SwarmError(f"docker {' '.join(argv)} (on {where}) exited {done.returncode}: "
-                         f"{done.stderr.strip() or done.stdout.strip()}")
-    return done
-
-
-def _until(condition: Callable[[], bool], timeout: float, failure: Callable[[], str],
-           interval: float = 0.25) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise SwarmError(failure())
-        time.sleep(interval)
-
-
-def _parallel(call: Callable[[_T], _R], items: Sequence[_T]) -> list[_R]:
-    """`call` on every item at once; the first exception, once all ended."""
-    if len(items) <= 1:
-        return [call(item) for item in items]
-    with ThreadPoolExecutor(max_workers=len(items)) as pool:
-        return list(pool.map(call, items))
+        docker("network", "rm", prefix)

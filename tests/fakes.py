@@ -378,11 +378,16 @@ class FakeRegistry:
     def report(self, name: str, report: Report) -> None:
         self._answer()
         self.statuses[name] = AgentStatus(name, report.proxy, True, report.applied,
-                                          report.drained, report.failed, report.error)
+                                          report.drained, report.failed, report.error,
+                                          answers=report.answers)
 
     def subscribe(self) -> FakeSubscription:
         self._answer()
         return FakeSubscription(self)
+
+    def own_report(self, name: str) -> AgentStatus | None:
+        self._answer()
+        return self.statuses.get(name)
 
     def _answer(self) -> None:
         if self.down:

@@ -203,6 +203,8 @@ class AgentStatus:
     problem: str = ""
     """Why its report cannot be trusted (malformed, or not validly signed): then its numbers
     are 0, and a deploy treats it as an agent that has not applied anything."""
+    answers: tuple[int, int] | None = None
+    """5xx and all answers of the backends it applied, where its proxy counts them."""
 
 
 class Named(Protocol):

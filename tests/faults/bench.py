@@ -35,13 +35,9 @@ where the load and the agents look for it.
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
-import urllib.error
-import urllib.request
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,6 +57,7 @@ from testbed.stack import (
 )
 
 from .cases import Case, Proxy
+from .probes import Held, free_port, get, reached
 
 FAST = {"LISTEN_DELAY": "0", "WARMUP": "0"}
 TIMEOUTS = ("--drain-timeout", "5s", "--switch-timeout", "3s")
@@ -69,10 +66,7 @@ RECOVER = ("recover", "app", *TIMEOUTS)
 LOAD_LIMIT_SECONDS = 90
 """wrk stops by itself after this long; a case stops it as soon as its recover has run."""
 SETTLE_SECONDS = 1.0
-REACHED_SECONDS = 60.0
 DEPLOY_SECONDS = 120.0
-HELD_PATH, HELD_PER_PROXY = "/slow?seconds=4", 2
-"""The long requests of `Case.long_requests`: sent at `ready`, in flight on the old version."""
 AGENT = "haproxy-agent"
 HEARTBEAT_SECONDS = 2.0
 """Longer than an agent's heartbeat interval (HEARTBEAT_TTL_SECONDS / 4)."""
@@ -120,64 +114,6 @@ class Outcome:
             *(f"long request | {failure}" for failure in self.held),
         ]
         return "\n".join(lines)
-
-
-class Held:
-    """Long GETs through every proxy, each in a thread of its own; failures() waits for them."""
-
-    def __init__(self, ports: list[int]) -> None:
-        self.ports = ports
-        self.threads: list[threading.Thread] = []
-        self.answers: list[str] = []
-
-    def send(self) -> None:
-        for port in self.ports:
-            for _ in range(HELD_PER_PROXY):
-                thread = threading.Thread(target=self._get, args=(port,), daemon=True)
-                thread.start()
-                self.threads.append(thread)
-        time.sleep(0.3)  # they reach the old container before the deploy goes on
-
-    def failures(self) -> list[str]:
-        for thread in self.threads:
-            thread.join(30)
-        return [answer for answer in self.answers if not answer.startswith("200 ")]
-
-    def _get(self, port: int) -> None:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}{HELD_PATH}",
-                                        timeout=20) as answer:
-                self.answers.append(f"{answer.status} {answer.read().decode().strip()}")
-        except urllib.error.HTTPError as error:
-            self.answers.append(f"port {port}: HTTP {error.code}")
-        except OSError as error:
-            self.answers.append(f"port {port}: {error!r}")
-
-
-def _reached(path: Path, process: subprocess.Popen[str]) -> bool:
-    """Wait until the deploy writes `path` (True), or ends or hangs first (False)."""
-    deadline = time.monotonic() + REACHED_SECONDS
-    while not path.exists():
-        if process.poll() is not None or time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def get(port: int, path: str = "/") -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as answer:
-            return answer.status, answer.read().decode().strip()
-    except urllib.error.HTTPError as error:
-        return error.code, ""
-    except OSError as error:
-        return 0, type(error).__name__
 
 
 class Bench:
@@ -340,7 +276,7 @@ class Bench:
                 text=True,
             )
         try:
-            if case.long_requests and _reached(folder / "ready.reached", process):
+            if case.long_requests and reached(folder / "ready.reached", process):
                 held.send()
                 (folder / "ready.release").touch()
             if POINTS_ENV in env and env[POINTS_ENV].endswith("=pause"):
@@ -357,7 +293,7 @@ class Bench:
         """At the paused point: the case's fault, then the release."""
         assert self.stack is not None
         release = folder / f"{case.point}.release"
-        if not _reached(folder / f"{case.point}.reached", process):
+        if not reached(folder / f"{case.point}.reached", process):
             return  # the deploy ended (or hangs) before the point: the outcome tells
         if case.fault == "SIGKILL":
             process.kill()

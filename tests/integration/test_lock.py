@@ -22,7 +22,7 @@ def other_user(tmp_path: Path) -> dict[str, str]:
 
 
 def engine_time() -> float:
-    from docker_swap.engine import _epoch  # noqa: PLC0415
+    from docker_swap.engine.parsing import epoch as _epoch  # noqa: PLC0415
 
     stamp = _epoch(docker("info", "--format", "{{.SystemTime}}").stdout.strip())
     assert stamp is not None

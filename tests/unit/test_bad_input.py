@@ -10,7 +10,7 @@ import pytest
 from docker_swap.compose import Compose
 from docker_swap.errors import EXIT_REFUSED, ComposeUnavailable, InvalidSettings, NotSwappable
 from docker_swap.models import Container, ServiceDefinition
-from docker_swap.options import MAX_DURATION, ComposeOptions, parse_duration, resolve_settings
+from docker_swap.options import MAX_DURATION, ComposeOptions
 from docker_swap.proxy.haproxy_runtime import (
     Socket,
     parse_servers_state,
@@ -18,6 +18,7 @@ from docker_swap.proxy.haproxy_runtime import (
     parse_setup,
 )
 from docker_swap.proxy.nginx_config import parse_version
+from docker_swap.settings import parse_duration, resolve_settings
 from docker_swap.targets.compose.preflight import proxy_network, refuse_unswappable
 
 

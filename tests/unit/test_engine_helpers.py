@@ -4,7 +4,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from docker_swap.engine import _as_arguments, _epoch
+from docker_swap.engine.files import as_arguments as _as_arguments
+from docker_swap.engine.parsing import epoch as _epoch
 
 
 @pytest.mark.parametrize("text", [

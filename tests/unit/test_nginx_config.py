@@ -90,6 +90,8 @@ def test_versions() -> None:
     assert parse_version("nginx version: openresty/1.25.3.1") is None
 
 
-def test_render_names_containers_not_addresses() -> None:
-    text = render_upstream("app", [Backend("a" * 64, "demo-app-2", "10.0.0.2", 8000)], "now")
-    assert "upstream app {\n    server demo-app-2:8000;  # aaaaaaaaaaaa 10.0.0.2\n}" in text
+def test_render_writes_addresses_and_names_the_containers_in_comments() -> None:
+    text = render_upstream("app", [Backend("a" * 64, "demo-app-2", "10.0.0.2", 8000),
+                                   Backend("b" * 64, "demo-app-3", "fd00::3", 8000)], "now")
+    assert ("upstream app {\n    server 10.0.0.2:8000;  # demo-app-2 aaaaaaaaaaaa\n"
+            "    server [fd00::3]:8000;  # demo-app-3 bbbbbbbbbbbb\n}") in text

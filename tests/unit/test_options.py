@@ -3,14 +3,8 @@ from __future__ import annotations
 import pytest
 
 from docker_swap.errors import InvalidSettings
-from docker_swap.options import (
-    DEFAULT_DRAIN_TIMEOUT,
-    DEFAULT_TIMEOUT,
-    ComposeOptions,
-    ProxyRef,
-    parse_duration,
-    resolve_settings,
-)
+from docker_swap.options import DEFAULT_DRAIN_TIMEOUT, DEFAULT_TIMEOUT, ComposeOptions, ProxyRef
+from docker_swap.settings import parse_duration, resolve_settings
 
 
 def test_defaults() -> None:

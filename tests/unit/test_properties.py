@@ -9,13 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from docker_swap.errors import InvalidSettings
-from docker_swap.options import (
-    MAX_DURATION,
-    SWAP_KEYS,
-    DeployOptions,
-    parse_duration,
-    resolve_settings,
-)
+from docker_swap.options import MAX_DURATION, SWAP_KEYS, DeployOptions
 from docker_swap.proxy.haproxy_runtime import (
     Setup,
     api_error,
@@ -24,6 +18,7 @@ from docker_swap.proxy.haproxy_runtime import (
     parse_setup,
 )
 from docker_swap.proxy.nginx_config import parse_dump, parse_version, setup_problem
+from docker_swap.settings import parse_duration, resolve_settings
 
 NUMBERS = st.one_of(st.integers(), st.floats(), st.integers(-10, 10**6),
                     st.integers(10**300, 10**500))

@@ -12,19 +12,21 @@ from hypothesis import strategies as st
 
 from docker_swap.errors import InvalidSettings, ProxyConfigInvalid, RegistryDataInvalid
 from docker_swap.models import Backend, check_backends
-from docker_swap.options import redact
 from docker_swap.proxy.nginx_config import render_upstream
 from docker_swap.registry.data import (
     MAX_NUMBER,
     Report,
     Scope,
     encode_generation,
+    encode_heartbeat,
     encode_report,
+    heartbeat_alive,
     parse_generation,
     parse_number,
     parse_report,
     registry_key,
 )
+from docker_swap.settings import redact
 
 KEY = b"0123456789abcdef0123456789abcdef"
 PLAIN = Scope("demo", "app")
@@ -204,3 +206,22 @@ def test_redaction_hides_every_form_of_a_password(password: str, user: str, sche
         assert password.replace("&", "") not in shown
         assert "***" in shown
     assert redact(f"{scheme}://{user}@{host}/0") == f"{scheme}://{user}@{host}/0"
+
+
+def test_with_a_key_only_a_validly_signed_heartbeat_says_an_agent_is_alive() -> None:
+    beat = encode_heartbeat(SIGNED, "edge-1", 12.5)
+    assert heartbeat_alive(SIGNED, "edge-1", beat)
+    assert not heartbeat_alive(SIGNED, "edge-2", beat), "another agent's heartbeat"
+    assert not heartbeat_alive(SIGNED, "edge-1", "1"), "what anyone can write"
+    assert not heartbeat_alive(SIGNED, "edge-1", encode_heartbeat(PLAIN, "edge-1", 12.5))
+    assert not heartbeat_alive(SIGNED, "edge-1", None)
+    assert heartbeat_alive(PLAIN, "edge-1", "1"), "no key: nothing is signed"
+
+
+def test_a_report_carries_its_proxy_s_answer_counts_signed() -> None:
+    report = Report("haproxy:proxy", applied=4, answers=(3, 120))
+    status = parse_report(SIGNED, "edge-1", encode_report(SIGNED, "edge-1", report), alive=True)
+    assert status.answers == (3, 120) and not status.problem
+    forged = encode_report(SIGNED, "edge-1", report).replace("120", "121")
+    assert parse_report(SIGNED, "edge-1", forged, alive=True).problem
+

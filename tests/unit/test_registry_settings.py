@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from docker_swap.errors import InvalidSettings
-from docker_swap.options import resolve_settings
 from docker_swap.registry.store import Registry, connect_registry
+from docker_swap.settings import resolve_settings
 
 KEY = "k" * 32
 

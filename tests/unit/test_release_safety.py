@@ -9,9 +9,9 @@ import pytest
 
 from docker_swap.errors import DeployFailed, HookFailed, InvalidSettings, ReleaseFailed
 from docker_swap.models import ExecResult
-from docker_swap.options import parse_rate, parse_verify, resolve_settings
 from docker_swap.rollout.hooks import HookResult, run_hook
 from docker_swap.rollout.watch import watch_release
+from docker_swap.settings import parse_rate, parse_verify, resolve_settings
 from tests.fakes import FakeWatch
 
 from .test_swap import World
@@ -31,6 +31,18 @@ def test_bad_hooks_are_refused_in_one_sentence(hooks: object) -> None:
     with pytest.raises(InvalidSettings) as refusal:
         resolve_settings("app", {"hooks": hooks}, {})
     assert "\n" not in refusal.value.message and "hook" in refusal.value.message
+
+
+def test_a_refused_verify_url_never_shows_its_password() -> None:
+    with pytest.raises(InvalidSettings) as refusal:
+        parse_verify(("ftp://admin:hunter2@example.test/",), "10")
+    assert "hunter2" not in refusal.value.message and "***" in refusal.value.message
+
+
+def test_an_upstream_name_with_a_trailing_newline_is_refused() -> None:
+    with pytest.raises(InvalidSettings):
+        resolve_settings("app", {"upstream": "app\n"}, {})
+    assert resolve_settings("app", {"upstream": "app.v2"}, {}).upstream == "app.v2"
 
 
 def test_rates_and_verify_urls_are_checked() -> None:

@@ -15,7 +15,6 @@ from docker_swap.errors import (
 )
 from docker_swap.models import Container, Project, ServiceDefinition
 from docker_swap.observer import PhaseResult
-from docker_swap.options import resolve_settings
 from docker_swap.releases.record import (
     DEPLOYED,
     FOUND,
@@ -35,6 +34,7 @@ from docker_swap.releases.store import (
     rollback_target,
 )
 from docker_swap.rollout.rollback import compose_image
+from docker_swap.settings import resolve_settings
 from tests.fakes import FakeEngine
 
 KEEP = keep_repository("demo", "app")

@@ -21,8 +21,17 @@ def test_the_servers_of_an_upstream_file_leave_out_those_warming_up() -> None:
     text = render_upstream("app", backends([serving], "demo_default", 8000), "now",
                            standby=backends([warming], "demo_default", 8000))
 
-    assert parse_upstream_servers(text) == ["demo-app-1:8000"]
+    assert parse_upstream_servers(text) == ["10.0.0.1:8000"]
     assert parse_upstream_servers("# no upstream\n") == []
+
+
+def test_nginx_is_given_addresses_so_a_container_that_exited_never_breaks_the_file() -> None:
+    engine = FakeEngine()
+    container = engine.add("app", 1)
+    text = render_upstream("app", backends([container], "demo_default", 8000), "now")
+
+    assert "    server 10.0.0.1:8000;  # demo-app-1 " in text
+    assert "demo-app-1:" not in text
 
 
 def test_a_proxy_on_the_running_containers_agrees() -> None:

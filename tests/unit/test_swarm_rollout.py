@@ -15,7 +15,8 @@ from docker_swap.models import Backend
 from docker_swap.observer import SilentObserver
 from docker_swap.options import DeployOptions, ProxyRef
 from docker_swap.proxy import Drained
-from docker_swap.rollout.stack_run import StackResult, StackRun
+from docker_swap.rollout.stack_run import StackRun
+from docker_swap.rollout.stack_state import StackResult
 from docker_swap.safety.interrupts import Interrupts
 from docker_swap.targets.swarm.plan import BRIDGE, StackPlan, StackStep
 from tests.fakes import FakeEngine

@@ -26,13 +26,15 @@ from typing import Protocol
 
 from docker_swap.compose import Compose
 from docker_swap.errors import InvalidSettings, RegistryDataInvalid, ServiceNotFound, SwapError
-from docker_swap.models import Generation
-from docker_swap.options import ComposeOptions, redact, resolve_settings
+from docker_swap.models import AgentStatus, Generation
+from docker_swap.options import ComposeOptions
 from docker_swap.proxy import Drained, ProxyDriver, open_proxy
+from docker_swap.proxy.base import CountsAnswers
 from docker_swap.proxy.registry import same_backends
 from docker_swap.registry.data import AGENT_NAME, Report
 from docker_swap.registry.store import HEARTBEAT_TTL_SECONDS, connect_registry
 from docker_swap.safety.failpoints import failpoint
+from docker_swap.settings import redact, resolve_settings
 from docker_swap.targets.compose.preflight import connect_engine, connect_proxy, open_service
 
 DEFAULT_RESYNC_SECONDS = 5.0
@@ -60,6 +62,8 @@ class AgentRegistry(Protocol):
     def generation(self, number: int) -> Generation | None: ...
 
     def report(self, name: str, report: Report) -> None: ...
+
+    def own_report(self, name: str) -> AgentStatus | None: ...
 
     def subscribe(self) -> Subscription: ...
 
@@ -191,6 +195,9 @@ class Agent:
         self._refused: tuple[int, str] | None = None
         self._ready = False
         self._lost = False
+        self._floor: int | None = None
+        """The generation this agent applied before it (re)started, as its own last report in
+        Redis says: nothing older is applied, so a replayed old generation changes nothing."""
 
     def run(self, stop: threading.Event, resync: float) -> None:
         """Follow the registry until `stop` is set, reconnecting whenever Redis goes away."""
@@ -217,6 +224,9 @@ class Agent:
     def _follow(self, stop: threading.Event, resync: float, backoff: _Backoff) -> None:
         subscription = self._registry.subscribe()  # before catching up: no publication between
         try:
+            if self._floor is None:  # before the first report replaces the last one
+                own = self._registry.own_report(self.name)
+                self._floor = own.applied if own is not None else 0
             self._send()  # registers this agent, or again after Redis lost its data
             self._catch_up()
             backoff.reset()
@@ -241,6 +251,10 @@ class Agent:
             number = self._registry.current_number()
             if number <= self._status.applied:
                 return  # nothing new (an older number is never gone back to: a replay)
+            if number < (self._floor or 0):
+                self._refuse(number, f"it is older than generation {self._floor}, which this "
+                             "agent applied before it started (a replay is never applied).")
+                return
             generation = self._registry.generation(number)
         except RegistryDataInvalid as exc:
             self._refuse(number, exc.message)
@@ -271,7 +285,7 @@ class Agent:
             self._say(f"generation {number} failed: {reason}")
             return
         self._serving = generation
-        self._update(applied=number, error="")
+        self._update(applied=number, error="", answers=None)
         self._say(f"generation {number} applied in {time.monotonic() - started:.2f}s: {detail}")
         drained = self._drain(number)
         if drained is not None:
@@ -330,8 +344,22 @@ class Agent:
 
     def _beat(self, stop: threading.Event) -> None:
         while not stop.wait(_HEARTBEAT_SECONDS):
+            self._count_answers()
             with contextlib.suppress(SwapError):  # Redis is away: the main loop says so
                 self._send()
+
+    def _count_answers(self) -> None:
+        """Where the proxy counts its backends' answers (HAProxy), report them with the
+        heartbeat: a deploy's --max-error-rate reads them."""
+        driver = self._driver
+        if not isinstance(driver, CountsAnswers) or self._serving is None:
+            return
+        try:
+            counted = driver.answers()
+        except Exception:  # the proxy is busy or gone: the next beat counts again
+            return
+        with self._lock:
+            self._status = replace(self._status, answers=counted)
 
 
 def _reason(exc: Exception) -> str:

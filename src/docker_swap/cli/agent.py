@@ -13,7 +13,8 @@ import click
 from docker_swap.cli.app import cli, fail, renamed
 from docker_swap.cli.flags import service_options
 from docker_swap.cli.output import presenter
-from docker_swap.options import ComposeOptions, parse_duration
+from docker_swap.options import ComposeOptions
+from docker_swap.settings import parse_duration
 
 
 @cli.command("agent")

@@ -12,7 +12,8 @@ from docker_swap.cli.flags import readiness_options, release_options, service_op
 from docker_swap.cli.output import presenter
 from docker_swap.cli.targeting import stack_of, swarm_option
 from docker_swap.errors import ServiceNotFound
-from docker_swap.options import ComposeOptions, parse_verify
+from docker_swap.options import ComposeOptions
+from docker_swap.settings import parse_verify
 
 
 @cli.command("deploy")

@@ -12,14 +12,10 @@ from typing import TYPE_CHECKING
 from docker_swap.compose import Compose
 from docker_swap.errors import SwapError
 from docker_swap.models import Project, ServiceDefinition
-from docker_swap.options import (
-    REGISTRY_KEY_ENV,
-    REGISTRY_KEY_FILE_ENV,
-    ComposeOptions,
-    resolve_settings,
-)
+from docker_swap.options import REGISTRY_KEY_ENV, REGISTRY_KEY_FILE_ENV, ComposeOptions
 from docker_swap.proxy.registry import RegistryDriver
 from docker_swap.safety.journal import Journal
+from docker_swap.settings import resolve_settings
 from docker_swap.targets.compose.plan import read_plan
 from docker_swap.targets.compose.preflight import (
     choose_port,

@@ -20,13 +20,14 @@ import docker
 import docker.errors
 import docker.types
 
+from docker_swap import labels
 from docker_swap.engine.errors import API_ERRORS as _API_ERRORS
 from docker_swap.engine.errors import reason as _reason
 from docker_swap.engine.errors import translated as _translated
 from docker_swap.errors import EngineFailed
 
-STACK_LABEL = "com.docker.stack.namespace"
-BRIDGE_LABEL = "docker-swap.bridge-for"
+STACK_LABEL = labels.STACK_NAMESPACE
+BRIDGE_LABEL = labels.BRIDGE_FOR
 BRIDGE_SUFFIX = "-swap"
 _FAILED_STATES = frozenset({"failed", "rejected", "orphaned"})
 _DEFAULT_RUNTIME = "container"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from docker_swap.models import Backend, ExecResult, Process
 
@@ -90,4 +90,15 @@ class ProxyDriver(Protocol):
         Without a switch in this process (recovering a killed deploy), wait for every request
         the proxy still handles under an older configuration.
         """
+        ...
+
+
+@runtime_checkable
+class CountsAnswers(Protocol):
+    """A proxy driver that can tell how its current backends answered (HAProxy; the registry,
+    from what agents beside an HAProxy report)."""
+
+    def answers(self) -> tuple[int, int] | None:
+        """5xx answers and all answers of the backends of the last switch, since it started;
+        None when nothing counts them."""
         ...

@@ -102,18 +102,25 @@ def render_upstream(
     upstream: str, backends: Sequence[Backend], generation: str,
     standby: Sequence[Backend] = (),
 ) -> str:
-    """The upstream block; `standby` servers are named (so nginx checks them) but marked down.
+    """The upstream block; `standby` servers are listed (so nginx checks them) but marked down.
+    Servers are written as addresses, never as names: nginx resolves every name in the file
+    when it loads it, so one container that has exited (its name gone from Docker's DNS) would
+    make it refuse the whole file, forward or back. Each line's comment names the container.
     A backend whose name, address or port is not valid is refused (ProxyConfigInvalid)."""
     check_backends([*backends, *standby])
     lines = [
         f"# Written by docker-swap ({generation}). Do not edit: each deploy rewrites this file.",
         f"upstream {upstream} {{",
-        *(f"    server {b.name}:{b.port};  # {b.short_id} {b.address}" for b in backends),
-        *(f"    server {b.name}:{b.port} down;  # warming up: {b.short_id} {b.address}"
+        *(f"    server {_host(b.address)}:{b.port};  # {b.name} {b.short_id}" for b in backends),
+        *(f"    server {_host(b.address)}:{b.port} down;  # warming up: {b.name} {b.short_id}"
           for b in standby),
         "}",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _host(address: str) -> str:
+    return f"[{address}]" if ":" in address else address
 
 
 def parse_upstream_servers(text: str) -> list[str]:

@@ -149,6 +149,17 @@ class RegistryDriver:
                 raise self._not_applied(waiting, missing, generation)
             time.sleep(_POLL_SECONDS)
 
+    def answers(self) -> tuple[int, int] | None:
+        """5xx and all answers of the last published backends, summed over the agents that
+        applied them and whose proxy counts answers (HAProxy); None if none does."""
+        if self._published is None:
+            return None
+        counted = [a.answers for a in self._registry.agents() if not a.problem
+                   and a.applied == self._published.number and a.answers is not None]
+        if not counted:
+            return None
+        return sum(c[0] for c in counted), sum(c[1] for c in counted)
+
     def _publish(self, backends: Sequence[Backend]) -> Generation:
         """The next generation, numbered above anything an agent reported (Redis may have
         lost its counter, never the agents their numbers)."""

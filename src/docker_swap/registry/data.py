@@ -38,7 +38,8 @@ AGENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@-]{0,199}")
 _GENERATION_KEYS = frozenset({"backends", "published_at", "project", "service", "signature"})
 _BACKEND_KEYS = frozenset({"container_id", "name", "address", "port"})
 _AGENT_KEYS = frozenset({"proxy", "applied", "drained", "failed", "error", "at",
-                         "registered_at", "signature"})
+                         "registered_at", "answers", "signature"})
+_HEARTBEAT_KEYS = frozenset({"at", "signature"})
 _SIGNATURE = re.compile(r"[0-9a-f]{64}")
 
 
@@ -186,6 +187,9 @@ class Report:
     failed: int = 0
     error: str = ""
     at: float = 0.0
+    answers: tuple[int, int] | None = None
+    """5xx answers and all answers of the backends of `applied`, as its proxy counts them
+    (HAProxy); None where the proxy does not count (what --max-error-rate reads)."""
 
 
 def encode_report(scope: Scope, name: str, report: Report) -> str:
@@ -209,7 +213,8 @@ def parse_report(scope: Scope, name: str, text: object, *, alive: bool) -> Agent
         return AgentStatus(name, safe_text(report.proxy), alive,
                            problem=f"its report was refused: {refused}")
     return AgentStatus(name, safe_text(report.proxy), alive, report.applied, report.drained,
-                       report.failed, safe_text(report.error, MAX_ERROR_CHARS))
+                       report.failed, safe_text(report.error, MAX_ERROR_CHARS),
+                       answers=report.answers)
 
 
 def _report(text: object, name: str) -> tuple[Report, object]:
@@ -231,12 +236,58 @@ def _report(text: object, name: str) -> tuple[Report, object]:
         raise RegistryDataInvalid("its report's error is not a text of bounded length")
     if isinstance(at, bool) or not isinstance(at, int | float) or not math.isfinite(at):
         raise RegistryDataInvalid("its report's time is not a number")
-    return Report(proxy, error=error, at=float(at), **numbers), record.get("signature")
+    return Report(proxy, error=error, at=float(at), answers=_answers(record.get("answers")),
+                  **numbers), record.get("signature")
+
+
+def _answers(value: object) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or len(value) != 2 or any(
+            isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= MAX_NUMBER
+            for v in value) or value[0] > value[1]:
+        raise RegistryDataInvalid("its report's answers are not two counts")
+    return value[0], value[1]
 
 
 def _report_data(report: Report) -> dict[str, object]:
-    return {"proxy": report.proxy, "applied": report.applied, "drained": report.drained,
-            "failed": report.failed, "error": report.error, "at": report.at}
+    data: dict[str, object] = {
+        "proxy": report.proxy, "applied": report.applied, "drained": report.drained,
+        "failed": report.failed, "error": report.error, "at": report.at}
+    if report.answers is not None:
+        data["answers"] = list(report.answers)
+    return data
+
+
+# Heartbeats ----------------------------------------------------------------------------------
+
+
+def encode_heartbeat(scope: Scope, name: str, at: float) -> str:
+    """An agent's heartbeat (`alive:NAME`): when it beat, signed with a key, so that nobody
+    without the key can make a stopped agent look alive."""
+    record: dict[str, object] = {"at": at}
+    if scope.key is not None:
+        record["signature"] = scope.sign({"kind": "heartbeat", "name": name, "at": at})
+    return json.dumps(record, allow_nan=False)
+
+
+def heartbeat_alive(scope: Scope, name: str, text: object) -> bool:
+    """Whether a heartbeat read from Redis says the agent is alive: present, and validly
+    signed when the registry has a key (a heartbeat that is not is no sign of life)."""
+    if text is None:
+        return False
+    if scope.key is None:
+        return True
+    try:
+        record = _record(text, MAX_AGENT_RECORD_BYTES, "its heartbeat")
+    except RegistryDataInvalid:
+        return False
+    at = record.get("at")
+    if set(record) - _HEARTBEAT_KEYS or isinstance(at, bool) or not isinstance(
+            at, int | float) or not math.isfinite(at):
+        return False
+    return scope.verify({"kind": "heartbeat", "name": name, "at": at},
+                        record.get("signature")) is None
 
 
 def _report_payload(name: str, data: Mapping[str, object]) -> dict[str, object]:

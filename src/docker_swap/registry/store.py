@@ -12,7 +12,8 @@ with x-swap.registry-namespace)
     agents            hash: agent name -> its last report (kept when it stops)
                       {"proxy": ..., "applied": N, "drained": N, "failed": N, "error": ...,
                       "at": ..., "signature": ...}
-    alive:NAME        set with every report, expiring unless renewed (the heartbeat)
+    alive:NAME        set with every report, expiring unless renewed (the heartbeat):
+                      {"at": ..., "signature": ...}
 
 A publication is one Lua script that writes only if the counter is still what the publisher
 read, so its number, its content and `current` never disagree, and the number is chosen (and
@@ -46,19 +47,21 @@ from docker_swap.options import (
     REGISTRY_KEY_ENV,
     REGISTRY_KEY_FILE_ENV,
     DeployOptions,
-    redact,
 )
 from docker_swap.registry.data import (
     MAX_NUMBER,
     Report,
     Scope,
     encode_generation,
+    encode_heartbeat,
     encode_report,
+    heartbeat_alive,
     parse_generation,
     parse_number,
     parse_report,
     registry_key,
 )
+from docker_swap.settings import redact
 
 HEARTBEAT_TTL_SECONDS = 5
 _KEEP_GENERATIONS = 50
@@ -184,10 +187,25 @@ class Registry:
         names = sorted(registered)
         pipeline = self._client.pipeline(transaction=False)
         for name in names:
-            pipeline.exists(self._key(f"alive:{name}"))
-        alive = self._call(pipeline.execute) if names else []
-        return [parse_report(self._scope, name, registered[name], alive=bool(up))
-                for name, up in zip(names, alive, strict=True)]
+            pipeline.get(self._key(f"alive:{name}"))
+        beats = self._call(pipeline.execute) if names else []
+        return [parse_report(self._scope, name, registered[name],
+                             alive=heartbeat_alive(self._scope, name, beat))
+                for name, beat in zip(names, beats, strict=True)]
+
+    def own_report(self, name: str) -> AgentStatus | None:
+        """An agent's own last report, if Redis has one it can trust (its floor on restart)."""
+        text = self._call(lambda: self._client.hget(self._key("agents"), name))
+        if text is None:
+            return None
+        status = parse_report(self._scope, name, text, alive=False)
+        return None if status.problem else status
+
+    def newest_kept(self) -> int:
+        """The highest number among the generations Redis keeps (0 when none)."""
+        fields = self._call(lambda: self._client.hkeys(self._key("generations")))
+        return max((int(f) for f in fields if isinstance(f, str) and f.isdecimal()
+                    and len(f) < 17), default=0)
 
     def report(self, name: str, report: Report) -> None:
         """An agent's report (signed with a key), and its heartbeat; the first one registers
@@ -195,7 +213,8 @@ class Registry:
         data = encode_report(self._scope, name, report)
         pipeline = self._client.pipeline()
         pipeline.hset(self._key("agents"), name, data)
-        pipeline.set(self._key(f"alive:{name}"), 1, ex=HEARTBEAT_TTL_SECONDS)
+        pipeline.set(self._key(f"alive:{name}"),
+                     encode_heartbeat(self._scope, name, report.at), ex=HEARTBEAT_TTL_SECONDS)
         self._call(pipeline.execute)
 
     def forget(self, name: str) -> None:

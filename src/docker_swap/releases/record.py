@@ -24,6 +24,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from docker_swap import labels
+
 DEPLOYED, ROLLED_BACK, NEEDS_ATTENTION = "deployed", "rolled_back", "needs_attention"
 OUTCOMES = (DEPLOYED, ROLLED_BACK, NEEDS_ATTENTION)
 DEPLOY, ROLLBACK, FOUND, UP = "deploy", "rollback", "found", "up"
@@ -31,7 +33,7 @@ KINDS = (DEPLOY, ROLLBACK, FOUND, UP)
 
 RECORD_REPOSITORY = "docker-swap-release"
 KEEP_REPOSITORY = "docker-swap-keep"
-LABEL = "docker-swap.release"
+LABEL = labels.RELEASE
 _FORMAT = 1
 _MAX_TEMPLATE = 100_000
 

@@ -16,7 +16,8 @@ from docker_swap.options import VerifyOptions
 from docker_swap.releases.record import DEPLOY, ROLLBACK, UP
 from docker_swap.releases.stacks import checked_template, record_stack_release, rollback_target
 from docker_swap.rollout.outcomes import DONE, UNCHANGED, ServiceOutcome, UpReport
-from docker_swap.rollout.stack_run import StackResult, StackRun
+from docker_swap.rollout.stack_run import StackRun
+from docker_swap.rollout.stack_state import StackResult
 from docker_swap.rollout.verify import Verifier
 from docker_swap.safety.interrupts import Interrupts
 from docker_swap.safety.journal import Journal

@@ -30,9 +30,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 
-from docker_swap.engine.swarm import SwarmService, Task
+from docker_swap.engine.swarm import Task
 from docker_swap.errors import (
     DeployFailed,
     EngineFailed,
@@ -44,9 +43,9 @@ from docker_swap.errors import (
     unexpected,
 )
 from docker_swap.observer import Labelled, Observer, PhaseResult
-from docker_swap.options import DeployOptions
 from docker_swap.rollout.hooks import run_hook
 from docker_swap.rollout.outcomes import DONE, NEEDS_ATTENTION, ROLLED_BACK
+from docker_swap.rollout.stack_state import Bridged, StackResult, port_of
 from docker_swap.rollout.swap import Swap
 from docker_swap.rollout.switchboard import Switchboard
 from docker_swap.safety.interrupts import Interrupts
@@ -64,46 +63,6 @@ from docker_swap.targets.swarm.tasks import (
 from docker_swap.targets.swarm.units import StackUnits
 
 BRIDGING, ON_BRIDGE, UPDATING = "bridging", "on-bridge", "updating"
-
-
-@dataclass
-class Bridged:
-    """One service whose traffic a bridge carries during the update."""
-
-    step: StackStep
-    before: SwarmService
-    board: Switchboard
-    bridge: SwarmService | None = None
-    network: str = ""
-    port: int = 0
-    on_bridge: bool = False
-    """The proxies may send to the bridge: a stack-wide rollback switches them back first."""
-    published: frozenset[str] = frozenset()
-    """The bridge's tasks the proxies were last given (their IDs)."""
-    phases: list[PhaseResult] = field(default_factory=list)
-    outcome: str = ""
-    error: SwapError | None = None
-    served: bool = False
-    """Its switch to its new tasks completed: the new version served."""
-    new: list[Task] = field(default_factory=list)
-
-    @property
-    def options(self) -> DeployOptions:
-        assert self.step.options is not None  # a bridged step has a proxy, so settings
-        return self.step.options
-
-
-@dataclass(frozen=True)
-class StackResult:
-    """What a finished rollout did: each bridged service's outcome, phases and new tasks."""
-
-    bridged: tuple[Bridged, ...]
-    updated: tuple[str, ...]
-    """Every Swarm service whose tasks the update replaced."""
-    seconds: float
-    notes: tuple[str, ...] = ()
-    created: tuple[tuple[StackStep, list[Task]], ...] = ()
-    """Proxied services the update created, and the tasks their proxies were given."""
 
 
 class StackRun:
@@ -168,7 +127,7 @@ class StackRun:
         bridge, ready = wait_ready(self.swarm, bridged.bridge.name, bridged.options.timeout)
         bridged.bridge = bridge
         bridged.network = network_of(bridge, ready, self.plan.stack)
-        bridged.port = _port(bridged.options)
+        bridged.port = port_of(bridged.options)
         bridged.board = Switchboard(bridged.board.driver, StackUnits(
             self.swarm, bridged.before.name, bridged.network, bridged.port), self._note)
         return f"{bridge.name}: {len(ready)} task(s) of the running version ready"
@@ -429,6 +388,3 @@ class StackRun:
         self.observer.note(text)
 
 
-def _port(options: DeployOptions) -> int:
-    assert options.port is not None  # preflight refuses a bridged service without a port
-    return options.port

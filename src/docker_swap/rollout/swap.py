@@ -45,9 +45,11 @@ from docker_swap.models import names
 from docker_swap.observer import Observer, PhaseResult
 from docker_swap.options import DeployOptions
 from docker_swap.proxy import Drained
+from docker_swap.proxy.base import CountsAnswers
 from docker_swap.rollout.hooks import HookResult, require, run_hook
 from docker_swap.rollout.switchboard import Switchboard
-from docker_swap.rollout.watch import CountsAnswers, watch_release
+from docker_swap.rollout.undo import Undo
+from docker_swap.rollout.watch import watch_release
 from docker_swap.safety.failpoints import failpoint
 from docker_swap.safety.interrupts import Interrupts
 from docker_swap.safety.journal import STARTED, STARTING, SWITCHED, SWITCHING, Entry
@@ -229,7 +231,8 @@ class Swap:
     def _watch(self) -> str:
         assert self.options.watch is not None
         driver = self.proxy.driver if self.proxy is not None else None
-        counter = driver if isinstance(driver, CountsAnswers) else None
+        counter = driver if isinstance(driver, CountsAnswers) and (
+            self.options.max_error_rate is None or driver.answers() is not None) else None
         if self.options.max_error_rate is not None and counter is None:
             self.note(f"{driver.description if driver else 'no proxy'} does not count "
                       "answers: only exits and unhealthy reports are watched, not "
@@ -287,8 +290,6 @@ class Swap:
     # Undoing.
 
     def _undo(self, failure: StepFailed) -> NoReturn:
-        from docker_swap.rollout.undo import Undo  # noqa: PLC0415  (they call each other)
-
         Undo(self).run(failure)
 
     # Helpers.

@@ -7,7 +7,7 @@ journal's `undoing`, whatever the process did before it was killed.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NoReturn
+from typing import NoReturn, Protocol
 
 from docker_swap.errors import (
     ComposeFailed,
@@ -24,10 +24,36 @@ from docker_swap.errors import (
     message_of,
 )
 from docker_swap.models import names
+from docker_swap.options import DeployOptions
+from docker_swap.rollout.switchboard import Switchboard
 from docker_swap.safety.journal import UNDOING
+from docker_swap.targets.base import Batch, Unit
 
-if TYPE_CHECKING:
-    from docker_swap.rollout.swap import Swap
+
+class Journaled(Protocol):
+    def clear(self) -> None: ...
+
+
+class Undoable(Protocol):
+    """What the undo needs of the batch it undoes (swap.py's Swap)."""
+
+    new: list[Unit]
+    proxy_staged: bool
+    proxy_touched: bool
+
+    @property
+    def batch(self) -> Batch: ...
+
+    @property
+    def options(self) -> DeployOptions: ...
+
+    @property
+    def proxy(self) -> Switchboard | None: ...
+
+    @property
+    def journal(self) -> Journaled: ...
+
+    def journal_at(self, phase: str) -> None: ...
 
 _CONTAINER_FAILURES = (ComposeFailed, NotReady, ContainerExited, ContainerUnhealthy,
                        ReleaseFailed)
@@ -37,7 +63,7 @@ class Undo:
     """Undo one batch whose failure is `failure`: always raises, DeployFailed (exit 1) once
     nothing of the new version is left, NeedsAttention (exit 3) otherwise."""
 
-    def __init__(self, swap: Swap) -> None:
+    def __init__(self, swap: Undoable) -> None:
         self.swap = swap
         self.batch = swap.batch
         self._problems: list[str] = []

@@ -11,23 +11,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from typing import Protocol, runtime_checkable
 
 from docker_swap.errors import ReleaseFailed
+from docker_swap.proxy.base import CountsAnswers
 from docker_swap.targets.readiness import ContainerState
 
 MIN_ANSWERS = 20
 """Answers needed before an error rate is judged: a single 500 out of three is no signal."""
 _POLL_SECONDS = 0.2
-
-
-@runtime_checkable
-class CountsAnswers(Protocol):
-    """A proxy driver that can tell how its current backends answered (HAProxy)."""
-
-    def answers(self) -> tuple[int, int]:
-        """5xx answers and all answers of the backends of the last switch, since it started."""
-        ...
 
 
 def watch_release(
@@ -39,14 +30,14 @@ def watch_release(
     `tick` hears progress (and may raise: a signal interrupts the window)."""
     deadline = time.monotonic() + seconds
     judged = counter if max_error_rate is not None else None
-    baseline = judged.answers() if judged else (0, 0)
+    baseline = (judged.answers() if judged else None) or (0, 0)
     errors = answers = 0
     while True:
         for name, state in states.items():
             _raise_if_failed(name, state)
         if judged is not None and max_error_rate is not None:
-            now = judged.answers()
-            errors, answers = now[0] - baseline[0], now[1] - baseline[1]
+            now = judged.answers() or baseline
+            errors, answers = max(now[0] - baseline[0], 0), max(now[1] - baseline[1], 0)
             if answers >= MIN_ANSWERS and errors / answers > max_error_rate:
                 raise ReleaseFailed(
                     f"the new containers answered {errors} of {answers} requests with 5xx "

@@ -35,6 +35,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
+from docker_swap import labels
 from docker_swap.errors import EngineFailed, StateUnusable, SwapError
 from docker_swap.models import Container, Marker
 from docker_swap.safety.lock import (
@@ -49,9 +50,7 @@ from docker_swap.safety.lock import (
 log = logging.getLogger(__name__)
 
 STATE_DIR_ENV = "DOCKER_SWAP_STATE_DIR"
-LABEL_SEQUENCE = "docker-swap.sequence"
-LABEL_ENTRY = "docker-swap.entry"
-LABEL_WRITER = "docker-swap.writer"
+LABEL_SEQUENCE, LABEL_ENTRY, LABEL_WRITER = labels.SEQUENCE, labels.ENTRY, labels.WRITER
 _DRAIN_SECONDS = 10.0
 
 STARTING = "starting"

@@ -49,6 +49,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
+from docker_swap import labels
 from docker_swap.errors import DeployInProgress, SwapError
 from docker_swap.models import Marker
 
@@ -60,12 +61,12 @@ HEARTBEAT_SECONDS = 5.0
 """How often the holder renews its heartbeat."""
 HEARTBEAT_FILE = "docker-swap-heartbeat.json"
 
-LABEL_FOR = "docker-swap.for"
+LABEL_FOR = labels.FOR
 """PROJECT/SERVICE: which service a marker belongs to (lock and journal alike)."""
-LABEL_PROJECT = "docker-swap.project"
-LABEL_KIND = "docker-swap.kind"
+LABEL_PROJECT = labels.PROJECT
+LABEL_KIND = labels.KIND
 """`lock` or `journal`."""
-_HOLDER = "docker-swap.holder."
+_HOLDER = labels.HOLDER
 _ATTEMPTS = 3
 
 

@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING
 from docker_swap.compose import Compose
 from docker_swap.errors import InvalidSettings, NotSwappable, ServiceNotFound
 from docker_swap.models import Container, Project, ServiceDefinition
-from docker_swap.options import DeployOptions, parse_duration, resolve_settings
+from docker_swap.options import DeployOptions
+from docker_swap.settings import parse_duration, resolve_settings
 
 if TYPE_CHECKING:
     from docker_swap.engine import Engine

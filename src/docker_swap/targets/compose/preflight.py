@@ -23,10 +23,11 @@ from docker_swap.errors import (
     UnfinishedDeploy,
 )
 from docker_swap.models import Container, Project, ServiceDefinition
-from docker_swap.options import DeployOptions, resolve_settings
+from docker_swap.options import DeployOptions
 from docker_swap.proxy import ProxyDriver, open_proxy
 from docker_swap.proxy.registry import RegistryDriver
 from docker_swap.safety.journal import Journal
+from docker_swap.settings import resolve_settings
 
 if TYPE_CHECKING:
     from docker_swap.engine import Engine

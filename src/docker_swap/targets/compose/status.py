@@ -20,11 +20,12 @@ from typing import TYPE_CHECKING
 from docker_swap.compose import Compose, image_name
 from docker_swap.errors import ServiceNotFound, SwapError
 from docker_swap.models import Container, Project
-from docker_swap.options import ComposeOptions, resolve_settings
+from docker_swap.options import ComposeOptions
 from docker_swap.proxy import Serving
 from docker_swap.releases.record import Release
 from docker_swap.releases.store import current, read_releases
 from docker_swap.safety.journal import Entry, Journal
+from docker_swap.settings import resolve_settings
 from docker_swap.targets.compose.preflight import (
     connect_engine,
     nothing_changed_yet,

@@ -17,11 +17,12 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from docker_swap import labels
 from docker_swap.engine.swarm import SwarmEngine, Task
 from docker_swap.errors import EngineFailed, InvalidSettings, StepFailed
 from docker_swap.models import ExecResult
 
-JOB_LABEL = "docker-swap.job"
+JOB_LABEL = labels.JOB
 _SETTLE_SECONDS = 30.0
 """How long a job may take beyond its own timeout to be scheduled, started and collected."""
 _POLL_SECONDS = 0.25

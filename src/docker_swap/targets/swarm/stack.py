@@ -13,12 +13,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
+from docker_swap import labels
 from docker_swap.compose import Compose, Stack
 from docker_swap.errors import ProxyNotReady, Refused, ServiceNotFound
-from docker_swap.options import ComposeOptions, DeployOptions, resolve_settings
+from docker_swap.options import ComposeOptions, DeployOptions
 from docker_swap.proxy import ProxyDriver
 from docker_swap.proxy.registry import RegistryDriver
 from docker_swap.safety.journal import Journal
+from docker_swap.settings import resolve_settings
 from docker_swap.targets.compose.preflight import connect_engine, nothing_changed_yet
 from docker_swap.targets.swarm.node_jobs import JobImage, agent_image
 
@@ -176,5 +178,5 @@ def _marker_image(target: StackTarget) -> str:
     with nothing_changed_yet():
         image = target.engine.image(reference)
         if image is None:
-            return target.engine.import_labels(*_MARKER_IMAGE, {"docker-swap.kind": "marker"})
+            return target.engine.import_labels(*_MARKER_IMAGE, {labels.KIND: "marker"})
     return image.id
