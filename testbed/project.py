@@ -66,10 +66,12 @@ def _app(version: str, image: str, **extra: str) -> dict[str, Any]:
 
 def up_compose(db_port: int, tags: dict[str, str] | None = None) -> dict[str, Any]:
     image = (tags or {}).get
-    app = _app("APP_VERSION", image(images.APP, images.APP), ONE_READY="${ONE_READY:-}")
+    app = _app("APP_VERSION", image(images.APP, images.APP), ONE_READY="${ONE_READY:-}",
+               EXIT_AFTER="${APP_EXIT_AFTER:-}")
     app |= {
         "deploy": {"replicas": 3, "update_config": {
-            "parallelism": 1, "failure_action": "${APP_FAILURE_ACTION:-rollback}"}},
+            "parallelism": 1, "failure_action": "${APP_FAILURE_ACTION:-rollback}",
+            "monitor": "${APP_MONITOR:-0s}", "order": "start-first"}},
         "volumes": ["flags:/flags", "./health:/health:ro"],
         "depends_on": {"db": {"condition": "service_started"}},
         "x-swap": {"proxy": "nginx:proxy", "health-cmd": "sh /health/check",

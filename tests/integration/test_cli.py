@@ -158,4 +158,4 @@ def test_the_wheel_carries_the_example(tmp_path: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     for path in ("compose.yaml", "app/Dockerfile", "app/healthcheck", "app/src/.keep",
                  "sources/v2/index.php", "web/default.conf", "web/first-upstream.conf"):
-        assert f"docker_swap/example/{path}" in names, path
+        assert f"docker_swap/demo/example/{path}" in names, path

@@ -127,3 +127,36 @@ def test_the_lock_is_invisible_to_compose(make_stack: StackFactory) -> None:
         deploy.send_signal(signal.SIGINT)
         deploy.communicate(timeout=60)
     assert stack.markers() == []
+
+
+def test_housekeeping_during_a_deploy_neither_frees_its_lock_nor_loses_its_journal(
+    make_stack: StackFactory, tmp_path: Path
+) -> None:
+    """`docker container prune` and `docker system prune` (no --all, no volumes) while a deploy
+    runs: the lock is a container that never started, so a prune removes it; the deploy makes
+    it again at its next heartbeat, its journal (volumes) is untouched, another deploy is
+    refused meanwhile, and the deploy finishes. (CI runs the suite one test at a time, so the
+    prunes meet nothing of another test.)"""
+    stack = make_stack(http_compose(), **FAST)
+    first = start_deploy(stack, APP_VERSION="v2", DOCKER_SWAP_FAILPOINTS="ready=pause",
+                         DOCKER_SWAP_FAILPOINT_DIR=str(tmp_path))
+    try:
+        wait_for(lambda: (tmp_path / "ready.reached").exists())
+        lock = f"docker-swap-lock.{stack.name}.app"
+        docker("container", "prune", "--force")
+        docker("system", "prune", "--force")
+        assert lock not in docker("ps", "-a", "--format", "{{.Names}}").stdout.split()
+        assert stack.markers("journal"), "the journal survives both prunes"
+        wait_for(lambda: lock in docker("ps", "-a", "--format", "{{.Names}}").stdout.split(),
+                 seconds=15)
+        second = stack.swap("deploy", "app", env={**other_user(tmp_path), "APP_VERSION": "v3"})
+        assert second.returncode == 2, second.stderr
+        (tmp_path / "ready.release").touch()
+        out, err = first.communicate(timeout=60)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.communicate()
+    assert first.returncode == 0, err
+    assert stack.get() == (200, "v2")
+    assert stack.markers() == []

@@ -227,6 +227,34 @@ def test_a_second_batch_that_never_gets_ready_rolls_back_every_batch(stack: Stac
     assert ids(stack)["api"] == before["api"]
 
 
+def test_a_batch_that_dies_while_monitored_is_rolled_back_and_the_old_version_serves_all(
+    stack: Stack,
+) -> None:
+    """The new version passes its health check, then exits ~2 s later, after its batch retired
+    an old container: the batch is undone (its old container back, the proxy never given the
+    one that died), the rollback ends exit 1, the old version on every replica."""
+    dying = {**V2, "APP_VERSION": "v7", "APP_EXIT_AFTER": "6", "APP_MONITOR": "8s"}
+    before = ids(stack)
+    with Load(stack.url(), MIXED, 40) as load:
+        time.sleep(2)
+        report = stack.swap_json("up", env=dying)
+        results = load.results()
+
+    assert report["exit_code"] == 1, report
+    app = by_name(report)["app"]
+    assert app["outcome"] == "rolled_back", app
+    assert [b["outcome"] for b in app["batches"]] == ["failed"], app["batches"]
+    assert "exited" in app["batches"][0]["error"]
+    assert versions(stack, requests=30) == Counter({"v2": 30})
+    assert len(stack.container_ids("app")) == 3
+    assert set(stack.container_ids("app")) & set(before["app"]), "two never stopped"
+    # only what was in flight on the container that died may fail (POSTs nginx cannot retry)
+    failed = sum(r.failed for r in results)
+    assert failed <= 8, describe(results)
+    again = stack.swap_json("up", "--dry-run", env=V2)
+    assert by_name(again)["app"]["action"] == "unchanged", again
+
+
 def killed_up(stack: Stack, point: str, folder: Path, **env: str) -> None:
     """Run `up`, and kill it with SIGKILL when it reaches the failpoint (first batch of app)."""
     env |= {"DOCKER_SWAP_FAILPOINTS": f"{point}=pause", "DOCKER_SWAP_FAILPOINT_DIR": str(folder)}

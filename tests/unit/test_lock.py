@@ -149,11 +149,32 @@ def test_the_heartbeat_renews_on_the_engine_clock_and_sees_a_lost_lock(
     stamp = json.loads(engine.marker_files[marker_id, "/" + HEARTBEAT_FILE])
     assert stamp == {"at": engine.now}
 
-    engine.remove_marker(marker_id)  # taken over elsewhere
+    engine.remove_marker(marker_id)  # taken over elsewhere: another holder made it again
+    engine.create_marker("docker-swap-lock.demo.app", "sha256:app", {"docker-swap.for": "x"})
     while not lock.lost:
         assert time.monotonic() < deadline
         time.sleep(0.01)
     lock.release()
+
+
+def test_a_lock_that_housekeeping_removed_is_made_again_and_still_held(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(lock_module, "HEARTBEAT_SECONDS", 0.01)
+    engine = FakeEngine()
+    lock = EngineLock(engine, "demo", "app")
+    lock.acquire("sha256:app")
+    (marker_id,) = engine.marked
+    engine.remove_marker(marker_id)  # `docker container prune`: a marker never runs
+    deadline = time.monotonic() + 5
+    while not engine.marked:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    (again,) = engine.marked.values()
+    assert again.name == "docker-swap-lock.demo.app" and not lock.lost
+    assert again.labels["docker-swap.holder.pid"] == str(os.getpid())
+    lock.release()
+    assert not engine.marked
 
 
 def test_release_never_raises(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -77,15 +77,16 @@ def deploy(
         engine, project, options = open_service(compose, service, flags or {})
         plan = prepare(engine, project, options)
         try:
-            return _deployed(plan, engine, compose, shown, interrupts,
-                             Verifier(verify or VerifyOptions()), rollback_to)
+            return deploy_prepared(plan, engine, compose, shown, interrupts,
+                                   Verifier(verify or VerifyOptions()), rollback_to)
         finally:
             plan.journal.unlock()
 
 
-def _deployed(plan: Plan, engine: Engine, compose: Compose, observer: Observer,
-              interrupts: Interrupts, verifier: Verifier, rollback_to: int | None,
-              ) -> DeployReport:
+def deploy_prepared(plan: Plan, engine: Engine, compose: Compose, observer: Observer,
+                    interrupts: Interrupts, verifier: Verifier, rollback_to: int | None,
+                    ) -> DeployReport:
+    """The deploy of a service whose preflight (and lock) is `plan`: swap, then record."""
     kind = DEPLOY if rollback_to is None else ROLLBACK
     swap = compose_swap(plan, engine, compose, observer, interrupts, old=plan.old, staying=(),
                         size=len(plan.old), kind=kind, rollback_to=rollback_to)

@@ -25,7 +25,7 @@ from docker_swap.options import ComposeOptions, DeployOptions
 from docker_swap.proxy import seed_proxy
 from docker_swap.releases.record import UP
 from docker_swap.releases.store import record_release
-from docker_swap.rollout.pointing import point_proxy
+from docker_swap.rollout.pointing import switchboard_for
 from docker_swap.safety.interrupts import Interrupts
 from docker_swap.safety.journal import SWITCHED, SWITCHING, Entry, Journal
 from docker_swap.targets.compose.batch import backends
@@ -97,8 +97,7 @@ def sync(
         changes = _Changes(notes=list(journal.notes))
         with _finishing(changes, "sync"):
             _start_stopped_proxies(engine, project, options, running, changes)
-            changes.made = True
-            detail = point_proxy(engine, project, options, running, changes.notes.append)
+            detail = _switch(engine, project, options, running, changes)
         return RecoveryReport(service, "synced", detail, tuple(changes.notes))
     finally:
         journal.unlock()
@@ -176,10 +175,12 @@ def _switch(
 ) -> str:
     """Send every request to `containers`, confirmed, and drain what went elsewhere (nothing
     to do for a service no proxy sends to)."""
-    changes.made = True
     if options.proxy is None:
+        changes.made = True
         return "no proxy"
-    return point_proxy(engine, project, options, containers, changes.notes.append)
+    board = switchboard_for(engine, project, options, containers[0], changes.notes.append)
+    changes.made = True  # the proxy is checked: from here on it may change
+    return board.point(containers, options.drain_timeout)
 
 
 def _record(engine: Engine, project: Project, options: DeployOptions, entry: Entry,

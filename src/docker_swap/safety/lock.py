@@ -138,6 +138,9 @@ class EngineLock:
         self._held: str | None = None
         self._lost = threading.Event()
         self._stop = threading.Event()
+        self._made_as: tuple[str, dict[str, str]] = ("", {})
+        """The image and labels the marker was made with: to make it again when housekeeping
+        (`docker container prune`, `docker system prune`) removed it under us."""
 
     @property
     def lost(self) -> bool:
@@ -150,8 +153,8 @@ class EngineLock:
         me = this_process()
         notes: list[str] = []
         for _ in range(_ATTEMPTS):
-            marker_id = self._engine.create_marker(self.name, image, {**self._labels,
-                                                                      **me.labels()})
+            self._made_as = (image, {**self._labels, **me.labels()})
+            marker_id = self._engine.create_marker(self.name, *self._made_as)
             if marker_id is not None:
                 self._start(marker_id)
                 return notes
@@ -194,13 +197,27 @@ class EngineLock:
             stamp = json.dumps({"at": self._engine.clock()}).encode()
             try:
                 kept = self._engine.write_marker_file(marker_id, HEARTBEAT_FILE, stamp)
+                if not kept and not self._stop.is_set():
+                    marker_id = self._again()
             except SwapError as exc:  # the engine did not answer: try again at the next beat
                 log.debug("heartbeat of %s: %s", self.name, exc.message)
                 continue
-            if not kept and not self._stop.is_set():
-                log.warning("the deploy lock %s was removed or taken over", self.name)
+            if not marker_id:
+                log.warning("the deploy lock %s was taken over", self.name)
                 self._lost.set()
                 return
+
+    def _again(self) -> str:
+        """The marker is gone: a prune removed it (a marker never runs, so prunes count it
+        as a stopped container), or another machine took the lock over. Made again under
+        the same name, it is ours still; if another holder has that name, it is lost ("")."""
+        made = self._engine.create_marker(self.name, *self._made_as)
+        if made is None:
+            return ""
+        log.warning("the deploy lock %s was removed (docker container prune?); it is held "
+                    "again", self.name)
+        self._held = made
+        return made
 
     def _current(self) -> Marker | None:
         found = self._engine.markers(self._labels)
