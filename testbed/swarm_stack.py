@@ -98,7 +98,8 @@ X_SWAP = {"proxy": "redis", "port": 8000}
 def agent_compose(stack: str, *, replicas: int = REPLICAS, version: str = "v1",
                   app_env: Mapping[str, str] | None = None,
                   redis_password: str = REDIS_PASSWORD,
-                  x_swap: Mapping[str, object] | None = None) -> dict[str, Any]:
+                  x_swap: Mapping[str, object] | None = None,
+                  update: Mapping[str, object] | None = None) -> dict[str, Any]:
     """The app behind HAProxy (runtime API, `slots` server slots, state on a volume) on every
     edge node, a docker-swap agent beside each proxy, and the registry's Redis on the manager
     (published on the manager's port 6379). `stack` is the name the stack is deployed as: the
@@ -107,6 +108,7 @@ def agent_compose(stack: str, *, replicas: int = REPLICAS, version: str = "v1",
     compose = _base(replicas, version, app_env, haproxy_cfg(backend="app", slots=SLOTS))
     services = compose["services"]
     services["app"]["x-swap"] = {**X_SWAP, **(x_swap or {})}
+    services["app"]["deploy"]["update_config"] |= dict(update or {})
     services["proxy"]["volumes"] = ["haproxy-state:/var/lib/haproxy/docker-swap"]
     services["agent"] = {
         "image": images.AGENT,

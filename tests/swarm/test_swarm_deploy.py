@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -43,8 +44,10 @@ class Shop:
     folder: Path
     version: str = "v1"
 
-    def write(self, version: str) -> Path:
-        return write_stack(agent_compose(STACK, version=version, x_swap=TIMEOUT), self.folder)
+    def write(self, version: str, app_env: dict[str, str] | None = None,
+              update: dict[str, object] | None = None) -> Path:
+        return write_stack(agent_compose(STACK, version=version, x_swap=TIMEOUT,
+                                         app_env=app_env, update=update), self.folder)
 
     def swap(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -52,9 +55,10 @@ class Shop:
              str(self.folder / "compose.yaml"), *args],
             env=self.env(), capture_output=True, text=True, timeout=timeout, check=False)
 
-    def up(self, version: str) -> subprocess.CompletedProcess[str]:
-        self.write(version)
-        done = self.swap("up", "--resolve-image", "never")
+    def up(self, version: str, *flags: str, app_env: dict[str, str] | None = None,
+           update: dict[str, object] | None = None) -> subprocess.CompletedProcess[str]:
+        self.write(version, app_env, update)
+        done = self.swap("up", "--resolve-image", "never", *flags)
         if done.returncode == 0:
             self.version = version
         return done
@@ -124,18 +128,70 @@ def test_several_ups_under_load_through_both_proxies_fail_no_request(shop: Shop)
     assert {s["name"]: s["action"] for s in plan["services"]}["app"] == "unchanged"
 
 
+def test_up_runs_hooks_and_http_readiness_in_the_tasks_and_verify_counts_nothing_failed(
+        shop: Shop) -> None:
+    """The release features on a stack: --http readiness and the three hooks run inside the
+    tasks, on their nodes (a one-off job); --verify's own load through a proxy sees nothing
+    fail, and neither does wrk through both."""
+    flags = ("--verify", shop.urls[0], "--http", "/healthz",
+             "--before-switch", "sh -c 'echo migrated'", "--after-switch", "./healthcheck",
+             "--before-stop", "./healthcheck")
+    results, done = _under_load(shop, lambda: shop.up("v4", *flags))
+    said = done.stdout + done.stderr
+    assert done.returncode == 0, said
+    shop.assert_serving("v4", said)
+    _assert_no_failure(results)
+    assert "app ready" in said and "GET /healthz passed in shop_app." in said, said
+    assert "before-switch hook `sh -c echo migrated` exited 0 in shop_app." in said, said
+    assert "after-switch hook `./healthcheck` exited 0 in shop_app." in said, said
+    assert "the before-stop hook" not in said, "a before-stop hook that failed is a note"
+    verify = re.search(r"verify\s+([\d,]+) requests to (\S+), (\d+) failed", said)
+    assert verify and int(verify[1].replace(",", "")) > 20 and verify[3] == "0", said
+    assert "shop_app-swap" not in shop.services()
+    assert not [s for s in shop.services() if "swap-job" in s], shop.services()
+
+
+def test_a_version_that_dies_in_the_watch_window_is_switched_back(shop: Shop) -> None:
+    """The new version is ready, then dies a few seconds after Swarm's update settled: with
+    --watch, the proxies go back to the bridge (the old version, still running), Swarm rolls
+    the service back, and every proxy serves the previous version (exit 1). (All six tasks in
+    one batch, monitored 1 s, so that Swarm's own update finishes before they die.)"""
+    results, done = _under_load(shop, lambda: shop.up(
+        "v5", "--watch", "20s", app_env={"EXIT_AFTER": "12"},
+        update={"parallelism": 6, "monitor": "1s"}))
+    said = done.stdout + done.stderr
+    assert done.returncode == 1, said
+    assert "during the watch window" in said, said
+    shop.assert_serving(shop.version, said)
+    assert "shop_app-swap" not in shop.services()
+    assert sum(r.requests for r in results) > 1000
+    history = json.loads(shop.swap("history", "app", "--json").stdout)
+    assert history["releases"][0]["outcome"] == "rolled_back"
+    shop.write(shop.version)  # the file as it serves, for the next tests
+
+
+def test_a_stack_whose_file_compose_cannot_find_is_refused(shop: Shop, tmp_path: Path) -> None:
+    (tmp_path / "stack.yaml").write_text((shop.folder / "compose.yaml").read_text())
+    refused = subprocess.run(
+        [sys.executable, "-m", "docker_swap", "-p", STACK, "up"], cwd=tmp_path,
+        env=shop.env(), capture_output=True, text=True, timeout=120, check=False)
+    assert refused.returncode == 2, refused.stderr
+    assert refused.stderr.startswith("refused:") and "-f FILE" in refused.stderr
+    assert "Traceback" not in refused.stderr
+
+
 def test_rollback_goes_to_the_release_before_under_load_and_history_shows_it(
         shop: Shop) -> None:
     results, done = _under_load(shop, lambda: shop.swap("rollback", "app"))
     assert done.returncode == 0, done.stderr
-    shop.assert_serving("v2", done.stdout + done.stderr)
+    shop.assert_serving("v3", done.stdout + done.stderr)
     _assert_no_failure(results)
     history = json.loads(shop.swap("history", "app", "--json").stdout)
     kinds = [r["kind"] for r in history["releases"]]
     assert kinds[0] == "rollback" and history["current"] == history["releases"][0]["number"]
-    back = shop.up("v3")  # the file still says v3: up rolls forward again
+    back = shop.up("v4")  # the file still says v4: up rolls forward again
     assert back.returncode == 0, back.stderr
-    shop.assert_serving("v3", back.stdout + back.stderr)
+    shop.assert_serving("v4", back.stdout + back.stderr)
 
 
 def test_docker_stack_deploy_of_the_same_file_changes_nothing_that_serves(shop: Shop) -> None:

@@ -143,6 +143,8 @@ class Lines(Presenter):
             self.out.print(f"{service.name:<{width}}  [{colour}]{service.outcome:<11}[/] "
                            f"{service.seconds:6.2f}s  {escape(service.detail)}")
         super().upped(report)
+        if isinstance(report.verify, VerifyReport):
+            self._verified(report.verify)
         self.out.print(f"[bold]up[/]  {report.seconds:6.2f}s  exit {report.exit_code}")
 
 
@@ -240,7 +242,7 @@ class Json(Presenter):
             service["started"] = round(service["started"], 3)
             for batch in service["batches"]:
                 batch["seconds"] = round(batch["seconds"], 3)
-        print(json.dumps(data))
+        print(json.dumps(_finite(data)))
 
     def failed(self, error: SwapError, service: str) -> None:
         data: dict[str, Any] = {

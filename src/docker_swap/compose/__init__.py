@@ -63,8 +63,11 @@ class Compose:
         result = self._finish(pending) if pending else self._run(_CONFIG)
         if result.returncode != 0:
             self.check_version()  # a missing compose deserves its own message
+            said = _last_line(result.stderr)
             raise ComposeUnavailable(
-                f"docker compose cannot load the project: {_last_line(result.stderr)}"
+                f"docker compose cannot load the project: {said}",
+                hint="Pass the compose file with -f FILE (or set COMPOSE_FILE)."
+                if "no configuration file" in said else None,
             )
         try:
             config = yaml.safe_load(result.stdout)

@@ -39,6 +39,8 @@ def stack_up(target: StackTarget, services: Sequence[str] = (), *, dry_run: bool
         if service not in target.services:
             raise ServiceNotFound(f"service {service!r} is not in stack {target.name!r}.")
     refuse_others(plan, services)
+    with nothing_changed_yet():
+        target.stack.files()  # the files `docker stack deploy` reads: refused if there are none
     if dry_run:
         return UpReport(target.name, True, [_outcome(s) for s in plan.steps])
     return _run(target, plan, lambda: target.stack.deploy(resolve_image), UP, observer, verify)

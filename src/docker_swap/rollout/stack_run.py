@@ -36,9 +36,7 @@ from docker_swap.errors import (
     DeployFailed,
     EngineFailed,
     NeedsAttention,
-    StepFailed,
     SwapError,
-    UnexpectedError,
     message_of,
     unexpected,
 )
@@ -46,7 +44,7 @@ from docker_swap.observer import Labelled, Observer, PhaseResult
 from docker_swap.rollout.hooks import run_hook
 from docker_swap.rollout.outcomes import DONE, NEEDS_ATTENTION, ROLLED_BACK
 from docker_swap.rollout.stack_state import Bridged, StackResult, port_of
-from docker_swap.rollout.swap import Swap
+from docker_swap.rollout.swap import Swap, as_step_failure
 from docker_swap.rollout.switchboard import Switchboard
 from docker_swap.safety.interrupts import Interrupts
 from docker_swap.safety.journal import STARTING, Entry, Journal
@@ -286,8 +284,7 @@ class StackRun:
     # Rolling the whole stack back.
 
     def _roll_back(self, cause: Exception) -> None:
-        failure = cause if isinstance(cause, StepFailed) else UnexpectedError(
-            f"unexpected error: {type(cause).__name__}: {cause}")
+        failure = as_step_failure(cause)
         self._note(f"rolling back: {failure.message}")
         try:
             if self.update_ran:
