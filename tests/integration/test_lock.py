@@ -135,16 +135,18 @@ def test_housekeeping_during_a_deploy_neither_frees_its_lock_nor_loses_its_journ
     """`docker container prune` and `docker system prune` (no --all, no volumes) while a deploy
     runs: the lock is a container that never started, so a prune removes it; the deploy makes
     it again at its next heartbeat, its journal (volumes) is untouched, another deploy is
-    refused meanwhile, and the deploy finishes. (CI runs the suite one test at a time, so the
-    prunes meet nothing of another test.)"""
+    refused meanwhile, and the deploy finishes. (The prunes are filtered to this project's
+    docker-swap labels, which the lock carries: other suites run beside this one on the same
+    engine, with containers stopped on purpose.)"""
     stack = make_stack(http_compose(), **FAST)
     first = start_deploy(stack, APP_VERSION="v2", DOCKER_SWAP_FAILPOINTS="ready=pause",
                          DOCKER_SWAP_FAILPOINT_DIR=str(tmp_path))
     try:
         wait_for(lambda: (tmp_path / "ready.reached").exists())
         lock = f"docker-swap-lock.{stack.name}.app"
-        docker("container", "prune", "--force")
-        docker("system", "prune", "--force")
+        mine = f"label=docker-swap.project={stack.name}"
+        docker("container", "prune", "--force", "--filter", mine)
+        docker("system", "prune", "--force", "--filter", mine)
         assert lock not in docker("ps", "-a", "--format", "{{.Names}}").stdout.split()
         assert stack.markers("journal"), "the journal survives both prunes"
         wait_for(lambda: lock in docker("ps", "-a", "--format", "{{.Names}}").stdout.split(),

@@ -146,6 +146,20 @@ def test_recovery_waits_for_every_address_no_slot_names() -> None:
     assert proxy.drain(5).complete and caddy.asked == 2
 
 
+def test_recover_switching_to_what_the_slots_name_already_still_waits_for_the_old() -> None:
+    """A deploy killed past its switch left the slots on 3 and 4, with requests still on 1:
+    recover's own switch changes nothing, and its drain must wait for them all the same."""
+    caddy = serving(3, 4)
+    proxy = driver(caddy)
+    proxy.check()
+    proxy.switch([backend(3), backend(4)])
+    caddy.upstreams = [[{"address": "10.0.0.1:8000", "num_requests": 1},
+                        {"address": "10.0.0.3:8000", "num_requests": 9}],
+                       [{"address": "10.0.0.1:8000", "num_requests": 1}], []]
+
+    assert proxy.drain(5).complete and caddy.asked == 3
+
+
 def test_a_caddy_older_than_2_8_is_refused() -> None:
     caddy = serving(1, 1)
     caddy.version = "v2.6.2 h1:x"

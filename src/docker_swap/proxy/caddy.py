@@ -165,9 +165,11 @@ class CaddyDriver:
     def drain(self, timeout: float) -> Drained:
         started = time.monotonic()
         pending = {c.id: set(self._retiring.get(c.id, set())) for c in self._caddies}
-        recovering = not self._retiring  # no switch in this process: any backend not in a slot
+        # No switch in this process, or one that changed nothing (recover confirming the slots
+        # a killed deploy had written): any backend no slot names, requests still on it.
+        recovering = {c.id: not pending[c.id] for c in self._caddies}
         while True:
-            busy = sum(self._busy(c, pending[c.id], recovering) for c in self._caddies)
+            busy = sum(self._busy(c, pending[c.id], recovering[c.id]) for c in self._caddies)
             seconds = time.monotonic() - started
             if not busy:
                 self._retiring = {}
