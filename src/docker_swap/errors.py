@@ -49,6 +49,8 @@ Lower-level errors (docker SDK, subprocess) are translated at the adapters' edge
 
 from __future__ import annotations
 
+import re
+
 EXIT_OK = 0
 EXIT_ROLLED_BACK = 1
 EXIT_REFUSED = 2
@@ -216,5 +218,26 @@ def unexpected(exc: BaseException, service: str) -> NeedsAttention:
 
 
 def message_of(exc: BaseException) -> str:
-    """One sentence on an error, whether docker-swap raised it on purpose or not."""
-    return exc.message if isinstance(exc, SwapError) else f"unexpected error: {exc!r}"
+    """One sentence on an error, whether docker-swap raised it on purpose or not (the one
+    helper every layer says an error with; never a password of a URL)."""
+    return exc.message if isinstance(exc, SwapError) else redact(f"unexpected error: {exc!r}")
+
+
+def first_line(exc: BaseException) -> str:
+    """A library's error in a few words: its first line (passwords hidden), else its type."""
+    return redact(str(exc).split("\n")[0]) or type(exc).__name__
+
+
+_USERINFO_PASSWORD = re.compile(r"(?P<head>\w+://[^/?#@:\s]*:)\S*@")
+_QUERY_PASSWORD = re.compile(r"(?P<head>[?&](?:ssl_)?password=)[^&\s]*", re.IGNORECASE)
+
+
+def redact(text: str) -> str:
+    """`text` with every password in a URL replaced by `***`: the userinfo's
+    (`redis://:pw@`, `redis://user:pw@`, up to the last `@` before a space, so a password
+    holding `@` or `/` is hidden whole) and the
+    query's (`?password=`, `&ssl_password=`). The one redaction of every message that may show
+    a Redis URL."""
+    text = _QUERY_PASSWORD.sub(r"\g<head>***", text)
+    return _USERINFO_PASSWORD.sub(r"\g<head>***@", text)
+

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import TypeVar
 from urllib.parse import urlsplit
 
-from docker_swap.errors import InvalidSettings
+from docker_swap.errors import InvalidSettings, redact
 from docker_swap.options import (
     DEFAULT_DRAIN_TIMEOUT,
     DEFAULT_HOOK_TIMEOUT,
@@ -30,6 +30,9 @@ from docker_swap.options import (
     ProxyRef,
     VerifyOptions,
 )
+
+__all__ = ["parse_duration", "parse_rate", "parse_verify", "redact",
+           "resolve_settings"]
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -202,8 +205,6 @@ def _namespace(value: object) -> str:
     return name
 
 
-_USERINFO_PASSWORD = re.compile(r"(?P<head>\w+://[^/?#@:\s]*:)\S*@")
-_QUERY_PASSWORD = re.compile(r"(?P<head>[?&](?:ssl_)?password=)[^&\s]*", re.IGNORECASE)
 
 
 
@@ -263,13 +264,3 @@ def _hooks(
     chosen |= {name: _parsed(("flag", flags[name]), name, _argv) for name in HOOKS
                if name in flags}
     return {name: argv for name, argv in chosen.items() if argv}
-
-
-def redact(text: str) -> str:
-    """`text` with every password in a URL replaced by `***`: the userinfo's
-    (`redis://:pw@`, `redis://user:pw@`, up to the last `@` before a space, so a password
-    holding `@` or `/` is hidden whole) and the
-    query's (`?password=`, `&ssl_password=`). The one redaction of every message that may show
-    a Redis URL."""
-    text = _QUERY_PASSWORD.sub(r"\g<head>***", text)
-    return _USERINFO_PASSWORD.sub(r"\g<head>***@", text)

@@ -142,7 +142,7 @@ def test_housekeeping_during_a_deploy_neither_frees_its_lock_nor_loses_its_journ
     first = start_deploy(stack, APP_VERSION="v2", DOCKER_SWAP_FAILPOINTS="ready=pause",
                          DOCKER_SWAP_FAILPOINT_DIR=str(tmp_path))
     try:
-        wait_for(lambda: (tmp_path / "ready.reached").exists())
+        wait_for((tmp_path / "ready.reached").exists)
         lock = f"docker-swap-lock.{stack.name}.app"
         mine = f"label=docker-swap.project={stack.name}"
         docker("container", "prune", "--force", "--filter", mine)
@@ -154,7 +154,7 @@ def test_housekeeping_during_a_deploy_neither_frees_its_lock_nor_loses_its_journ
         second = stack.swap("deploy", "app", env={**other_user(tmp_path), "APP_VERSION": "v3"})
         assert second.returncode == 2, second.stderr
         (tmp_path / "ready.release").touch()
-        out, err = first.communicate(timeout=60)
+        _, err = first.communicate(timeout=60)
     finally:
         if first.poll() is None:
             first.kill()

@@ -208,7 +208,7 @@ def test_a_stopped_agent_rolls_the_deploy_back_and_is_named(shop: Shop) -> None:
                               f"{STACK}_agent", node=2).stdout.strip()
     shop.swarm.docker("pause", agent, node=2)
     try:
-        results, done = _under_load(shop, lambda: shop.up("v4"))
+        results, done = _under_load(shop, lambda: shop.up("v6"))
     finally:
         shop.swarm.docker("unpause", agent, node=2)
     assert done.returncode == 1, done.stderr
@@ -220,7 +220,7 @@ def test_a_stopped_agent_rolls_the_deploy_back_and_is_named(shop: Shop) -> None:
 
 def test_a_node_lost_mid_deploy_neither_hangs_it_nor_leaves_proxies_on_gone_tasks(
         shop: Shop) -> None:
-    shop.write("v5")
+    shop.write("v7")
     with subprocess.Popen(
         [sys.executable, "-m", "docker_swap", "-p", STACK, "-f",
          str(shop.folder / "compose.yaml"), "up", "--resolve-image", "never"],
@@ -236,16 +236,16 @@ def test_a_node_lost_mid_deploy_neither_hangs_it_nor_leaves_proxies_on_gone_task
         err = deploy.stderr.read()
     try:
         assert deploy.returncode in (0, 1), err  # finished, or rolled back: never left half
-        expected = "v5" if deploy.returncode == 0 else shop.version
+        expected = "v7" if deploy.returncode == 0 else shop.version
         shop.assert_serving(expected, err)
         status = shop.swap("status")
         assert "shop_app-swap" not in shop.services()
         assert status.returncode == 0, status.stdout  # the proxies send to what runs
     finally:
         shop.swarm.start_node(3)  # and waits until every node is ready again
-    again = shop.up("v6")  # the next deploy, with the node back
+    again = shop.up("v8")  # the next deploy, with the node back
     assert again.returncode == 0, again.stderr
-    shop.assert_serving("v6", again.stdout + again.stderr)
+    shop.assert_serving("v8", again.stdout + again.stderr)
 
 
 def _under_load(shop: Shop, action: Callable[[], subprocess.CompletedProcess[str]],

@@ -83,7 +83,7 @@ def test_an_agent_reports_an_unexpected_proxy_error_instead_of_dying() -> None:
     try:
         registry.publish(NEW)
         wait_until(lambda: registry.statuses["edge-1"].failed == 2)
-        assert registry.statuses["edge-1"].error == "unexpected RuntimeError: boom"
+        assert registry.statuses["edge-1"].error == "unexpected error: RuntimeError('boom')"
         registry.publish(OLD)
         wait_until(lambda: registry.statuses["edge-1"].applied == 3)
     finally:

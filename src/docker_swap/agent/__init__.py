@@ -25,7 +25,13 @@ from dataclasses import dataclass, replace
 from typing import Protocol
 
 from docker_swap.compose import Compose
-from docker_swap.errors import InvalidSettings, RegistryDataInvalid, ServiceNotFound, SwapError
+from docker_swap.errors import (
+    InvalidSettings,
+    RegistryDataInvalid,
+    ServiceNotFound,
+    SwapError,
+    message_of,
+)
 from docker_swap.models import AgentStatus, Generation
 from docker_swap.options import ComposeOptions
 from docker_swap.proxy import Drained, ProxyDriver, open_proxy
@@ -34,7 +40,7 @@ from docker_swap.proxy.registry import same_backends
 from docker_swap.registry.data import AGENT_NAME, Report
 from docker_swap.registry.store import HEARTBEAT_TTL_SECONDS, connect_registry
 from docker_swap.safety.failpoints import failpoint
-from docker_swap.settings import redact, resolve_settings
+from docker_swap.settings import resolve_settings
 from docker_swap.targets.compose.preflight import connect_engine, connect_proxy, open_service
 
 DEFAULT_RESYNC_SECONDS = 5.0
@@ -215,7 +221,7 @@ class Agent:
                 except Exception as exc:  # Redis is down, restarting, or refuses us
                     self._lost = True
                     delay = backoff.next()
-                    self._say(f"registry: {_reason(exc)} Trying again in {delay:g} s.")
+                    self._say(f"registry: {message_of(exc)} Trying again in {delay:g} s.")
                     stop.wait(delay)
         finally:
             stop.set()
@@ -280,7 +286,7 @@ class Agent:
                 detail = self._proxy().switch(generation.backends)
         except Exception as exc:  # any proxy error: reported, never fatal
             self._driver = None  # the proxy may have been recreated: look it up again
-            reason = _reason(exc)
+            reason = message_of(exc)
             self._update(failed=number, error=reason)
             self._say(f"generation {number} failed: {reason}")
             return
@@ -313,7 +319,7 @@ class Agent:
                     return None
         except Exception as exc:  # any proxy error: reported, never fatal
             self._driver = None
-            reason = f"could not drain generation {number}: {_reason(exc)}"
+            reason = f"could not drain generation {number}: {message_of(exc)}"
             self._update(error=reason)
             self._say(reason)
             return None
@@ -360,10 +366,3 @@ class Agent:
             return
         with self._lock:
             self._status = replace(self._status, answers=counted)
-
-
-def _reason(exc: Exception) -> str:
-    if isinstance(exc, SwapError):
-        return exc.message
-    first = str(exc).splitlines()[0] if str(exc) else ""
-    return redact(f"unexpected {type(exc).__name__}: {first}")

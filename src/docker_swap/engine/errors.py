@@ -9,7 +9,7 @@ from contextlib import contextmanager
 import docker.errors
 import requests.exceptions
 
-from docker_swap.errors import EngineFailed
+from docker_swap.errors import EngineFailed, first_line
 
 API_ERRORS = (docker.errors.DockerException, requests.exceptions.RequestException)
 
@@ -27,4 +27,4 @@ def reason(exc: BaseException) -> str:
     """The engine's own explanation, else the error's first line."""
     if isinstance(exc, docker.errors.APIError) and exc.explanation:
         return str(exc.explanation)
-    return str(exc).split("\n")[0] or type(exc).__name__
+    return first_line(exc)

@@ -102,3 +102,8 @@ class CountsAnswers(Protocol):
         """5xx answers and all answers of the backends of the last switch, since it started;
         None when nothing counts them."""
         ...
+
+
+def covers(mount: str, path: str) -> bool:
+    """A mount (a volume's place in a proxy's container) holds `path`."""
+    return path == mount or path.startswith(mount.rstrip("/") + "/")

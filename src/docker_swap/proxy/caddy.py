@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 from docker_swap.errors import ProxyConfigInvalid, ProxyNotReady, SwitchNotConfirmed
 from docker_swap.models import Backend, Container
-from docker_swap.proxy.base import Drained, ProxyEngine, Serving
+from docker_swap.proxy.base import Drained, ProxyEngine, Serving, covers
 from docker_swap.proxy.caddy_config import (
     IN_FLIGHT_BY_ADDRESS_SINCE,
     MIN_VERSION,
@@ -207,7 +207,7 @@ class CaddyDriver:
                 f"{self._upstream}.1}}:PORT` (see docs/caddy.md).",
             )
         folder = slots[0].directory
-        if not any(_covers(mount, folder) for mount in box.container.mounts):
+        if not any(covers(mount, folder) for mount in box.container.mounts):
             raise ProxyNotReady(
                 f"{folder} in {box.name} is not on a volume, so the slots docker-swap writes "
                 "would be lost when the proxy is recreated.",
@@ -318,7 +318,3 @@ class CaddyDriver:
 
 def _staged_files(contents: Mapping[Slot, str]) -> dict[str, bytes]:
     return {slot.staged_name: text.encode() for slot, text in contents.items()}
-
-
-def _covers(mount: str, path: str) -> bool:
-    return path == mount or path.startswith(mount.rstrip("/") + "/")

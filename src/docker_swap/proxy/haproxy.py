@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from docker_swap.errors import ProxyConfigInvalid, ProxyNotReady, SwitchNotConfirmed
 from docker_swap.models import Backend, Container, check_backends
-from docker_swap.proxy.base import Drained, ProxyEngine, Serving
+from docker_swap.proxy.base import Drained, ProxyEngine, Serving, covers
 from docker_swap.proxy.haproxy_runtime import (
     Slot,
     Socket,
@@ -215,7 +215,7 @@ class HAProxyDriver:
                 "`load-server-state-from-file global` to defaults, and a volume at "
                 "/var/lib/haproxy/docker-swap.",
             )
-        if not any(_covers(m, setup.state_file) for m in container.mounts):
+        if not any(covers(m, setup.state_file) for m in container.mounts):
             raise ProxyNotReady(
                 f"HAProxy's server-state-file {setup.state_file} in {container.name} is not "
                 "on a volume, so the servers would be lost when the proxy is recreated.",
@@ -314,7 +314,3 @@ class HAProxyDriver:
         if error:
             raise ProxyConfigInvalid(f"HAProxy in {haproxy.name} refused `{line}`: {error}")
         return result.stdout
-
-
-def _covers(mount: str, path: str) -> bool:
-    return path.startswith(mount.rstrip("/") + "/")

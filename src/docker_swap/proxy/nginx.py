@@ -21,7 +21,7 @@ from typing import Protocol
 
 from docker_swap.errors import ProxyConfigInvalid, ProxyNotReady, SwitchNotConfirmed
 from docker_swap.models import Backend, Container, ExecResult, Process
-from docker_swap.proxy.base import Drained, ProxyEngine, Serving
+from docker_swap.proxy.base import Drained, ProxyEngine, Serving, covers
 from docker_swap.proxy.nginx_config import (
     DEFAULT_DIRECTORY,
     DEFAULT_KEEPALIVE_MIN_TIMEOUT,
@@ -188,7 +188,7 @@ class NginxDriver:
         )
         if master is None:
             raise ProxyNotReady(f"no nginx master process runs in {container.name}.")
-        if not any(_covers(mount, self._directory) for mount in container.mounts):
+        if not any(covers(mount, self._directory) for mount in container.mounts):
             raise ProxyNotReady(
                 f"{self._directory} in {container.name} is not on a volume, so the upstream "
                 "docker-swap writes would be lost when the proxy is recreated.",
@@ -296,9 +296,6 @@ def _command(master_args: str) -> tuple[str, ...]:
     options = re.findall(r"(?:^|\s)(-[cp])\s+(\S+)", " ".join(words[1:]))
     return (binary, *[part for pair in options for part in pair])
 
-
-def _covers(mount: str, path: str) -> bool:
-    return path == mount or path.startswith(mount.rstrip("/") + "/")
 
 
 def _supports_min(version: tuple[int, int, int] | None) -> bool:

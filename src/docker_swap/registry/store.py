@@ -39,6 +39,7 @@ from docker_swap.errors import (
     RegistryDataInvalid,
     RegistryUnavailable,
     StepFailed,
+    first_line,
 )
 from docker_swap.models import AgentStatus, Backend, Generation
 from docker_swap.options import (
@@ -112,7 +113,7 @@ class Subscription:
         try:
             self._pubsub.get_message(timeout=timeout)
         except (redis.exceptions.RedisError, OSError) as exc:
-            raise RegistryUnavailable(f"Redis at {self._url} failed: {_reason(exc)}.") from exc
+            raise RegistryUnavailable(f"Redis at {self._url} failed: {first_line(exc)}.") from exc
 
     def close(self) -> None:
         with contextlib.suppress(redis.exceptions.RedisError, OSError):  # gone already
@@ -143,7 +144,7 @@ class Registry:
                 client.ping()
         except (redis.exceptions.RedisError, ValueError, OSError) as exc:
             raise ProxyNotReady(
-                f"Redis at {redact(url)} does not answer ({_reason(exc)}).",
+                f"Redis at {redact(url)} does not answer ({first_line(exc)}).",
                 hint="Check the URL (x-swap.redis, --redis or DOCKER_SWAP_REDIS_URL), the "
                 "password, and that Redis runs.",
             ) from exc
@@ -234,9 +235,9 @@ class Registry:
         try:
             return operation()
         except _LOST as exc:
-            raise RegistryUnavailable(f"Redis at {self.url} failed: {_reason(exc)}.") from exc
+            raise RegistryUnavailable(f"Redis at {self.url} failed: {first_line(exc)}.") from exc
         except redis.exceptions.RedisError as exc:
-            raise StepFailed(f"Redis at {self.url} failed: {_reason(exc)}.") from exc
+            raise StepFailed(f"Redis at {self.url} failed: {first_line(exc)}.") from exc
 
 
 def _number_or_zero(text: object) -> int:
@@ -312,5 +313,3 @@ def _read_secret(path: str, what: str) -> str:
     return text
 
 
-def _reason(exc: BaseException) -> str:
-    return redact(str(exc).split("\n")[0]) or type(exc).__name__

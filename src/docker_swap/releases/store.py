@@ -46,7 +46,13 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol
 
-from docker_swap.errors import EXIT_NEEDS_ATTENTION, EXIT_ROLLED_BACK, ReleaseRefused, SwapError
+from docker_swap.errors import (
+    EXIT_NEEDS_ATTENTION,
+    EXIT_ROLLED_BACK,
+    ReleaseRefused,
+    SwapError,
+    message_of,
+)
 from docker_swap.models import Container, Image
 from docker_swap.options import DEFAULT_KEEP
 from docker_swap.releases.record import (
@@ -132,7 +138,7 @@ def record_release(
                        rollback_to, error is None if served is None else served)
     except Exception as exc:
         return Recorded(None, (f"the release could not be recorded on the engine "
-                               f"({_message(exc)}); the deploy's outcome is as reported.",))
+                               f"({message_of(exc)}); the deploy's outcome is as reported.",))
 
 
 def outcome_of(result: BaseException | None) -> tuple[str, str] | None:
@@ -145,7 +151,7 @@ def outcome_of(result: BaseException | None) -> tuple[str, str] | None:
         if result.exit_code == EXIT_NEEDS_ATTENTION:
             return NEEDS_ATTENTION, _short(result.message)
         return None
-    return NEEDS_ATTENTION, _short(f"unexpected error: {type(result).__name__}: {result}")
+    return NEEDS_ATTENTION, _short(message_of(result))
 
 
 def _record(
@@ -367,6 +373,5 @@ def _short(text: str) -> str:
     return text if len(text) <= _REASON_CHARS else text[: _REASON_CHARS - 1] + "…"
 
 
-def _message(exc: BaseException) -> str:
-    return exc.message if isinstance(exc, SwapError) else f"{type(exc).__name__}: {exc}"
+
 
