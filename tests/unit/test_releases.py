@@ -283,3 +283,18 @@ def test_only_the_newest_records_stay(monkeypatch: pytest.MonkeyPatch) -> None:
         deploys.deploy(f"sha256:img{number}")
 
     assert [r.number for r in deploys.releases()] == [5, 4, 3]
+
+
+def test_a_release_that_served_then_needed_attention_is_kept_and_can_be_gone_back_to() -> None:
+    deploys = Deploys()
+    deploys.deploy("sha256:img2")  # release 2
+    stuck = deploys.engine.add("app", 5, image_id="sha256:img3")
+    deploys.engine.add_image("sha256:img3")
+    record_release(deploys.engine, "demo", "app", NeedsAttention("drain failed."), [stuck],
+                   replaced=deploys.running, served=True)  # release 3: it served
+    deploys.engine.containers.pop(stuck.id)
+    deploys.deploy("sha256:img4")  # release 4 runs now
+
+    assert "sha256:img3" in deploys.kept_tags().values()
+    target = rollback_target(deploys.releases(), deploys.running, 3, lambda _: True)
+    assert target.number == 3

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from docker_swap.errors import Interrupted, NeedsAttention
+from docker_swap.errors import EngineFailed, Interrupted, NeedsAttention
 from docker_swap.models import Project, ServiceDefinition
 from docker_swap.observer import Observer, SilentObserver
 from docker_swap.options import DeployOptions, ProxyRef
@@ -230,3 +230,100 @@ def test_a_swap_that_also_scales_down_retires_the_extra_replicas_with_the_last_b
     assert result.outcome == "done"
     assert world.proxy.switches == [["demo-app-4"]]
     assert world.running() == [("demo-app-4", "new")]
+
+
+def test_a_batch_that_fails_its_monitor_never_serves_again_whatever_the_failure_action(
+    tmp_path: Path,
+) -> None:
+    world = World(tmp_path, parallelism=1, monitor=0.2, failure_action="pause")
+    world.engine.dies_later = {"demo-app-4"}  # batch 1's new container, after it is ready
+
+    result = world.run()
+
+    assert result.outcome == "paused"
+    assert [b.outcome for b in result.batches] == ["failed"]
+    # batch 1 undone: its retired container came back, the proxy was sent to it, confirmed
+    assert "clone demo-app-1" in world.engine.calls
+    assert "demo-app-4" not in world.proxy.switches[-1]
+    assert sorted(world.running()) == [(f"demo-app-{n}", "old") for n in (1, 2, 3)]
+
+
+def test_a_rollback_never_runs_more_containers_than_the_update_did(tmp_path: Path) -> None:
+    world = World(tmp_path, replicas=4, parallelism=1)
+    world.engine.never_ready = {"demo-app-8"}  # batch 4 fails, batches 1-3 come back
+
+    result = world.run()
+
+    assert result.outcome == "rolled_back"
+    assert world.engine.most <= 4 + 1, world.engine.most  # rollback parallelism follows 1
+    assert sorted(world.running()) == [(f"demo-app-{n}", "old") for n in (1, 2, 3, 4)]
+
+
+def test_a_rollback_brings_back_every_container_a_batch_retired(tmp_path: Path) -> None:
+    world = World(tmp_path, replicas=3, parallelism=1, monitor=0.2)
+    world.service = replace(world.service, replicas=2)  # 3 run, 2 asked: batch 2 retires two
+    world.engine.dies_later = {"demo-app-5"}  # batch 2's new one fails its monitor
+
+    result = world.run()
+
+    assert result.outcome == "rolled_back"
+    assert {"clone demo-app-1", "clone demo-app-2", "clone demo-app-3"} <= set(
+        world.engine.calls)
+    assert sorted(world.running()) == [(f"demo-app-{n}", "old") for n in (1, 2, 3)]
+
+
+def test_rollback_config_stop_first_takes_the_new_out_before_the_old_come_back(
+    tmp_path: Path,
+) -> None:
+    world = World(tmp_path, parallelism=1)
+    world.service = replace(world.service, rollback=UpdateConfig(order="stop-first",
+                                                                 parallelism_set=True))
+    world.engine.never_ready = {"demo-app-5"}
+
+    result = world.run()
+
+    assert result.outcome == "rolled_back"
+    stop, clone = world.engine.calls.index("stop demo-app-4"), world.engine.calls.index(
+        "clone demo-app-1")
+    assert stop < clone
+    assert sorted(world.running()) == [(f"demo-app-{n}", "old") for n in (1, 2, 3)]
+
+
+def test_a_rollback_batch_that_fails_pauses_the_rollback_and_needs_attention(
+    tmp_path: Path,
+) -> None:
+    world = World(tmp_path, parallelism=1)
+    world.engine.never_ready = {"demo-app-5"}
+    world.engine.failing = {"clone"}  # the retired container cannot be made again
+
+    result = world.run()
+
+    assert result.outcome == "needs_attention"
+    assert isinstance(result.error, NeedsAttention)
+    assert "rollback batch 1 failed" in result.detail
+
+
+def test_a_batch_that_needs_attention_after_its_switch_stops_the_rollout_serving(
+    tmp_path: Path,
+) -> None:
+    world = World(tmp_path, parallelism=1)
+    assert world.prepared is not None
+    clears = 0
+    clear = world.prepared.journal.clear
+
+    def clear_fails_once_in_batch_two() -> None:
+        nonlocal clears
+        clears += 1
+        if clears == 2:
+            raise EngineFailed("could not remove a journal record: the engine went away")
+        clear()
+
+    world.prepared.journal.clear = clear_fails_once_in_batch_two  # type: ignore[method-assign]
+    rollout = Rollout(world.service, world.engine, FakeCompose(world.engine), world.prepared,
+                      lambda _label: SilentObserver(), Interrupts(print))
+    result = rollout.run()
+
+    assert result.outcome == "needs_attention", result
+    assert "the new version serves" in result.detail
+    assert [c.name for c in rollout.new_serving] == ["demo-app-4", "demo-app-5"]
+    assert "demo-app-6" not in [c.name for c in world.engine.containers.values()]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from docker_swap.errors import (
     ComposeFailed,
     ContainerExited,
     DeployFailed,
+    EngineFailed,
     Interrupted,
     NeedsAttention,
     NotReady,
@@ -19,10 +21,12 @@ from docker_swap.errors import (
 )
 from docker_swap.models import Project, ServiceDefinition
 from docker_swap.observer import PhaseResult
-from docker_swap.options import DeployOptions, ProxyRef
+from docker_swap.options import DeployOptions, ProxyRef, VerifyOptions
 from docker_swap.proxy import Drained
-from docker_swap.rollout.deploy import compose_swap
+from docker_swap.releases.store import Recorded
+from docker_swap.rollout.deploy import compose_swap, deploy_prepared
 from docker_swap.rollout.swap import Swap
+from docker_swap.rollout.verify import Verifier
 from docker_swap.safety.interrupts import Interrupts
 from docker_swap.safety.journal import Entry, Journal
 from docker_swap.targets.compose.preflight import Plan
@@ -264,3 +268,44 @@ def test_an_incomplete_drain_is_a_note_not_a_failure(tmp_path: Path) -> None:
     notes = [e for e in world.recorder.events if e.startswith("note")]
     assert len(notes) == 1 and "drain timed out" in notes[0]
     assert world.names() == ["demo-app-2"]
+
+
+def test_an_error_after_the_retire_needs_attention_and_is_never_a_rollback(
+    tmp_path: Path,
+) -> None:
+    world = World(tmp_path)
+    swap = world.swap()
+
+    def engine_gone() -> None:
+        raise EngineFailed("could not remove docker-swap-journal.demo.app.4: no answer")
+
+    swap.journal.clear = engine_gone  # type: ignore[method-assign]
+    with pytest.raises(NeedsAttention) as failure:
+        swap.run()
+
+    assert "the new version serves (demo-app-2), but clearing its journal failed" in \
+        failure.value.message
+    assert world.names() == ["demo-app-2"]
+
+
+def test_a_signal_while_the_release_is_recorded_waits_for_the_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    world = World(tmp_path)
+    recorded: list[str] = []
+
+    def record(*_: object, **__: object) -> Recorded:
+        signal.raise_signal(signal.SIGTERM)  # what a user's Ctrl-C at this moment does
+        recorded.append("written")
+        return Recorded(7)
+
+    monkeypatch.setattr("docker_swap.rollout.deploy.record_release", record)
+    project = Project("demo", {"app": ServiceDefinition("app")})
+    plan = Plan(project, world.options, world.old, 8000, "demo_default", world.proxy,
+                world.journal, [])
+    with Interrupts(world.recorder.note) as interrupts:
+        report = deploy_prepared(plan, world.engine, world.compose, world.recorder, interrupts,
+                                 Verifier(VerifyOptions()), None)
+
+    assert recorded == ["written"] and report.release == 7
+    assert "note SIGTERM received: recording the release first." in world.recorder.events

@@ -103,8 +103,15 @@ class HAProxyDriver:
         if not self._haproxies:
             self.check()
         deadline = time.monotonic() + self._switch_timeout
-        for haproxy in self._haproxies:
-            chosen, others = self._switch_one(haproxy, backends, deadline)
+        for number, haproxy in enumerate(self._haproxies):
+            try:
+                chosen, others = self._switch_one(haproxy, backends, deadline)
+            except ProxyConfigInvalid as exc:
+                if not number:
+                    raise  # nothing changed anywhere: a rejected configuration
+                # An earlier HAProxy sends to the new servers already: not "unchanged".
+                raise SwitchNotConfirmed(f"{exc.message} (after HAProxy in "
+                                         f"{self._haproxies[0].name} had switched)") from exc
             self._retiring[haproxy.container.id] = others
             self._serving[haproxy.container.id] = chosen
         return f"backend {self._backend} -> {', '.join(b.name for b in backends)}"

@@ -44,6 +44,7 @@ from docker_swap.rollout.outcomes import (
     ROLLED_BACK,
     BatchResult,
 )
+from docker_swap.rollout.swap import Swap
 from docker_swap.safety.interrupts import Interrupts
 from docker_swap.targets.compose.batch import Restorer, Starter
 from docker_swap.targets.compose.plan import ServicePlan, UpdateConfig
@@ -94,6 +95,14 @@ class Rollout:
         self.interrupted = False
         """A signal stopped a batch: `up` goes no further."""
         self._notes_shown = False
+        self.attempted: list[Container] = []
+        """Every new container a batch started, served or not (what a failed release ran)."""
+
+    @property
+    def new_serving(self) -> list[Container]:
+        """The new containers that serve now (what the release runs)."""
+        new = {c.id for done in self.done for c in done.new}
+        return [c for c in self.serving if c.id in new]
 
     def run(self) -> RolloutResult:
         update, sizes = self.service.update, self.service.batches
@@ -108,7 +117,10 @@ class Rollout:
             if number > 1 and update.delay:
                 time.sleep(update.delay)
             batch_old = old[:size + (extra if number == len(sizes) else 0)]
-            result = self._batch(number, f"{number}/{len(sizes)}", size, batch_old)
+            try:
+                result = self._batch(number, f"{number}/{len(sizes)}", size, batch_old)
+            except NeedsAttention as attention:  # a batch that served, then could not finish
+                return RolloutResult(NEEDS_ATTENTION, results, attention.message, attention)
             results.append(result)
             old = [c for c in old if c.id in {s.id for s in self.serving}]
             if result.outcome == DONE:
@@ -138,8 +150,16 @@ class Rollout:
         started = time.monotonic()
         staying = _without(self.serving, old)
         definitions = [self.engine.definition_of(c.id) for c in old]
+        swap = self._batch_swap(old, staying, size, self.compose, label)
         try:
-            new = self._swap(old, staying, size, self.compose, label)
+            new = self._run(swap)
+        except NeedsAttention:
+            # It may serve (anything after its switch needs attention, never a rollback):
+            # what it started and what is left count, and the rollout stops here.
+            self.serving = [*staying, *_containers(swap.batch.alive([*old, *swap.new]))]
+            self.done.append(_Done(BatchResult(number, size, NEEDS_ATTENTION, 0.0),
+                                   _containers(swap.new), definitions))
+            raise
         except DeployFailed as exc:  # undone by its sequence: the old containers serve
             self.interrupted = isinstance(exc.cause, Interrupted) or \
                 self.interrupts.stop_requested
@@ -171,16 +191,27 @@ class Rollout:
                 f"{exc.message}", hint=f"Run `docker-swap recover {self.service.name}`, then "
                 "`docker-swap up` again.") from exc
 
-    def _swap(self, old: Sequence[Container], staying: Sequence[Container], size: int,
-              starter: Starter, label: str, *, restore: bool = False) -> list[Container]:
+    def _batch_swap(self, old: Sequence[Container], staying: Sequence[Container], size: int,
+                    starter: Starter, label: str, *, restore: bool = False) -> Swap:
         """One batch; a restore (a rollback's) runs no hooks, and no signal interrupts it."""
         swap = compose_swap(self.plan, self.engine, starter, self.observer_for(label),
                             self.interrupts, old=old, staying=staying, size=size, kind=UP,
                             label=label, hooks=not restore, interruptible=not restore,
                             notes=[] if self._notes_shown else self.plan.notes)
         self._notes_shown = True
-        result = swap.run()
-        return [u for u in result.new if isinstance(u, Container)]
+        return swap
+
+    def _run(self, swap: Swap, *, restore: bool = False) -> list[Container]:
+        try:
+            return _containers(swap.run().new)
+        finally:
+            if not restore:  # a restore brings back the old version
+                self.attempted += [c for c in _containers(swap.new) if c not in self.attempted]
+
+    def _swap(self, old: Sequence[Container], staying: Sequence[Container], size: int,
+              starter: Starter, label: str, *, restore: bool = False) -> list[Container]:
+        return self._run(self._batch_swap(old, staying, size, starter, label, restore=restore),
+                         restore=restore)
 
     def _monitor(self, new: Sequence[Container], seconds: float) -> None:
         if not seconds or not new:
@@ -236,7 +267,10 @@ class Rollout:
         definitions = [d for done in reversed(self.done) for d in done.definitions]
         if not definitions:
             return  # no batch was done: nothing to bring back
-        step = config.parallelism or len(definitions)
+        # Unset, it follows update_config's: a rollback never runs more at once than the update.
+        parallelism = config.parallelism if config.parallelism_set else \
+            self.service.update.parallelism
+        step = parallelism or len(definitions)
         failed = 0
         for number, at in enumerate(range(0, len(definitions), step), start=1):
             if number > 1 and config.delay:
@@ -251,7 +285,7 @@ class Rollout:
             except SwapError as exc:
                 failed += len(batch_new)
                 if failed / max(len(definitions), 1) > config.max_failure_ratio and \
-                        config.failure_action == "pause":
+                        config.failure_action != "continue":  # pause (Swarm's default)
                     raise NeedsAttention(f"rollback batch {number} failed: {exc.message}",
                                          hint=f"Run `docker-swap up {self.service.name}` "
                                          "once the cause is fixed.") from exc
@@ -275,6 +309,10 @@ class Rollout:
             back = self._swap(new, staying, len(definitions), restorer, label, restore=True)
         self.serving = [*staying, *back]
         return back
+
+
+def _containers(units: Sequence[object]) -> list[Container]:
+    return [u for u in units if isinstance(u, Container)]
 
 
 def _stopped(update: UpdateConfig) -> str:

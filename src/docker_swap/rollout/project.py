@@ -19,7 +19,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING
 
 from docker_swap.compose import Compose
-from docker_swap.errors import NeedsAttention, SwapError, unexpected
+from docker_swap.errors import EXIT_REFUSED, DeployFailed, NeedsAttention, SwapError, unexpected
 from docker_swap.models import Container
 from docker_swap.observer import Labelled
 from docker_swap.options import DEFAULT_TIMEOUT
@@ -33,6 +33,7 @@ from docker_swap.rollout.outcomes import (
     FINE,
     NEEDS_ATTENTION,
     NOT_REACHED,
+    ROLLED_BACK,
     STOPPED,
     STOPS,
     UNCHANGED,
@@ -182,9 +183,10 @@ class Run:
         self.observer.service_started(service)
         try:
             outcome = self._act(service)
-        except SwapError as exc:  # compose's own action failed: the service may be down
-            state = NEEDS_ATTENTION if exc.exit_code == 3 or service.action in (
-                "recreate", "scale") else FAILED
+        except SwapError as exc:
+            # A refusal changed nothing (failed, exit 1 for the run); anything else may have:
+            # compose may have started or stopped some containers, so it needs attention.
+            state = FAILED if exc.exit_code == EXIT_REFUSED else NEEDS_ATTENTION
             outcome = failed_outcome(service, state, exc)
         except Exception as exc:  # a bug: say so, the rest of the run goes on as after a 3
             outcome = failed_outcome(service, NEEDS_ATTENTION, unexpected(exc, service.name))
@@ -220,7 +222,7 @@ class Run:
                           lambda label: Labelled(self.observer, f"{service.name} {label}"),
                           self.interrupts)
         result = rollout.run()
-        self._record(service, result, rollout.serving)
+        self._record(service, result, rollout.new_serving or rollout.attempted)
         outcome = outcome_of(service, result.outcome, result.detail)
         outcome.batches = result.batches
         if result.error is not None:
@@ -240,7 +242,10 @@ class Run:
                             Labelled(self.observer, f"{service.name} scale"), self.interrupts,
                             old=extra, staying=keep, size=size, kind=UP, label="scale",
                             hooks=False)
-        result = swap.run()
+        try:
+            result = swap.run()
+        except DeployFailed as failed:  # undone: what ran before serves, as it did
+            return failed_outcome(service, ROLLED_BACK, failed)
         joined = ", ".join(u.name for u in result.new)
         detail = (f"{joined} joined the proxy" if result.new else
                   f"{', '.join(c.name for c in extra)} left the proxy and were removed")
@@ -259,12 +264,13 @@ class Run:
         return plan
 
     def _record(self, service: ServicePlan, result: RolloutResult,
-                serving: Sequence[Container]) -> None:
-        """The service's rollout as a release (kind `up`), as a deploy records its own."""
+                new: Sequence[Container]) -> None:
+        """The service's rollout as a release (kind `up`), as a deploy records its own: the
+        new containers that serve (or, if none does, those it started)."""
         assert service.options is not None
         served = any(b.outcome == DONE for b in result.batches)
         recorded = record_release(
-            self.engine, self.plan.project.name, service.name, result.error, serving,
+            self.engine, self.plan.project.name, service.name, result.error, new,
             replaced=service.running, keep=service.options.keep, kind=UP, served=served)
         for note in recorded.notes:
             self.observer.note(note)

@@ -169,8 +169,6 @@ def plan_service(definition: ServiceDefinition, observed: Observed,
     stopped = [c for c in containers if not c.running]
     update = update_config(name, definition.deploy, "update_config")
     rollback = update_config(name, definition.deploy, "rollback_config")
-    if not rollback.parallelism_set:
-        rollback = replace(rollback, parallelism=update.parallelism)
     base = ServicePlan(
         name, "unchanged", "", definition.replicas, running, dict(definition.depends_on),
         update, rollback, resolve_settings(name, definition.x_swap, flags or {}),
