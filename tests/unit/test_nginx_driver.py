@@ -119,7 +119,7 @@ def test_a_rejection_by_either_nginx_reloads_neither_and_puts_both_files_back() 
     proxy = driver(first, second)
     proxy.switch([backend(2)])
 
-    with pytest.raises(ProxyConfigInvalid, match="invalid server 10.0.0.9"):
+    with pytest.raises(ProxyConfigInvalid, match=r"invalid server 10\.0\.0\.9"):
         proxy.switch([backend(9)])
 
     assert first.reloads == second.reloads == 1
