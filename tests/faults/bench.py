@@ -56,12 +56,14 @@ from testbed.stack import (
     registry_compose,
 )
 
-from .cases import Case, Proxy
+from .cases import KILLED, REPLICAS, Case, Proxy
 from .probes import Held, free_port, get, reached
 
 FAST = {"LISTEN_DELAY": "0", "WARMUP": "0"}
 TIMEOUTS = ("--drain-timeout", "5s", "--switch-timeout", "3s")
 DEPLOY = ("deploy", "app", "--timeout", "20s", *TIMEOUTS)
+UP = ("up", "app")
+"""(`up` takes its timeouts from the bench's x-swap: the same as DEPLOY's.)"""
 RECOVER = ("recover", "app", *TIMEOUTS)
 LOAD_LIMIT_SECONDS = 90
 """wrk stops by itself after this long; a case stops it as soon as its recover has run."""
@@ -116,6 +118,18 @@ class Outcome:
         return "\n".join(lines)
 
 
+def up_bench_compose() -> dict[str, Any]:
+    """The app behind nginx 1.30, 3 replicas replaced one batch at a time by `up`; its monitor
+    and failure_action from the environment (the cases set them), its timeouts as DEPLOY's."""
+    compose = http_compose("1.30")
+    app = compose["services"]["app"]
+    app["deploy"] = {"replicas": 3, "update_config": {
+        "parallelism": 1, "monitor": "${APP_MONITOR:-0s}",
+        "failure_action": "${APP_FAILURE_ACTION:-rollback}"}}
+    app["x-swap"] |= {"timeout": "20s", "drain-timeout": "5s", "switch-timeout": "3s"}
+    return compose
+
+
 class Bench:
     """One stack of a proxy set-up, brought back to v1-like health before every case."""
 
@@ -157,7 +171,9 @@ class Bench:
         return stack
 
     def _compose(self) -> tuple[dict[str, Any], str]:
-        if self.proxy == "nginx":
+        if self.proxy == "up":
+            compose, config = up_bench_compose(), NGINX_HTTP
+        elif self.proxy == "nginx":
             compose, config = http_compose("1.30"), NGINX_HTTP
         elif self.proxy == "haproxy":
             compose, config = haproxy_compose(), HAPROXY_CFG
@@ -195,14 +211,14 @@ class Bench:
         if self.journal_exists():
             return "a journal is left"
         apps = stack.containers("app")
-        if len(apps) != 1 or apps[0]["State"] != "running":
+        if len(apps) != REPLICAS[self.proxy] or any(c["State"] != "running" for c in apps):
             return f"app containers: {[(c['Names'], c['State']) for c in apps]}"
         for proxy, port in self.proxy_ports().items():
             if get(port) != (200, self.version):
                 return f"{proxy} answers {get(port)}, not {self.version}"
         if self.proxy != "haproxy":
             servers = stack.upstream_servers()
-            if servers != [f"server {apps[0]['Names']}:8000;"]:
+            if sorted(servers) != sorted(f"server {c['Names']}:8000;" for c in apps):
                 return f"nginx upstream {servers}"
         if self.agents is not None:
             dead = [name for name, p in self.agents.running.items() if p.poll() is not None]
@@ -224,14 +240,19 @@ class Bench:
         stack = self.build() if case.fresh else self.reset()
         self.versions += 1
         names = {"v1": self.version, "v2": f"v{self.versions + 1}"}
+        names["mixed"] = f"{names['v1']}|{names['v2']}"
         folder.mkdir(parents=True, exist_ok=True)
         env = {"APP_VERSION": names["v2"]}
-        if case.fault in ("engine-error", "crash"):
+        point = f"{case.point}#{case.batch}" if case.batch > 1 else case.point
+        if case.fault == "monitor-death":
+            env |= {"EXIT_AFTER": "3", "APP_MONITOR": "5s",
+                    "APP_FAILURE_ACTION": case.failure_action}
+        elif case.fault in ("engine-error", "crash"):
             env[POINTS_ENV] = f"{case.point}={'error' if case.fault == 'engine-error' else 'crash'}"
         elif case.fault == "agent-slow":
             self._restart_agent({POINTS_ENV: "agent-apply=pause", DIR_ENV: str(folder)}, folder)
         else:
-            env |= {POINTS_ENV: f"{case.point}=pause", DIR_ENV: str(folder)}
+            env |= {POINTS_ENV: f"{point}=pause", DIR_ENV: str(folder)}
         with ExitStack() as running:
             loads = [running.enter_context(Load(f"http://127.0.0.1:{port}", MIXED,
                                                 LOAD_LIMIT_SECONDS))
@@ -250,6 +271,8 @@ class Bench:
             apps = [str(c["Names"]) for c in stack.containers("app")]
             upstream = self._upstream()
             recover = stack.swap(*RECOVER)
+            if case.proxy == "up" and case.exits == (KILLED,):  # the next `up` finishes
+                recover.stdout += stack.swap("up", "app", env={"APP_VERSION": names["v2"]}).stdout
             serving_after = self._serving(names[case.recovered])
             outcome = Outcome(
                 names, exit_code, stdout, stderr, serving, journal_kept, apps, upstream,
@@ -271,7 +294,8 @@ class Bench:
         out, err = folder / "stdout", folder / "stderr"
         with out.open("w") as stdout, err.open("w") as stderr:
             process = subprocess.Popen(
-                [sys.executable, "-m", "docker_swap", "-p", self.stack.name, *DEPLOY],
+                [sys.executable, "-m", "docker_swap", "-p", self.stack.name,
+                 *(UP if case.proxy == "up" else DEPLOY)],
                 cwd=self.stack.folder, env=self.stack._env(env), stdout=stdout, stderr=stderr,
                 text=True,
             )
@@ -334,7 +358,7 @@ class Bench:
         deadline = time.monotonic() + seconds
         while True:
             answers = {proxy: get(port) for proxy, port in self.proxy_ports().items()}
-            if all(a == (200, expected) for a in answers.values()) or \
+            if all(a[0] == 200 and a[1] in expected.split("|") for a in answers.values()) or \
                     time.monotonic() > deadline:
                 return answers
             time.sleep(0.2)

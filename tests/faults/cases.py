@@ -24,8 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-Proxy = Literal["nginx", "haproxy", "registry"]
-Version = Literal["v1", "v2"]
+Proxy = Literal["nginx", "haproxy", "registry", "up"]
+Version = Literal["v1", "v2", "mixed"]
+"""What serves: the old version, the new one, or both (an `up` stopped between batches)."""
 
 KILLED = -9
 
@@ -46,15 +47,21 @@ FAULTS = {
     "redis-flush": "Redis loses its data (FLUSHDB) while the agents stay connected",
     "agent-kill": "the HAProxy agent killed (SIGKILL)",
     "agent-slow": "the HAProxy agent slower than the switch timeout (paused before it applies)",
+    "monitor-death": "the new version exits 3 s after it started, during its batch's monitor",
 }
 PROXY_FAULTS = ("proxy-restart", "proxy-restart-draining")
+IN_FLIGHT_AT_A_CRASH = 6
+"""Requests a crashing container of the load may hold at that instant: the 2-second GETs on it
+(of 4 connections) and one or two of the quick ones (testbed/load.py's MIXED)."""
 """Faults whose own dropped connections are not counted as failed requests."""
 
 PROXIES: dict[Proxy, str] = {
     "nginx": "nginx 1.30",
     "haproxy": "HAProxy 2.6",
     "registry": "registry: nginx 1.30 + HAProxy 2.6, two agents",
+    "up": "`up`, nginx 1.30: 3 replicas, 3 batches of 1",
 }
+REPLICAS: dict[Proxy, int] = {"nginx": 1, "haproxy": 1, "registry": 1, "up": 3}
 
 
 @dataclass(frozen=True)
@@ -76,18 +83,44 @@ class Case:
     so that a drain (the deploy's, or recover's) has requests in flight to wait for."""
     fresh: bool = False
     """Run on a stack of its own, as first deployed (what earlier cases left cannot help)."""
+    batch: int = 1
+    """Which batch the fault lands in (`up`: the point's N-th pass)."""
+    failure_action: str = "rollback"
+    """update_config.failure_action (`up`)."""
+    journal: bool | None = None
+    """Whether the journal is kept (None: as the exit code's rule says: for 3 and killed)."""
 
     @property
     def name(self) -> str:
-        return f"{self.proxy}-{self.fault}-at-{self.point}"
+        where = f"{self.point}-of-batch-{self.batch}" if self.proxy == "up" else self.point
+        action = f"-{self.failure_action}" if self.fault == "monitor-death" else ""
+        return f"{self.proxy}-{self.fault}{action}-at-{where}"
+
+    @property
+    def replicas(self) -> int:
+        return REPLICAS[self.proxy]
+
+    def keeps_journal(self, exit_code: int) -> bool:
+        """Whether the deploy must keep its journal when it ended with `exit_code`."""
+        return self.journal if self.journal is not None else exit_code in (3, KILLED)
 
     @property
     def drops_connections(self) -> bool:
         return self.fault in PROXY_FAULTS
 
+    @property
+    def own_failures(self) -> int:
+        """Requests the fault itself may fail: a new version that crashes fails the requests it
+        was answering, as it would behind any proxy (each time it crashes: once, or in each of
+        the three batches with failure_action continue)."""
+        if self.fault != "monitor-death":
+            return 0
+        crashes = REPLICAS[self.proxy] if self.failure_action == "continue" else 1
+        return IN_FLIGHT_AT_A_CRASH * crashes
+
     def recover_action(self, exit_code: int) -> str:
         """What recover must say after the deploy ended with `exit_code`."""
-        return self.resolves if exit_code in (3, KILLED) else "nothing"
+        return self.resolves if self.keeps_journal(exit_code) else "nothing"
 
     def sees(self) -> str:
         """What the user sees, for the docs."""
@@ -96,6 +129,8 @@ class Case:
                      "`docker-swap recover app`")
         if first == KILLED:
             return "nothing (the process is gone); the next deploy is refused until `recover`"
+        if self.proxy == "up":
+            return self._up_sees(signalled)
         if first == 1:
             return (f"`rolled back: interrupted by {self.fault} before the switch completed.`"
                     if signalled else "`rolled back: ...` with the reason and a hint")
@@ -103,6 +138,21 @@ class Case:
             return attention if first == 3 else f"done, or {attention}"
         return (f"`note {self.fault} received: the new version already serves; finishing "
                 "drain and retire first.`, then done") if signalled else "done"
+
+
+    def _up_sees(self, signalled: bool) -> str:
+        if signalled and self.point in BEFORE_SWITCH:
+            return (f"`app: rolled_back` (interrupted by {self.fault} before the switch "
+                    "completed): the batches done go back to the old version too")
+        if signalled:
+            return (f"`note {self.fault} received: ...`; the batch finishes, no other starts, "
+                    "then `app: rolled_back`: the batches done go back to the old version")
+        if self.fault == "monitor-death":
+            return {"rollback": "`app: rolled_back`, the reason and a hint",
+                    "pause": "`app: paused`, what runs which version, and `docker-swap up`",
+                    "continue": "`app: paused` (each batch failed and was undone), and "
+                                "`docker-swap up`"}[self.failure_action]
+        return "done"
 
 
 def _signals(proxy: Proxy, points: tuple[str, ...],
@@ -169,7 +219,31 @@ CASES: tuple[Case, ...] = (
     Case("registry", "ready", "agent-kill", (1,), "v1", "v1"),
     Case("registry", "drain", "agent-kill", (0, 3), "v2", "v2", "finished", long_requests=True),
     Case("registry", "switch", "agent-slow", (1,), "v1", "v1"),
+    # A whole project: the faults at each phase of the second of three batches (the first is
+    # done by then), the new version dying in its batch's monitor with each failure_action,
+    # the proxy restarted between two batches. After recover, `up` again finishes.
+    *(Case("up", point, "SIGKILL", (KILLED,), "mixed", "v2",
+           "undone" if point in BEFORE_SWITCH else "finished", batch=2)
+      for point in ("after-start", "ready", "switch", "after-switch", "drain", "retire")),
+    Case("up", "ready", "SIGINT", (1,), "v1", "v1", batch=2),
+    Case("up", "after-switch", "SIGTERM", (1,), "v1", "v1", batch=2),
+    Case("up", "after-start", "monitor-death", (1,), "v1", "v1"),
+    Case("up", "after-start", "monitor-death", (3,), "v1", "v1", failure_action="pause",
+         journal=False),
+    Case("up", "after-start", "monitor-death", (3,), "v1", "v1", failure_action="continue",
+         journal=False),
+    Case("up", "after-start", "proxy-restart", (0,), "v2", "v2", batch=2),
 )
+
+
+def _fault(case: Case) -> str:
+    if case.fault == "monitor-death":
+        return f"{case.fault}, failure_action {case.failure_action}"
+    return case.fault
+
+
+def _point(case: Case) -> str:
+    return f"{case.point} of batch {case.batch}" if case.proxy == "up" else case.point
 
 
 def _exits(case: Case) -> str:
@@ -177,10 +251,12 @@ def _exits(case: Case) -> str:
 
 
 def _recover(case: Case) -> str:
-    if all(code in (0, 1, 2) for code in case.exits):
-        return "nothing to do"
+    then = ", then `up` finishes" if case.proxy == "up" and case.recovered == "v2" and \
+        case.exits == (KILLED,) else ""
+    if not case.keeps_journal(case.exits[0]):
+        return "nothing to do" + then
     if set(case.exits) <= {3, KILLED}:
-        return case.resolves
+        return case.resolves + then
     return f"{case.resolves} (after 3); nothing to do (after 0)"
 
 
@@ -195,7 +271,7 @@ def markdown() -> str:
              "|---|---|---|---|---|---|---|---|"]
     for case in CASES:
         lines.append(
-            f"| {PROXIES[case.proxy]} | {case.fault} | {case.point} | {_exits(case)} "
+            f"| {PROXIES[case.proxy]} | {_fault(case)} | {_point(case)} | {_exits(case)} "
             f"| {case.sees()} | {case.after} | {_recover(case)} | {case.recovered} |"
         )
     return "\n".join(lines) + "\n"

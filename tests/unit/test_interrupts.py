@@ -4,6 +4,7 @@ escapes the rollback (real signals, raised in this process's main thread)."""
 from __future__ import annotations
 
 import signal
+import weakref
 
 import pytest
 
@@ -14,6 +15,7 @@ from docker_swap.safety.interrupts import Interrupts
 def test_a_signal_before_the_switch_interrupts_where_the_swap_is() -> None:
     with Interrupts(print) as interrupts, pytest.raises(Interrupted, match="SIGINT"):
         signal.raise_signal(signal.SIGINT)
+    interrupts.defer("rolling back")  # as the swap does once it caught it
     interrupts.check()  # nothing left pending
 
 
@@ -45,3 +47,31 @@ def test_after_the_switch_signals_are_noted() -> None:
         interrupts.defer("the new version already serves")
         signal.raise_signal(signal.SIGINT)
     assert notes == ["SIGINT received: the new version already serves."]
+
+
+def test_a_signal_after_the_switch_stops_the_run_at_its_next_step() -> None:
+    # An `up` whose batch is draining when Ctrl-C arrives finishes that batch, then starts
+    # no other one (the rollout checks stop_requested before each batch).
+    with Interrupts(lambda _: None) as interrupts:
+        interrupts.defer("the new version already serves")
+        assert not interrupts.stop_requested
+        signal.raise_signal(signal.SIGTERM)
+    assert interrupts.stop_requested
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_an_interruption_python_dropped_in_a_finalizer_is_raised_at_the_next_step() -> None:
+    # A signal that lands while a finalizer runs (garbage collection at that instant): Python
+    # prints "Exception ignored in" and drops what the handler raised. The deploy must not
+    # carry on as if nothing happened (it once waited out its whole readiness timeout).
+    class Resource:
+        pass
+
+    with Interrupts(print) as interrupts:
+        resource = Resource()
+        weakref.finalize(resource, signal.raise_signal, signal.SIGINT)
+        del resource  # the finalizer runs here, and its exception is dropped
+        with pytest.raises(Interrupted, match="SIGINT"):
+            interrupts.check()
+        interrupts.defer("rolling back")  # the run answered it: nothing left to raise
+        interrupts.check()

@@ -46,6 +46,7 @@ from docker_swap.rollout.outcomes import DONE, NEEDS_ATTENTION, ROLLED_BACK
 from docker_swap.rollout.stack_state import Bridged, StackResult, port_of
 from docker_swap.rollout.swap import Swap, as_step_failure
 from docker_swap.rollout.switchboard import Switchboard
+from docker_swap.safety.failpoints import failpoint
 from docker_swap.safety.interrupts import Interrupts
 from docker_swap.safety.journal import STARTING, Entry, Journal
 from docker_swap.targets.swarm.batch import BridgedService, StackBatch
@@ -100,8 +101,10 @@ class StackRun:
         try:
             for bridged in self.bridged:
                 self._phase(bridged, "bridge", self._bridge)
+            failpoint("bridge")
             for bridged in self.bridged:
                 self._phase(bridged, "to-bridge", self._to_bridge)
+            failpoint("update")
             self._write(UPDATING)
             self.update_ran = True
             self._timed("update", self._update)

@@ -6,7 +6,8 @@ with its release record, every service and batch of an `up`), in one of three mo
               raises `Interrupted` where the swap is, and the swap rolls back
     deferred  (rolling back, once the new version serves, recording the outcome) signals are
               only noted: what runs finishes (each step is bounded by a timeout), so that
-              nothing is left half done
+              nothing is left half done; `stop_requested` turns True, and no other batch
+              or service starts
     held      (between two steps of `up`: compose's own actions, between batches) signals are
               noted and `stop_requested` turns True: the run finishes the step it is in, then
               starts nothing more
@@ -14,7 +15,9 @@ with its release record, every service and batch of an `up`), in one of three mo
 A signal that arrives while an exception is being handled does not raise: that exception may
 be the failure the swap is about to roll back, and a second one would escape the rollback. It
 is kept instead: the deferral that starts a rollback notes it, or `check()` raises it at the
-swap's next step.
+swap's next step. An interruption the handler raised is remembered until the run moves on
+(defers, arms or holds): Python drops an exception raised while a finalizer runs (garbage
+collection at that instant), and `check()` raises it again then.
 """
 
 from __future__ import annotations
@@ -39,9 +42,11 @@ class Interrupts:
         self._pending = ""
         self._when = "before the switch completed"
         self._held = False
+        self._raised = ""
+        """The signal of an interruption raised that the run has not answered yet."""
         self._previous: dict[int, Any] = {}
         self.stop_requested = False
-        """A signal arrived while held (or deferred): the run starts nothing more."""
+        """A signal arrived: the run finishes what it does, and starts nothing more."""
 
     def __enter__(self) -> Interrupts:
         # Signal handlers belong to the main thread; elsewhere (a library caller's thread) the
@@ -57,7 +62,7 @@ class Interrupts:
 
     def defer(self, reason: str) -> None:
         """From now on, note signals with `reason` instead of interrupting."""
-        self._armed, self._held = False, False
+        self._armed, self._held, self._raised = False, False, ""
         self._deferred_reason = reason
         if self._pending:
             self._note(f"{self._pending} received: {reason}.")
@@ -66,7 +71,7 @@ class Interrupts:
     def arm(self, when: str) -> None:
         """Interrupt again from now on (a batch's start, the watch window: the old containers
         still wait)."""
-        self._armed, self._held, self._when = True, False, when
+        self._armed, self._held, self._when, self._raised = True, False, when, ""
 
     def hold(self, reason: str) -> None:
         """From now on, note signals with `reason` and ask the run to stop at its next step."""
@@ -74,10 +79,12 @@ class Interrupts:
         self._held = True
 
     def check(self) -> None:
-        """Raise the interruption a signal left pending, if any."""
+        """Raise the interruption a signal left pending (or one that was dropped), if any."""
         if self._pending:
             name, self._pending = self._pending, ""
             self._interrupt(name)
+        if self._raised:
+            raise Interrupted(f"interrupted by {self._raised} {self._when}.")
 
     def _handle(self, number: int, _frame: FrameType | None) -> None:
         name = signal.Signals(number).name
@@ -86,11 +93,12 @@ class Interrupts:
         elif self._armed:
             self._interrupt(name)
         else:
-            self.stop_requested = self.stop_requested or self._held
+            self.stop_requested = True  # what runs finishes; nothing new starts
             self._note(f"{name} received: {self._deferred_reason}.")
 
     def _interrupt(self, name: str) -> None:
         self._armed = False  # one interruption only: the rollback must not be interrupted
         self._deferred_reason = "rolling back first"
         self.stop_requested = True
+        self._raised = name  # until the run answers it (see the module's docstring)
         raise Interrupted(f"interrupted by {name} {self._when}.")
