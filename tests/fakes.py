@@ -289,6 +289,8 @@ class FakeProxy:
     unstaged: int = 0
     stage_error: StepFailed | None = None
     drain_error: StepFailed | None = None
+    weights: list[list[int]] = field(default_factory=list)  # of each switch's backends
+    not_sticky: str | None = None
 
     def check(self) -> list[str]:
         return list(self.notes)
@@ -311,9 +313,13 @@ class FakeProxy:
     def switch(self, backends: Sequence[Backend]) -> str:
         index = len(self.switches)
         self.switches.append([b.name for b in backends])
+        self.weights.append([b.weight for b in backends])
         if index in self.errors:
             raise self.errors[index]
         return f"switched to {', '.join(b.name for b in backends)}"
+
+    def sticky_problem(self) -> str | None:
+        return self.not_sticky
 
     def drain(self, timeout: float) -> Drained:
         if self.drain_error:

@@ -13,6 +13,7 @@ from docker_swap._version import __version__
 
 if TYPE_CHECKING:
     from docker_swap.errors import (
+        CanaryConflict,
         ComposeFailed,
         ComposeUnavailable,
         ContainerExited,
@@ -42,15 +43,19 @@ if TYPE_CHECKING:
     )
     from docker_swap.observer import Observer, PhaseResult
     from docker_swap.options import ComposeOptions, DeployOptions, ProxyRef, VerifyOptions
-    from docker_swap.rollout.deploy import DeployReport, deploy
+    from docker_swap.rollout.canary import abort
+    from docker_swap.rollout.deploy import deploy
+    from docker_swap.rollout.promote import promote
     from docker_swap.rollout.recover import RecoveryReport, recover, sync
+    from docker_swap.rollout.reports import CanaryState, DeployReport
     from docker_swap.rollout.up import ServiceOutcome, UpReport, up
     from docker_swap.rollout.verify import VerifyReport
 
 
 _WHERE = {
     **dict.fromkeys([
-        "ComposeFailed", "ComposeUnavailable", "ContainerExited", "ContainerUnhealthy",
+        "CanaryConflict", "ComposeFailed", "ComposeUnavailable", "ContainerExited",
+        "ContainerUnhealthy",
         "DeployFailed", "DeployInProgress", "EngineFailed", "EngineUnreachable", "HookFailed",
         "Interrupted", "InvalidSettings", "NeedsAttention", "NotReady", "NotSwappable",
         "ProxyConfigInvalid", "ProxyNotReady", "Refused", "RegistryDataInvalid",
@@ -62,7 +67,8 @@ _WHERE = {
     "ComposeOptions": "options", "DeployOptions": "options", "ProxyRef": "options",
     "VerifyOptions": "options", "VerifyReport": "rollout.verify",
     "RecoveryReport": "rollout.recover", "recover": "rollout.recover", "sync": "rollout.recover",
-    "DeployReport": "rollout.deploy", "deploy": "rollout.deploy",
+    "DeployReport": "rollout.reports", "deploy": "rollout.deploy",
+    "CanaryState": "rollout.reports", "promote": "rollout.promote", "abort": "rollout.canary",
     "ServiceOutcome": "rollout.up", "UpReport": "rollout.up", "up": "rollout.up",
 }
 
@@ -80,6 +86,8 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "CanaryConflict",
+    "CanaryState",
     "ComposeFailed",
     "ComposeOptions",
     "ComposeUnavailable",
@@ -118,7 +126,9 @@ __all__ = [
     "VerifyOptions",
     "VerifyReport",
     "__version__",
+    "abort",
     "deploy",
+    "promote",
     "recover",
     "sync",
     "up",

@@ -12,8 +12,10 @@
     │   ├── StateUnusable         the journal on the engine is unreadable, or the state folder
     │   │                         cannot be written
     │   ├── InvalidSettings       a flag or an `x-swap` key has a value we cannot use
-    │   └── ReleaseRefused        `rollback` cannot go to that release (unknown, never served,
-    │                             the one that runs, its image not kept any more)
+    │   ├── ReleaseRefused        `rollback` cannot go to that release (unknown, never served,
+    │   │                         the one that runs, its image not kept any more)
+    │   └── CanaryConflict        a canary of the service runs (a deploy waits for promote or
+    │                             abort), or none runs (promote, abort)
     ├── StepFailed                one step of a swap failed; the swap rolls back
     │   ├── ComposeFailed         `docker compose up` did not start the new container
     │   ├── NotReady              the new container did not become ready within the timeout
@@ -27,6 +29,8 @@
     │   ├── ReleaseFailed         a new container failed during the watch window
     │   ├── RegistryUnavailable   Redis stopped answering (the agent reconnects)
     │   ├── RegistryDataInvalid   a generation in Redis is malformed or not validly signed
+    │   ├── ImageRegistryFailed   an image registry did not answer, refused the credentials, or
+    │   │                         answered what is not a digest or a list of tags
     │   ├── SwarmUpdateFailed     Swarm's own update of a stack service paused or rolled back
     │   ├── UnexpectedError       an exception docker-swap did not expect (a bug) before the
     │   │                         switch: the swap undoes itself, then needs attention (3)
@@ -116,6 +120,11 @@ class ReleaseRefused(Refused):
     """Raised when `rollback` cannot go to the release asked for (unknown, current, gone)."""
 
 
+class CanaryConflict(Refused):
+    """Raised when a canary of the service runs and the command would change it (another
+    deploy, a rollback), or when none runs and the command needs one (promote, abort)."""
+
+
 class StepFailed(SwapError):
     """Raised by one step of the swap; the sequence answers it by rolling back."""
 
@@ -170,6 +179,11 @@ class RegistryUnavailable(StepFailed):
 class RegistryDataInvalid(StepFailed):
     """Raised when a generation read from Redis is malformed or not validly signed; the agent
     refuses it and its proxy keeps what it served."""
+
+
+class ImageRegistryFailed(StepFailed):
+    """Raised when an image registry (where `autoupdate` asks for digests and tags, and pulls
+    from) does not answer, or answers what cannot be used."""
 
 
 class SwarmUpdateFailed(StepFailed):

@@ -10,6 +10,7 @@ COMPOSE_SERVICE = "com.docker.compose.service"
 COMPOSE_NUMBER = "com.docker.compose.container-number"
 COMPOSE_ONEOFF = "com.docker.compose.oneoff"
 COMPOSE_CONFIG_FILES = "com.docker.compose.project.config_files"
+COMPOSE_WORKING_DIR = "com.docker.compose.project.working_dir"
 COMPOSE_CONFIG_HASH = "com.docker.compose.config-hash"
 
 # Swarm's, on a stack's services and on their tasks' containers.

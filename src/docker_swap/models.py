@@ -43,6 +43,8 @@ class ServiceDefinition:
     """The `deploy` block as compose printed it (update_config, rollback_config...)."""
     depends_on: Mapping[str, str] = field(default_factory=dict)
     """Service it depends on -> its condition (service_started, service_healthy...)."""
+    builds: bool = False
+    """It has a `build:` section: its image is made here, not pulled from a registry."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,8 @@ class Container:
     exposed_ports: tuple[int, ...] = ()
     has_healthcheck: bool = False
     config_files: tuple[str, ...] = ()
+    working_dir: str = ""
+    """The compose project's folder (where its `.env` is)."""
     pid: int = 0
     """Host pid of the container's main process (0 when it does not run)."""
     mounts: tuple[str, ...] = ()
@@ -88,6 +92,10 @@ class Container:
         return self.status == "running"
 
 
+MAX_WEIGHT = 256
+"""The highest weight of a backend (HAProxy's; nginx takes any)."""
+
+
 @dataclass(frozen=True)
 class Backend:
     """Where a proxy sends a service's traffic: one container's name, address and port."""
@@ -96,6 +104,8 @@ class Backend:
     name: str
     address: str
     port: int
+    weight: int = 1
+    """Its share of new requests relative to the others' (a canary's are set apart: weights.py)."""
 
     @property
     def short_id(self) -> str:
@@ -118,6 +128,9 @@ class Backend:
         if isinstance(self.port, bool) or not isinstance(self.port, int) or not (
                 1 <= self.port <= 65535):
             return "its port is not a number from 1 to 65535"
+        if isinstance(self.weight, bool) or not isinstance(self.weight, int) or not (
+                1 <= self.weight <= MAX_WEIGHT):
+            return f"its weight is not a number from 1 to {MAX_WEIGHT}"
         return None
 
 

@@ -3,6 +3,7 @@ merged and checked the service's `x-swap` settings with the flags. No I/O here."
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -29,6 +30,12 @@ VERIFY_CONNECTIONS = 4
 HOOKS = ("before-switch", "after-switch", "before-stop")
 """Where a hook runs: in one new container once ready, before any traffic moves; in one new
 container after the switch; in each old container before its stop signal."""
+
+AUTOUPDATE_POLICIES = ("never", "digest", "patch", "minor", "major")
+"""x-swap.autoupdate: never; follow the tag by digest; or move to a newer tag within a patch,
+minor or major version (rollout/follow_tags.py)."""
+DEFAULT_INTERVAL = 300.0
+"""Seconds between two checks of `docker-swap autoupdate`."""
 
 DEFAULT_KEEP = 3
 """Releases whose images are kept for `docker-swap rollback` (x-swap `keep`)."""
@@ -64,6 +71,10 @@ SWAP_KEYS = (
     "registry-namespace",
     "keep",
     "settle",
+    "canary",
+    "canary-for",
+    "sticky",
+    "autoupdate",
 )
 SECRET_KEYS = ("registry-key",)
 """Keys whose values are never shown in a message."""
@@ -152,10 +163,38 @@ class DeployOptions:
     keep: int = DEFAULT_KEEP
     """How many released images stay available for `rollback` (x-swap.keep)."""
     settle: float = DEFAULT_SETTLE
+    canary: CanaryShare | None = None
+    """Start the new version as a canary with this share (x-swap.canary, --canary)."""
+    canary_for: float | None = None
+    """Seconds to watch a canary before promoting or aborting it by itself (--canary-for)."""
+    sticky: bool = False
+    """A client stays on the side (canary or not) it first got: the proxy's cookie."""
+    autoupdate: str = "never"
+    """How `docker-swap autoupdate` follows the service's image (x-swap.autoupdate)."""
 
     @property
     def upstream_name(self) -> str:
         return self.upstream or self.service
+
+
+@dataclass(frozen=True)
+class CanaryShare:
+    """What a canary gets: `percent` of new requests (0 < percent < 100), or `replicas` new
+    containers weighted as the old ones are."""
+
+    percent: float | None = None
+    replicas: int | None = None
+
+    def __str__(self) -> str:
+        return f"{self.percent:g}%" if self.percent is not None else str(self.replicas)
+
+    def containers(self, replicas: int) -> int:
+        """How many canary containers start beside a service of `replicas`: its replicas, or
+        enough to carry the percent as the old ones carry theirs (at least one)."""
+        if self.replicas is not None:
+            return self.replicas
+        assert self.percent is not None
+        return max(1, min(replicas, math.ceil(replicas * self.percent / 100 - 1e-9)))
 
 
 @dataclass(frozen=True)

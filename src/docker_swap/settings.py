@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from docker_swap.errors import InvalidSettings, redact
 from docker_swap.options import (
+    AUTOUPDATE_POLICIES,
     DEFAULT_DRAIN_TIMEOUT,
     DEFAULT_HOOK_TIMEOUT,
     DEFAULT_KEEP,
@@ -26,12 +27,13 @@ from docker_swap.options import (
     READINESS_KEYS,
     SECRET_KEYS,
     SWAP_KEYS,
+    CanaryShare,
     DeployOptions,
     ProxyRef,
     VerifyOptions,
 )
 
-__all__ = ["parse_duration", "parse_rate", "parse_verify", "redact",
+__all__ = ["parse_duration", "parse_rate", "parse_share", "parse_verify", "redact",
            "resolve_settings"]
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
@@ -59,7 +61,7 @@ def resolve_settings(
     def get(key: str) -> tuple[str, object] | None:
         return sources.get(key)
 
-    return DeployOptions(
+    options = DeployOptions(
         service=service,
         proxy=_parsed(get("proxy"), "proxy", lambda v: ProxyRef.parse(_text(v))),
         port=_parsed(get("port"), "port", _port),
@@ -82,7 +84,17 @@ def resolve_settings(
         registry_namespace=_parsed(get("registry-namespace"), "registry-namespace", _namespace),
         keep=_parsed(get("keep"), "keep", _keep) or DEFAULT_KEEP,
         settle=_parsed(get("settle"), "settle", parse_duration) or DEFAULT_SETTLE,
+        canary=None if given.get("canary") is False else _parsed(get("canary"), "canary",
+                                                                 parse_share),
+        canary_for=_parsed(get("canary-for"), "canary-for", parse_duration),
+        sticky=bool(_parsed(get("sticky"), "sticky", _flag)),
+        autoupdate=_parsed(get("autoupdate"), "autoupdate", _policy) or "never",
     )
+    loose = [f"--{key}" for key in ("canary-for", "sticky") if given.get(key)]
+    if loose and options.canary is None:
+        raise InvalidSettings(f"{loose[0]} applies to a canary, and none is asked for.",
+                              hint="Give --canary SHARE too (or x-swap canary).")
+    return options
 
 
 def parse_duration(value: object) -> float:
@@ -227,6 +239,34 @@ def parse_verify(urls: tuple[str, ...], rate: object) -> VerifyOptions:
         raise InvalidSettings(f"--verify-rate has value {rate!r}; expected requests per second "
                               "from 1 to 1000, such as 20.")
     return VerifyOptions(urls, per_second)
+
+
+def parse_share(value: object) -> CanaryShare:
+    """A canary's share: a percentage above 0 and below 100 (`10%`, `2.5%`), or a number of
+    replicas (`1`, `2`)."""
+    text = value.strip() if isinstance(value, str) else value
+    if isinstance(text, int) and not isinstance(text, bool) and 1 <= text <= 1000:
+        return CanaryShare(replicas=text)
+    if isinstance(text, str) and re.fullmatch(r"[1-9][0-9]{0,2}", text):
+        return CanaryShare(replicas=int(text))
+    if isinstance(text, str) and re.fullmatch(r"[0-9]{1,2}(?:\.[0-9]{1,2})?%", text):
+        percent = float(text[:-1])
+        if 0 < percent < 100:
+            return CanaryShare(percent=percent)
+    raise ValueError("a share of requests above 0% and below 100% (such as 10%), or a number "
+                     "of canary replicas (such as 1)")
+
+
+def _policy(value: object) -> str:
+    if value not in AUTOUPDATE_POLICIES:
+        raise ValueError(f"one of {', '.join(AUTOUPDATE_POLICIES)}")
+    return str(value)
+
+
+def _flag(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError("true or false")
+    return value
 
 
 def parse_rate(value: object) -> float:

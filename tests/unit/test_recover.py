@@ -22,7 +22,7 @@ def resume(phase: str, monkeypatch: pytest.MonkeyPatch) -> tuple[str, list[str],
     switched: list[str] = []
 
     def switch(_e: object, _p: object, _o: object, containers: Sequence[Container],
-               changes: recover._Changes) -> str:
+               changes: recover._Changes, _split: object = None) -> str:
         switched.extend(c.name for c in containers)
         return "switched"
 

@@ -24,7 +24,8 @@ from docker_swap.observer import PhaseResult
 from docker_swap.options import DeployOptions, ProxyRef, VerifyOptions
 from docker_swap.proxy import Drained
 from docker_swap.releases.store import Recorded
-from docker_swap.rollout.deploy import compose_swap, deploy_prepared
+from docker_swap.rollout.batch import compose_swap
+from docker_swap.rollout.deploy import deploy_prepared
 from docker_swap.rollout.swap import Swap
 from docker_swap.rollout.verify import Verifier
 from docker_swap.safety.interrupts import Interrupts

@@ -9,11 +9,21 @@ import sys
 
 import click
 
-from docker_swap.cli import agent, deploy, maintenance, releases, tools, up
+from docker_swap.cli import (
+    agent,
+    autoupdate,
+    canary,
+    deploy,
+    maintenance,
+    releases,
+    tools,
+    up,
+)
 from docker_swap.cli.app import cli
 from docker_swap.errors import EXIT_NEEDS_ATTENTION, EXIT_REFUSED, unexpected
 
-__all__ = ["agent", "cli", "deploy", "main", "maintenance", "releases", "tools", "up"]
+__all__ = ["agent", "autoupdate", "canary", "cli", "deploy", "main", "maintenance", "releases",
+           "tools", "up"]
 log = logging.getLogger(__name__)
 
 

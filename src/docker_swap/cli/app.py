@@ -71,4 +71,7 @@ def fail(shown: Presenter, error: Exception, service: str) -> NoReturn:
 def renamed(flags: dict[str, Any]) -> dict[str, object | None]:
     """Click's parameter names to x-swap's keys, so that one merge serves both."""
     names = {"http_path": "http"}
+    flags = dict(flags)
+    if flags.pop("no_canary", False):
+        flags["canary"] = False  # settings.py: no canary, whatever x-swap says
     return {names.get(key, key).replace("_", "-"): value for key, value in flags.items()}

@@ -8,7 +8,13 @@ from typing import Any
 import click
 
 from docker_swap.cli.app import cli, fail, renamed
-from docker_swap.cli.flags import readiness_options, release_options, service_options
+from docker_swap.cli.canary import decide_canaries
+from docker_swap.cli.flags import (
+    canary_options,
+    readiness_options,
+    release_options,
+    service_options,
+)
 from docker_swap.cli.output import presenter
 from docker_swap.cli.targeting import stack_of, swarm_option
 from docker_swap.errors import ServiceNotFound
@@ -20,6 +26,7 @@ from docker_swap.settings import parse_verify
 @click.argument("service")
 @readiness_options
 @release_options
+@canary_options
 @service_options
 @swarm_option
 @click.pass_obj
@@ -55,6 +62,10 @@ def deploy_command(compose: ComposeOptions, /, service: str, as_json: bool, quie
                 sys.exit(stacked.exit_code)
         except Exception as error:
             fail(shown, error, service)
+        if report.canary is not None and report.canary.decide_after:
+            shown.deployed(report)
+            sys.exit(decide_canaries(shown, compose, [service], report.canary.decide_after,
+                                     renamed(flags), checks))
     shown.deployed(report)
 
 
@@ -84,7 +95,8 @@ def rollback_command(compose: ComposeOptions, /, service: str, to: int | None, a
                 stacked = stack_rollback(target, service, to, observer=shown, verify=checks)
                 shown.upped(stacked)
                 sys.exit(stacked.exit_code)
-            report = rollback(service, to=to, compose_options=compose, flags=renamed(flags),
+            report = rollback(service, to=to, compose_options=compose,
+                              flags={**renamed(flags), "canary": False},  # never a canary
                               observer=shown, verify=checks)
         except Exception as error:
             fail(shown, error, service)

@@ -71,7 +71,30 @@ def diagnose(compose_options: ComposeOptions | None = None,
                   "you deploy (see docs/nginx.md).")
     for definition in swapped:
         yield from _service(engine, project, definition)
+    yield from _followed(engine, project)
     yield from _up(compose, engine, project)
+
+
+def _followed(engine: Engine, project: Project) -> Iterator[Finding]:
+    """Each service `autoupdate` follows (x-swap autoupdate): does its registry answer?"""
+    for name, definition in sorted(project.services.items()):
+        try:
+            policy = resolve_settings(name, definition.x_swap, {}).autoupdate
+            if policy == "never":
+                continue
+            reference = definition.image or ""
+            if definition.builds:
+                yield Finding(False, f"{name} autoupdate", "it builds its image here, so "
+                              "autoupdate has no registry to follow", "Push it to a registry "
+                              "and name it in `image:`, or set x-swap autoupdate: never.")
+                continue
+            digest = engine.remote_digest(reference)
+            yield Finding(True, f"{name} autoupdate", f"{policy}: the registry says "
+                          f"{reference} is {digest[:19]}")
+        except SwapError as error:
+            yield Finding(False, f"{name} autoupdate", error.message,
+                          error.hint or "Check `docker pull` of it, and your docker "
+                          "credentials (`docker login`).")
 
 
 def _stack(compose_options: ComposeOptions) -> Iterator[Finding]:

@@ -102,3 +102,25 @@ def readiness_options(command: F) -> F:
     ]):
         command = decorator(command)
     return command
+
+
+def canary_options(command: F) -> F:
+    """A canary: the new version on a share of the requests, until promote or abort."""
+    for decorator in reversed([
+        click.option("--canary", metavar="SHARE",
+                     help="Start the new version beside the old one on this share of new "
+                     "requests (10%), or as that many new containers weighed as the old ones "
+                     "(2); `promote` or `abort` ends it. [x-swap: canary]"),
+        click.option("--canary-for", metavar="DURATION",
+                     help="With a canary: watch it this long, then promote it, or abort it "
+                     "as soon as one of its containers exits or turns unhealthy (or passes "
+                     "--max-error-rate, where the proxy counts answers per backend). "
+                     "[x-swap: canary-for]"),
+        click.option("--sticky/--no-sticky", default=None,
+                     help="With a canary: a client stays on the side it first got (the "
+                     "proxy's cookie; HAProxy and Caddy). [x-swap: sticky]"),
+        click.option("--no-canary", is_flag=True,
+                     help="Deploy straight, even if x-swap asks for a canary."),
+    ]):
+        command = decorator(command)
+    return command

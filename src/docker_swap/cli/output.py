@@ -25,11 +25,12 @@ from rich.text import Text
 
 from docker_swap.errors import DeployFailed, SwapError
 from docker_swap.observer import PhaseResult, SilentObserver
-from docker_swap.rollout.deploy import DeployReport
+from docker_swap.rollout.reports import CanaryState, DeployReport
 from docker_swap.rollout.verify import VerifyReport
 
 if TYPE_CHECKING:
     from docker_swap.demo import DemoReport
+    from docker_swap.rollout.canary_watch import Decision
     from docker_swap.rollout.outcomes import ServiceOutcome, UpReport
     from docker_swap.rollout.recover import RecoveryReport
     from docker_swap.targets.compose.plan import ServicePlan
@@ -59,6 +60,21 @@ class Presenter(SilentObserver):
     def deployed(self, report: DeployReport) -> None:
         pass
 
+    def aborted(self, report: DeployReport) -> None:
+        pass
+
+    def decided(self, decisions: list[Decision]) -> None:
+        """--canary-for: what became of each canary; failures on stderr."""
+        for decision in decisions:
+            if decision.exit_code:
+                self.err.print(f"[red]{decision.service}: {decision.outcome}[/] "
+                               f"{escape(decision.reason)}")
+                if decision.error is not None and decision.error.hint:
+                    self.err.print(f"  {escape(decision.error.hint)}")
+                elif decision.outcome == "kept":
+                    self.err.print(f"  Run `docker-swap promote {decision.service}` or "
+                                   f"`docker-swap abort {decision.service}`.")
+
     def recovered(self, report: RecoveryReport) -> None:
         pass
 
@@ -71,7 +87,7 @@ class Presenter(SilentObserver):
     def upped(self, report: UpReport) -> None:
         """`up`: the plan (dry run), or every service's outcome."""
         for service in report.services:
-            if service.outcome not in ("planned", "unchanged", "done"):
+            if service.outcome not in ("planned", "unchanged", "done", "canary"):
                 self.err.print(f"[red]{service.name}: {service.outcome}[/] "
                                f"{escape(service.error or service.detail)}")
                 if service.hint:
@@ -103,11 +119,43 @@ class Lines(Presenter):
     def deployed(self, report: DeployReport) -> None:
         if report.verify:
             self._verified(report.verify)
+        if report.canary is not None:
+            self._canary(report.service, report.seconds, report.canary)
+            return
         self.out.print(
             f"[green]done[/]    {report.seconds:6.2f}s  {report.service} now runs "
             f"{', '.join(report.new)} (replaced {', '.join(report.old)})"
             + (f", release {report.release}" if report.release else "")
         )
+
+    def _canary(self, service: str, seconds: float, canary: CanaryState) -> None:
+        release = f", release {canary.release}" if canary.release else ""
+        self.out.print(
+            f"[green]canary[/]  {seconds:6.2f}s  {', '.join(canary.containers)} get "
+            f"{canary.weighed:.1%} of {service}'s new requests (asked: {canary.share}) beside "
+            f"{', '.join(canary.old)}{release}")
+        then = (f"watched for {canary.decide_after:g}s, then promoted or aborted"
+                if canary.decide_after else f"`docker-swap promote {service}` rolls it out, "
+                f"`docker-swap abort {service}` removes it")
+        self.out.print(f"        {escape(then)}")
+
+    def aborted(self, report: DeployReport) -> None:
+        if report.verify:
+            self._verified(report.verify)
+        self.out.print(f"[green]aborted[/] {report.seconds:6.2f}s  {report.service} runs "
+                       f"{', '.join(report.new)} again; its canary {', '.join(report.old)} "
+                       "was removed")
+
+    def decided(self, decisions: list[Decision]) -> None:
+        for decision in decisions:
+            if decision.promoted is not None:
+                self.upped(decision.promoted)
+            if decision.aborted is not None:
+                self.aborted(decision.aborted)
+            colour = "green" if not decision.exit_code else "red"
+            self.out.print(f"[{colour}]{decision.outcome}[/] {decision.service}: "
+                           f"{escape(decision.reason)}")
+        super().decided(decisions)
 
     def failed(self, error: SwapError, service: str) -> None:
         if isinstance(error.verify, VerifyReport):
@@ -139,7 +187,7 @@ class Lines(Presenter):
                                    f"{escape(service.downtime)}")
             return
         for service in report.services:
-            colour = "green" if service.outcome in ("done", "unchanged") else "red"
+            colour = "green" if service.outcome in ("done", "unchanged", "canary") else "red"
             self.out.print(f"{service.name:<{width}}  [{colour}]{service.outcome:<11}[/] "
                            f"{service.seconds:6.2f}s  {escape(service.detail)}")
         super().upped(report)
@@ -221,11 +269,37 @@ class Live(Lines):
 
 
 class Json(Presenter):
+    """One object per command; with --canary-for, the canary's start and the decision."""
+
+    def __init__(self, out: Console, err: Console) -> None:
+        super().__init__(out, err)
+        self._start: dict[str, Any] | None = None
+
     def deployed(self, report: DeployReport) -> None:
-        data: dict[str, Any] = {"result": "deployed", **asdict(report)}
+        result = "canary" if report.canary else "deployed"
+        data: dict[str, Any] = {"result": result, **asdict(report)}
         data["seconds"] = round(report.seconds, 3)
         for phase in data["phases"]:
             phase["seconds"] = round(phase["seconds"], 3)
+        if report.canary is not None and report.canary.decide_after:
+            self._start = data  # printed with the decision
+            return
+        print(json.dumps(_finite(data)))
+
+    def aborted(self, report: DeployReport) -> None:
+        print(json.dumps(_finite({"result": "aborted", **asdict(report)})))
+
+    def decided(self, decisions: list[Decision]) -> None:
+        codes = [d.exit_code for d in decisions]
+        code = 3 if 3 in codes else 1 if 1 in codes else max(codes, default=0)
+        data = {"result": _UP_RESULTS.get(code, "failed"), "exit_code": code,
+                "started": self._start, "notes": self.notes,
+                "decisions": [{"service": d.service, "outcome": d.outcome, "reason": d.reason,
+                               "exit_code": d.exit_code,
+                               "promoted": asdict(d.promoted) if d.promoted else None,
+                               "aborted": asdict(d.aborted) if d.aborted else None,
+                               "error": d.error.message if d.error else None}
+                              for d in decisions]}
         print(json.dumps(_finite(data)))
 
     def recovered(self, report: RecoveryReport) -> None:
@@ -242,6 +316,10 @@ class Json(Presenter):
             service["started"] = round(service["started"], 3)
             for batch in service["batches"]:
                 batch["seconds"] = round(batch["seconds"], 3)
+        if any(s.canary and s.canary.decide_after for s in report.services) and \
+                self._start is None:
+            self._start = data  # printed with the decision
+            return
         print(json.dumps(_finite(data)))
 
     def failed(self, error: SwapError, service: str) -> None:
@@ -271,14 +349,15 @@ def _finite(data: Any) -> Any:
     return data
 
 
-def presenter(*, as_json: bool, quiet: bool) -> Presenter:
+def presenter(*, as_json: bool, quiet: bool, live: bool = True) -> Presenter:
+    """The presenter for these flags; `live` False for a long-lived process (plain lines)."""
     out = Console(highlight=False, soft_wrap=True)
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     if as_json:
         return Json(out, err)
     if quiet:
         return Quiet(out, err)
-    return Live(out, err) if out.is_terminal else Lines(out, err)
+    return Live(out, err) if out.is_terminal and live else Lines(out, err)
 
 
 def demo_report(report: DemoReport) -> str:

@@ -8,7 +8,8 @@ from typing import Any
 import click
 
 from docker_swap.cli.app import cli, fail, renamed
-from docker_swap.cli.flags import readiness_options, release_options
+from docker_swap.cli.canary import decide_canaries
+from docker_swap.cli.flags import canary_options, readiness_options, release_options
 from docker_swap.cli.output import presenter
 from docker_swap.cli.targeting import resolve_image_option, stack_of, swarm_option
 from docker_swap.errors import InvalidSettings
@@ -25,6 +26,7 @@ from docker_swap.settings import parse_verify
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but failures.")
 @readiness_options
 @release_options
+@canary_options
 @resolve_image_option
 @swarm_option
 @click.pass_obj
@@ -60,5 +62,11 @@ def up_command(compose: ComposeOptions, /, services: tuple[str, ...], dry_run: b
                             parallel=parallel, observer=shown, flags=given, verify=checks)
         except Exception as error:
             fail(shown, error, " ".join(services) or "SERVICE")
+        started = [s for s in report.services if s.canary is not None]
+        seconds = next((s.canary.decide_after for s in started if s.canary), None)
+        if seconds and report.exit_code == 0:
+            shown.upped(report)
+            sys.exit(decide_canaries(shown, compose, [s.name for s in started], seconds,
+                                     given, checks))
     shown.upped(report)
     sys.exit(report.exit_code)

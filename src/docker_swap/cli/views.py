@@ -7,11 +7,12 @@ Pure formatting (strings in, strings out); the CLI prints them.
 
 `status --json`: {"project", "agrees": bool, "services": [{"service", "release": RECORD |
 null, "containers": [{"name", "id", "status", "health", "image_id", "config_hash",
-"addresses"}], "proxy", "serving": [{"source", "backends", "containers", "strays"}],
-"problems": [...], "interrupted": JOURNAL ENTRY | null, "notes": [...],
-"compose_would_recreate": [container names]}]}. `serving[].
-containers` names the containers each proxy sends to; `problems` is empty when the proxy and
-the containers agree.
+"addresses"}], "proxy", "serving": [{"source", "backends", "containers", "strays",
+"weights"}], "problems": [...], "interrupted": JOURNAL ENTRY | null, "notes": [...],
+"compose_would_recreate": [container names], "canary": null | {"release", "share", "since",
+"age_seconds", "containers", "old", "weighed", "answers", "error_rates": {"canary", "old"}}}]}.
+`serving[].containers` names the containers each proxy sends to (`weights`: theirs, when they
+differ: a canary); `problems` is empty when the proxy and the containers agree.
 """
 
 from __future__ import annotations
@@ -22,14 +23,18 @@ from typing import Any
 
 from docker_swap.models import Container
 from docker_swap.releases.record import (
+    ABORT,
+    CANARY,
     FOUND,
     NEEDS_ATTENTION,
+    PROMOTE,
     ROLLBACK,
     ROLLED_BACK,
     UP,
     Release,
     record_data,
 )
+from docker_swap.targets.compose.canary_status import CanaryStatus
 from docker_swap.targets.compose.status import History, ServiceStatus, StatusReport
 
 
@@ -57,7 +62,9 @@ def describe(release: Release) -> str:
         return f"rollback to {release.rollback_to}"
     if release.kind == FOUND:
         return "found running"
-    return "up" if release.kind == UP else "deploy"
+    if release.outcome == CANARY or release.share:
+        return f"{'up' if release.kind == UP else 'deploy'} canary {release.share}"
+    return {UP: "up", PROMOTE: "promote", ABORT: "abort"}.get(release.kind, "deploy")
 
 
 def outcome(release: Release) -> str:
@@ -65,6 +72,8 @@ def outcome(release: Release) -> str:
         return f"rolled back: {release.reason}"
     if release.outcome == NEEDS_ATTENTION:
         return f"needs attention: {release.reason}"
+    if release.outcome == CANARY:
+        return "canary: serves its share beside the release before"
     return "deployed"
 
 
@@ -91,8 +100,13 @@ def _service_lines(service: ServiceStatus) -> list[str]:
         lines.append(f"  container  {container.name}  {_state(container)}  "
                      f"{container.image_id.removeprefix('sha256:')[:12]}")
     for view in service.serving:
+        weighed = [f"{name} (weight {weight})" for name, weight in
+                   zip(view.containers, view.weights, strict=False)] if view.weights else \
+            list(view.containers)
         lines.append(f"  proxy      {view.source} -> "
-                     f"{', '.join(view.containers + view.strays) or 'nothing'}")
+                     f"{', '.join(weighed + list(view.strays)) or 'nothing'}")
+    if service.canary is not None:
+        lines.append(f"  canary     {_canary_line(service.canary)}")
     if service.compose_would_recreate:
         lines.append(f"  pending    `docker compose up -d` would recreate "
                      f"{', '.join(service.compose_would_recreate)} (the definition or the image "
@@ -102,6 +116,27 @@ def _service_lines(service: ServiceStatus) -> list[str]:
     if not service.problems:
         lines.append("  ok         the proxy sends to the running containers")
     return lines
+
+
+def _canary_line(canary: CanaryStatus) -> str:
+    weighed = f"{canary.weighed:.1%}" if canary.weighed is not None else "an unknown share"
+    rates = canary.error_rates()
+    errors = "" if canary.answers is None else (
+        f"; 5xx since it started: canary {_rate(rates[0], canary.answers[:2])}, old "
+        f"{_rate(rates[1], canary.answers[2:])}")
+    return (f"release {canary.release}: {', '.join(canary.containers)} get {weighed} of new "
+            f"requests (asked {canary.share}) beside {', '.join(canary.old)}, for "
+            f"{_age(canary.age_seconds)}{errors}; `promote` or `abort` ends it")
+
+
+def _rate(rate: float | None, counts: tuple[int, ...]) -> str:
+    return f"{rate:.2%} of {counts[1]}" if rate is not None else "no answer yet"
+
+
+def _age(seconds: float) -> str:
+    minutes, rest = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{rest:02d}s"
 
 
 def _state(container: Container) -> str:
@@ -130,4 +165,13 @@ def _service_data(service: ServiceStatus) -> dict[str, Any]:
         "interrupted": asdict(service.interrupted) if service.interrupted else None,
         "notes": list(service.notes),
         "compose_would_recreate": list(service.compose_would_recreate),
+        "canary": _canary_data(service.canary),
     }
+
+
+def _canary_data(canary: CanaryStatus | None) -> dict[str, Any] | None:
+    if canary is None:
+        return None
+    rates = canary.error_rates()
+    return {**asdict(canary), "error_rates": None if canary.answers is None else
+            {"canary": rates[0], "old": rates[1]}}

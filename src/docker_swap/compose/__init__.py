@@ -286,6 +286,7 @@ def _service(name: str, spec: Mapping[str, object], project: str = "") -> Servic
         deploy=deploy,
         depends_on={dep: str((how or {}).get("condition", "service_started"))
                     for dep, how in depends_on.items()},
+        builds=spec.get("build") is not None,
     )
 
 

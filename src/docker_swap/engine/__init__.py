@@ -15,6 +15,7 @@ from typing import Any
 import docker
 import docker.errors
 
+from docker_swap.engine.distribution import Distribution
 from docker_swap.engine.errors import API_ERRORS as _API_ERRORS
 from docker_swap.engine.errors import reason as _reason
 from docker_swap.engine.errors import translated as _translated
@@ -28,7 +29,7 @@ from docker_swap.errors import EngineUnreachable
 __all__ = ["ContainerWatch", "Engine"]
 
 
-class Engine(Files, Images, Markers):
+class Engine(Files, Images, Markers, Distribution):
     """A connected engine. Methods raise `EngineFailed` for errors we did not expect."""
 
     def __init__(self, client: docker.DockerClient) -> None:

@@ -33,6 +33,7 @@ def container_from(attrs: Mapping[str, Any]) -> Container:
         has_healthcheck=bool(healthcheck) and healthcheck[0] != "NONE",
         config_files=tuple(f for f in found.get(labels.COMPOSE_CONFIG_FILES, "").split(",")
                            if f),
+        working_dir=found.get(labels.COMPOSE_WORKING_DIR, ""),
         pid=int(state.get("Pid") or 0),
         mounts=tuple(mount["Destination"] for mount in attrs.get("Mounts") or []),
         stop_grace=int(config.get("StopTimeout") or _DEFAULT_STOP_GRACE),

@@ -45,6 +45,8 @@ class Serving:
     """Which proxy, e.g. `nginx in demo-proxy-1`."""
     backends: tuple[str, ...]
     """HOST:PORT of each server it sends to; HOST is a container's name or address."""
+    weights: tuple[int, ...] = ()
+    """Each one's weight, in the same order (empty: all weigh the same)."""
 
 
 class ProxyDriver(Protocol):
@@ -84,6 +86,11 @@ class ProxyDriver(Protocol):
         """
         ...
 
+    def sticky_problem(self) -> str | None:
+        """Why this proxy cannot keep a client on the side it first got (a canary's
+        `--sticky`), in one sentence; None when it does."""
+        ...
+
     def drain(self, timeout: float) -> Drained:
         """Wait until requests sent before the last switch have finished, at most `timeout`.
 
@@ -104,6 +111,24 @@ class CountsAnswers(Protocol):
         ...
 
 
+@runtime_checkable
+class CountsAnswersOf(Protocol):
+    """A proxy driver that counts answers per backend (HAProxy): a canary's error rate beside
+    the old version's."""
+
+    def answers_of(self, backends: Sequence[Backend]) -> tuple[int, int] | None:
+        """5xx answers and all answers of the servers at `backends`' addresses so far (since
+        the proxy started, or their slot was first used); None when none of them is found."""
+        ...
+
+
 def covers(mount: str, path: str) -> bool:
     """A mount (a volume's place in a proxy's container) holds `path`."""
     return path == mount or path.startswith(mount.rstrip("/") + "/")
+
+
+def weighed(backends: Sequence[Backend]) -> str:
+    """The backends' names for a message, each with its weight when they differ."""
+    if len({b.weight for b in backends}) < 2:
+        return ", ".join(b.name for b in backends)
+    return ", ".join(f"{b.name} (weight {b.weight})" for b in backends)

@@ -33,6 +33,7 @@ from docker_swap.proxy.caddy_config import (
     Command,
     Slot,
     address,
+    apportion,
     file_dials,
     fill,
     fill_hosts,
@@ -41,6 +42,7 @@ from docker_swap.proxy.caddy_config import (
     read_slot,
     show_version,
     slots_problem,
+    sticky_problem,
 )
 from docker_swap.proxy.caddy_container import ADMIN_HOST, ADMIN_PORT, CaddyContainer
 from docker_swap.safety.failpoints import failpoint
@@ -60,6 +62,7 @@ class _Caddy:
     pending: list[Slot] = field(default_factory=list)
     current: dict[Slot, str | None] = field(default_factory=dict)
     """Slot to the IP its file holds (None: missing, or not an IP)."""
+    sticky_problem: str | None = None
 
     @property
     def name(self) -> str:
@@ -112,9 +115,20 @@ class CaddyDriver:
     def serving(self) -> list[Serving]:
         """The backends the slot files name now: Caddy reads them on every request."""
         self.check()
-        return [Serving(f"Caddy in {caddy.name} ({len(caddy.slots)} slots of "
-                        f"{self._upstream})", tuple(sorted(caddy.addresses())))
-                for caddy in self._caddies]
+        views = []
+        for caddy in self._caddies:
+            dialed = [address(h, s.port) for s, h in caddy.current.items() if h]
+            backends = sorted(set(dialed))  # a backend's weight: the slots that name it
+            views.append(Serving(f"Caddy in {caddy.name} ({len(caddy.slots)} slots of "
+                                 f"{self._upstream})", tuple(backends),
+                                 tuple(dialed.count(b) for b in backends)))
+        return views
+
+    def sticky_problem(self) -> str | None:
+        if not self._caddies:
+            self.check()
+        return next((f"Caddy in {c.name}: {c.sticky_problem}" for c in self._caddies
+                     if c.sticky_problem), None)
 
     def stage(self, backends: Sequence[Backend], serving: Sequence[Backend]) -> None:
         if not self._caddies:
@@ -158,7 +172,7 @@ class CaddyDriver:
         failpoint("switch")
         for caddy in self._caddies:
             self._confirm(caddy, contents[caddy.id])
-        done = f"upstream {self._upstream} -> {', '.join(b.name for b in backends)}"
+        done = f"upstream {self._upstream} -> {self._described(backends)}"
         return done + (f" (Caddy in {', '.join(reloaded)} reloaded once to load its new "
                        "slots)" if reloaded else "")
 
@@ -216,7 +230,8 @@ class CaddyDriver:
             )
         current = {s: read_slot(text) for s, text in zip(loaded, files, strict=True)}
         return _Caddy(box, command, version, slots, pending,
-                      {s: current.get(s) for s in slots})  # pending ones are written anew
+                      {s: current.get(s) for s in slots},  # pending ones are written anew
+                      sticky_problem(config, self._upstream))
 
     def _notes(self, caddy: _Caddy) -> list[str]:
         notes = []
@@ -244,6 +259,15 @@ class CaddyDriver:
                          "in flight per slot, not per backend: the drain waits until every slot "
                          "was idle once (Caddy >= 2.11.2 is exact).")
         return notes
+
+    def _described(self, backends: Sequence[Backend]) -> str:
+        """The backends, and for a canary how many slots each got (its share)."""
+        if len({b.weight for b in backends}) < 2 or not self._caddies:
+            return ", ".join(b.name for b in backends)
+        slots = self._caddies[0].slots
+        counts = apportion(len(slots), [b.weight for b in backends])
+        return ", ".join(f"{b.name} ({count} of {len(slots)} slots)"
+                         for b, count in zip(backends, counts, strict=True))
 
     def _contents(self, caddy: _Caddy, backends: Sequence[Backend]) -> dict[Slot, str]:
         port = caddy.slots[0].port

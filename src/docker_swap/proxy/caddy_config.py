@@ -118,6 +118,22 @@ def find_slots(config: object, upstream: str) -> list[Slot]:
     return sorted(found.values(), key=lambda s: _number(s.name))
 
 
+def sticky_problem(config: object, upstream: str) -> str | None:
+    """Why the reverse_proxy handlers of `upstream`'s slots do not keep a client on the slot
+    it first got (Caddy's `lb_policy cookie`), if they do not."""
+    name = re.compile(rf"^{re.escape(upstream)}\.\d+$")
+    for handler in _handlers(config):
+        dials = [e.get("dial") for e in handler.get("upstreams") or [] if isinstance(e, Mapping)]
+        ours = [d for d in dials if isinstance(d, str) and (m := _SLOT_DIAL.match(d))
+                and name.match(m["path"].rpartition("/")[2])]
+        balancing = handler.get("load_balancing")
+        policy = balancing.get("selection_policy") if isinstance(balancing, Mapping) else None
+        if ours and not (isinstance(policy, Mapping) and policy.get("policy") == "cookie"):
+            return (f"the reverse_proxy of {upstream} does not balance by cookie: add "
+                    "`lb_policy cookie` to it")
+    return None
+
+
 def file_dials(config: object) -> list[str]:
     """Every dial of a `reverse_proxy` that reads a file: to say what was found instead."""
     return [d for h in _handlers(config) for e in h.get("upstreams") or []
@@ -203,7 +219,8 @@ def read_slot(content: str | None) -> str | None:
 
 
 def fill(slots: Sequence[Slot], backends: Sequence[Backend]) -> dict[Slot, str]:
-    """Each slot's next content: the backends in turn, repeated when there are more slots.
+    """Each slot's next content: the backends in turn, repeated when there are more slots;
+    backends of different weights get slots in proportion to them (Caddy picks a slot).
 
     Raises ValueError when a backend is not an IP address and port, or there are fewer slots
     than backends (some would get no traffic).
@@ -212,7 +229,30 @@ def fill(slots: Sequence[Slot], backends: Sequence[Backend]) -> dict[Slot, str]:
         raise ValueError("no backend to send to")
     if len(slots) < len(backends):
         raise ValueError(f"{len(slots)} slot(s) for {len(backends)} backends")
-    return fill_hosts(slots, [slot_host(b) for b in backends])
+    if len({b.weight for b in backends}) < 2:
+        return fill_hosts(slots, [slot_host(b) for b in backends])
+    # Weighed (a canary): each backend gets slots in proportion to its weight, at least one.
+    counts = apportion(len(slots), [b.weight for b in backends])
+    hosts = [slot_host(b) for b, count in zip(backends, counts, strict=True)
+             for _ in range(count)]
+    return fill_hosts(slots, hosts)
+
+
+def apportion(count: int, weights: Sequence[int]) -> list[int]:
+    """`count` slots shared out in proportion to `weights`, each at least one (the nearest
+    whole numbers: largest remainder). Raises ValueError when there are fewer slots than
+    weights."""
+    if count < len(weights):
+        raise ValueError(f"{count} slot(s) for {len(weights)} backends")
+    total = sum(weights)
+    ideal = [count * w / total for w in weights]
+    slots = [max(1, int(x)) for x in ideal]
+    while sum(slots) < count:  # to the one furthest below its ideal
+        slots[max(range(len(slots)), key=lambda i: ideal[i] - slots[i])] += 1
+    while sum(slots) > count:  # from the one furthest above it that can spare one
+        spare = [i for i in range(len(slots)) if slots[i] > 1]
+        slots[max(spare, key=lambda i: slots[i] - ideal[i])] -= 1
+    return slots
 
 
 def fill_hosts(slots: Sequence[Slot], hosts: Sequence[str]) -> dict[Slot, str]:

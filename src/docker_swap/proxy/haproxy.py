@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from docker_swap.errors import ProxyConfigInvalid, ProxyNotReady, SwitchNotConfirmed
 from docker_swap.models import Backend, Container, check_backends
-from docker_swap.proxy.base import Drained, ProxyEngine, Serving, covers
+from docker_swap.proxy.base import Drained, ProxyEngine, Serving, covers, weighed
 from docker_swap.proxy.haproxy_runtime import (
     Slot,
     Socket,
@@ -44,6 +44,7 @@ class _HAProxy:
     container: Container
     socket: Socket
     state_file: str
+    sticky_problem: str | None = None
 
     @property
     def name(self) -> str:
@@ -85,9 +86,19 @@ class HAProxyDriver:
         """The backend's servers that take new requests, as `show servers state` says."""
         if not self._haproxies:
             self.check()
-        return [Serving(f"HAProxy in {h.name} (backend {self._backend})",
-                        tuple(f"{s.address}:{s.port}" for s in self._slots(h) if s.serving))
-                for h in self._haproxies]
+        views = []
+        for haproxy in self._haproxies:
+            serving = [s for s in self._slots(haproxy) if s.serving]
+            views.append(Serving(f"HAProxy in {haproxy.name} (backend {self._backend})",
+                                 tuple(f"{s.address}:{s.port}" for s in serving),
+                                 tuple(s.weight for s in serving)))
+        return views
+
+    def sticky_problem(self) -> str | None:
+        if not self._haproxies:
+            self.check()
+        return next((f"HAProxy in {h.name}: {h.sticky_problem}" for h in self._haproxies
+                     if h.sticky_problem), None)
 
     def stage(self, backends: Sequence[Backend], serving: Sequence[Backend]) -> None:
         if not self._haproxies:
@@ -114,7 +125,7 @@ class HAProxyDriver:
                                          f"{self._haproxies[0].name} had switched)") from exc
             self._retiring[haproxy.container.id] = others
             self._serving[haproxy.container.id] = chosen
-        return f"backend {self._backend} -> {', '.join(b.name for b in backends)}"
+        return f"backend {self._backend} -> {weighed(backends)}"
 
     def _switch_one(self, haproxy: _HAProxy, backends: Sequence[Backend],
                     deadline: float) -> tuple[set[str], set[str]]:
@@ -127,7 +138,7 @@ class HAProxyDriver:
             failpoint("switch")
             try:  # the new servers first: both sides are ready, so no request meets a gap
                 after = self._set_and_save(
-                    haproxy,
+                    haproxy, *self._weights(slots, backends),
                     *(f"set server {self._backend}/{n} state ready" for n in sorted(chosen)),
                     *(f"set server {self._backend}/{n} state drain" for n in sorted(others)))
             except ProxyConfigInvalid as exc:  # part of the line may have run: not "unchanged"
@@ -175,6 +186,22 @@ class HAProxyDriver:
                 errors += sum(counts.get(name, (0, 0))[0] for name in names)
                 total += sum(counts.get(name, (0, 0))[1] for name in names)
         return errors, total
+
+    def answers_of(self, backends: Sequence[Backend]) -> tuple[int, int] | None:
+        """5xx answers and all answers so far of the slots that hold `backends`, in every
+        HAProxy (None when no slot holds one)."""
+        if not self._haproxies:
+            self.check()
+        errors = total = 0
+        found = False
+        for haproxy in self._haproxies:
+            names = {s.name for s in self._slots(haproxy)
+                     if any(s.holds(b.address, b.port) for b in backends)}
+            found = found or bool(names)
+            counts = parse_answers(self._api(haproxy, "show stat"), self._backend)
+            errors += sum(counts.get(name, (0, 0))[0] for name in names)
+            total += sum(counts.get(name, (0, 0))[1] for name in names)
+        return (errors, total) if found else None
 
     def _inspect(self, container: Container) -> _HAProxy:
         processes = self._engine.processes(container.id)
@@ -229,7 +256,8 @@ class HAProxyDriver:
                 hint="Mount a volume on its folder, e.g. `- docker-swap:/var/lib/haproxy/"
                 "docker-swap`.",
             )
-        found = _HAProxy(container, setup.socket, setup.state_file)
+        found = _HAProxy(container, setup.socket, setup.state_file,
+                         setup.sticky_problem(self._backend))
         self._slots(found)  # proves the runtime API answers and knows the backend
         return found
 
@@ -262,6 +290,13 @@ class HAProxyDriver:
         ))
         return self._slots(haproxy)
 
+    def _weights(self, slots: Sequence[Slot], backends: Sequence[Backend]) -> list[str]:
+        """`set server ... weight` for each slot of `backends` that does not weigh as its
+        backend does (a canary's share; back to 1 after it)."""
+        return [f"set server {self._backend}/{s.name} weight {b.weight}"
+                for s in slots for b in backends if s.holds(b.address, b.port)
+                and s.weight != b.weight]
+
     def _confirm(self, haproxy: _HAProxy, chosen: set[str], backends: Sequence[Backend],
                  after: list[Slot], deadline: float) -> bool:
         """True once HAProxy reports exactly `chosen` serving, each at its backend's address
@@ -271,6 +306,9 @@ class HAProxyDriver:
             if not all(n in slots and any(slots[n].holds(b.address, b.port) for b in backends)
                        for n in chosen):
                 return False
+            if any(s.holds(b.address, b.port) and s.weight != b.weight
+                   for s in after for b in backends if s.name in chosen):
+                return False  # the weights were lost (a restart from an older state file)
             if all(slots[n].serving for n in chosen) and not any(
                 s.serving for n, s in slots.items() if n not in chosen
             ):

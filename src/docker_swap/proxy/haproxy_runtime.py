@@ -9,7 +9,7 @@ import csv
 import ipaddress
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 # Server administrative flags (`srv_admin_state`), from HAProxy's server.h.
 FORCED_MAINT = 0x01
@@ -28,6 +28,8 @@ class Slot:
     port: int
     op_state: int
     admin_state: int
+    weight: int = 1
+    """Its user weight (`srv_uweight`): its share of new requests against the others'."""
 
     @property
     def in_maintenance(self) -> bool:
@@ -67,6 +69,21 @@ class Setup:
     loads_state: bool
     backends: Mapping[str, list[str]]
     """Backend name to its server and server-template lines."""
+    cookies: Mapping[str, list[str]] = field(default_factory=dict)
+    """Backend name to its `cookie` and `dynamic-cookie-key` lines."""
+
+    def sticky_problem(self, backend: str) -> str | None:
+        """Why `backend` cannot keep a client on its server by a cookie that survives the
+        runtime API's address changes (HAProxy's dynamic cookies), if it cannot."""
+        lines = self.cookies.get(backend, [])
+        cookie = next((line.split() for line in lines if line.startswith("cookie ")), None)
+        if cookie is None or "insert" not in cookie or "dynamic" not in cookie:
+            return (f"backend {backend} sets no dynamic cookie: add `cookie SERVERID insert "
+                    "indirect nocache dynamic` to it")
+        if not any(line.startswith("dynamic-cookie-key ") for line in lines):
+            return (f"backend {backend} has dynamic cookies but no key: add "
+                    "`dynamic-cookie-key SOME-SECRET` to it")
+        return None
 
 
 def parse_servers_state(text: str) -> list[Slot]:
@@ -76,11 +93,12 @@ def parse_servers_state(text: str) -> list[Slot]:
         fields = line.split()
         if len(fields) < 19 or _number(fields[0]) is None:
             continue  # the version line, the header, blank lines
-        port, op_state, admin_state = (_number(fields[i]) for i in (18, 5, 6))
+        port, op_state, admin_state, weight = (_number(fields[i]) for i in (18, 5, 6, 7))
         if port is None or op_state is None or admin_state is None:
             continue
         slots.append(Slot(backend=fields[1], name=fields[3], address=fields[4], port=port,
-                          op_state=op_state, admin_state=admin_state))
+                          op_state=op_state, admin_state=admin_state,
+                          weight=1 if weight is None else weight))
     return slots
 
 
@@ -129,6 +147,10 @@ def parse_setup(config: str) -> Setup:
         ),
         backends={
             name: [line for line in lines if line.startswith(("server ", "server-template "))]
+            for (kind, name), lines in sections.items() if kind in ("backend", "listen")
+        },
+        cookies={
+            name: [line for line in lines if line.startswith(("cookie ", "dynamic-cookie-key "))]
             for (kind, name), lines in sections.items() if kind in ("backend", "listen")
         },
     )

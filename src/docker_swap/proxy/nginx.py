@@ -21,14 +21,14 @@ from typing import Protocol
 
 from docker_swap.errors import ProxyConfigInvalid, ProxyNotReady, SwitchNotConfirmed
 from docker_swap.models import Backend, Container, ExecResult, Process
-from docker_swap.proxy.base import Drained, ProxyEngine, Serving, covers
+from docker_swap.proxy.base import Drained, ProxyEngine, Serving, covers, weighed
 from docker_swap.proxy.nginx_config import (
     DEFAULT_DIRECTORY,
     DEFAULT_KEEPALIVE_MIN_TIMEOUT,
     KEEPALIVE_FILE,
     KEEPALIVE_MIN_TIMEOUT_SINCE,
     parse_dump,
-    parse_upstream_servers,
+    parse_upstream,
     parse_version,
     render_keepalive,
     render_upstream,
@@ -122,9 +122,14 @@ class NginxDriver:
         for container in self._containers:
             content = self._engine.read_file(
                 container.id, f"{self._directory}/{self.upstream_file}") or b""
-            found.append(Serving(f"nginx in {container.name}",
-                                 tuple(parse_upstream_servers(content.decode(errors="replace")))))
+            servers = parse_upstream(content.decode(errors="replace"))
+            found.append(Serving(f"nginx in {container.name}", tuple(s for s, _ in servers),
+                                 tuple(w for _, w in servers)))
         return found
+
+    def sticky_problem(self) -> str | None:
+        return ("nginx cannot keep a client on one side by a cookie (its `sticky` directive "
+                "is nginx Plus only): drop --sticky, or put HAProxy or Caddy in front.")
 
     def stage(self, backends: Sequence[Backend], serving: Sequence[Backend]) -> None:
         if not self._nginxes:
@@ -159,8 +164,7 @@ class NginxDriver:
         for nginx, workers in zip(self._nginxes, before, strict=True):
             self._retiring[nginx.container.id] = self._reload(nginx, workers, deadline)
             nginx.upstream_file = content
-        names = ", ".join(b.name for b in backends)
-        return f"upstream {self._upstream} -> {names}"
+        return f"upstream {self._upstream} -> {weighed(backends)}"
 
     def drain(self, timeout: float) -> Drained:
         if not self._retiring:  # no switch in this process (recovery): every old worker counts

@@ -111,12 +111,17 @@ def render_upstream(
     lines = [
         f"# Written by docker-swap ({generation}). Do not edit: each deploy rewrites this file.",
         f"upstream {upstream} {{",
-        *(f"    server {_host(b.address)}:{b.port};  # {b.name} {b.short_id}" for b in backends),
+        *(f"    server {_host(b.address)}:{b.port}{_weight(b)};  # {b.name} {b.short_id}"
+          for b in backends),
         *(f"    server {_host(b.address)}:{b.port} down;  # warming up: {b.name} {b.short_id}"
           for b in standby),
         "}",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _weight(backend: Backend) -> str:
+    return f" weight={backend.weight}" if backend.weight != 1 else ""
 
 
 def _host(address: str) -> str:
@@ -125,11 +130,18 @@ def _host(address: str) -> str:
 
 def parse_upstream_servers(text: str) -> list[str]:
     """HOST:PORT of each server an upstream file sends to (`down` ones, warming up, excluded)."""
+    return [server for server, _ in parse_upstream(text)]
+
+
+def parse_upstream(text: str) -> list[tuple[str, int]]:
+    """(HOST:PORT, weight) of each server an upstream file sends to (not the `down` ones)."""
     servers = []
     for line in text.splitlines():
         words = line.split("#", 1)[0].replace(";", " ").split()
         if len(words) >= 2 and words[0] == "server" and "down" not in words[2:]:
-            servers.append(words[1])
+            weights = [w.removeprefix("weight=") for w in words[2:] if w.startswith("weight=")]
+            weight = int(weights[0]) if weights and weights[0].isdigit() else 1
+            servers.append((words[1], weight))
     return servers
 
 

@@ -114,8 +114,13 @@ class RegistryDriver:
             lag = "" if agent.applied == newest else f" of {newest} published"
             found.append(Serving(
                 f"agent {agent.name} ({_state(agent, 'alive')}, generation {agent.applied}{lag})",
-                tuple(f"{b.address}:{b.port}" for b in applied.backends) if applied else ()))
+                tuple(f"{b.address}:{b.port}" for b in applied.backends) if applied else (),
+                tuple(b.weight for b in applied.backends) if applied else ()))
         return found or [Serving(f"{self.description}: no agent, generation {newest}", ())]
+
+    def sticky_problem(self) -> str | None:
+        return ("through the registry, stickiness would be the configuration of each agent's "
+                "own proxy, which docker-swap cannot check from here: drop --sticky.")
 
     def stage(self, backends: Sequence[Backend], serving: Sequence[Backend]) -> None:
         """Each agent checks the backends with its own proxy when it applies them."""
@@ -244,6 +249,6 @@ def _state(agent: AgentStatus, alive: str = "busy") -> str:
 
 
 def same_backends(a: Sequence[Backend], b: Sequence[Backend]) -> bool:
-    """The same servers, in any order."""
-    return sorted((x.name, x.address, x.port) for x in a) == sorted(
-        (x.name, x.address, x.port) for x in b)
+    """The same servers with the same weights, in any order."""
+    return sorted((x.name, x.address, x.port, x.weight) for x in a) == sorted(
+        (x.name, x.address, x.port, x.weight) for x in b)

@@ -156,11 +156,13 @@ def _backends(value: object, where: str) -> tuple[Backend, ...]:
         raise RegistryDataInvalid(f"{where} has no list of at most {MAX_BACKENDS} backends.")
     backends = []
     for index, item in enumerate(value):
-        if not isinstance(item, dict) or set(item) != _BACKEND_KEYS:
+        if not isinstance(item, dict) or not _BACKEND_KEYS <= set(item) <= \
+                _BACKEND_KEYS | {"weight"}:
             raise RegistryDataInvalid(
                 f"{where}: backend {index + 1} does not have exactly the keys "
-                f"{', '.join(sorted(_BACKEND_KEYS))}.")
-        backend = Backend(item["container_id"], item["name"], item["address"], item["port"])
+                f"{', '.join(sorted(_BACKEND_KEYS))} (and perhaps weight).")
+        backend = Backend(item["container_id"], item["name"], item["address"], item["port"],
+                          item.get("weight", 1))
         problem = backend.problem()
         if problem:
             raise RegistryDataInvalid(f"{where}: backend {index + 1} was refused: {problem}.")
@@ -169,8 +171,11 @@ def _backends(value: object, where: str) -> tuple[Backend, ...]:
 
 
 def _backend_data(backend: Backend) -> dict[str, object]:
-    return {"container_id": backend.container_id, "name": backend.name,
-            "address": backend.address, "port": backend.port}
+    data: dict[str, object] = {"container_id": backend.container_id, "name": backend.name,
+                               "address": backend.address, "port": backend.port}
+    if backend.weight != 1:  # a canary's: older agents refuse it (they cannot weigh)
+        data["weight"] = backend.weight
+    return data
 
 
 # Agent reports -------------------------------------------------------------------------------

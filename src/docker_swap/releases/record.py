@@ -8,7 +8,9 @@
                                   rollback_to, phases [{name, seconds}], seconds,
                                   containers [{id, name}], replaced, template (a Swarm
                                   service's task template, JSON; image_id is then its hash),
-                                  served (its switch completed; absent in older records)
+                                  served (its switch completed; absent in older records),
+                                  share (a canary's, as asked), counted (a canary's
+                                  answers by side when it started)
 
 Labels are read back as untrusted input (anyone can make an image with these labels): every
 field is checked, and a record that does not parse is a ValueError that says why in one
@@ -27,9 +29,13 @@ from typing import Any
 from docker_swap import labels
 
 DEPLOYED, ROLLED_BACK, NEEDS_ATTENTION = "deployed", "rolled_back", "needs_attention"
-OUTCOMES = (DEPLOYED, ROLLED_BACK, NEEDS_ATTENTION)
+CANARY = "canary"
+"""Its new containers serve a share of the requests beside the old ones (`--canary`)."""
+OUTCOMES = (DEPLOYED, ROLLED_BACK, NEEDS_ATTENTION, CANARY)
 DEPLOY, ROLLBACK, FOUND, UP = "deploy", "rollback", "found", "up"
-KINDS = (DEPLOY, ROLLBACK, FOUND, UP)
+PROMOTE, ABORT = "promote", "abort"
+"""What ended a canary: its rollout finished, or its containers removed."""
+KINDS = (DEPLOY, ROLLBACK, FOUND, UP, PROMOTE, ABORT)
 
 RECORD_REPOSITORY = "docker-swap-release"
 KEEP_REPOSITORY = "docker-swap-keep"
@@ -75,6 +81,11 @@ class Release:
     """A Swarm stack service's task template as JSON (image_id is then its hash)."""
     served: bool = False
     """Its switch completed: its version served, even if what came after needed attention."""
+    share: str = ""
+    """A canary's share as asked (`10%`, `2`); empty for any other release."""
+    counted: tuple[int, ...] = ()
+    """A canary's: 5xx and all answers of its backends, then of the old ones, when it started,
+    where the proxy counts answers per backend (HAProxy); `status` shows what came since."""
 
     @property
     def deployed(self) -> bool:
@@ -163,8 +174,23 @@ def _from_data(fields: _Fields) -> Release:
         containers=tuple(ContainerRef(c.get("id", str), c.get("name", str))
                          for c in fields.objects("containers")),
         replaced=fields.strings("replaced"), template=_template(fields),
-        served=_flag(fields, "served"),
+        served=_flag(fields, "served"), share=_share(fields), counted=_counted(fields),
     )
+
+
+def _counted(fields: _Fields) -> tuple[int, ...]:
+    values = fields.get("counted", list, [])
+    if len(values) not in (0, 4) or not all(
+            isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**63 for v in values):
+        raise ValueError("its record has a bad 'counted'")
+    return tuple(values)
+
+
+def _share(fields: _Fields) -> str:
+    text = fields.get("share", str, "")
+    if text and not re.fullmatch(r"[1-9][0-9]{0,2}|[0-9]{1,2}(?:\.[0-9]{1,2})?%", text):
+        raise ValueError("its record has a bad 'share'")
+    return str(text)
 
 
 def _flag(fields: _Fields, key: str) -> bool:

@@ -32,16 +32,17 @@ What a record says
     docker-swap's first deploy (kind `found`), so that the first deploy can be rolled back.
     Numbers come from the records there are (the highest plus one), under the deploy's lock.
 
-This module holds the rules (numbers, what is kept, which release runs, where a rollback
-goes); the engine does the I/O (engine.py) through the small `ReleaseEngine` protocol, so that
-the rules have unit tests with a fake.
+This module writes and reads the records; rules.py holds the rules (numbers, what is kept,
+which release runs, where a rollback goes, which canary runs); the engine does the I/O
+(engine/) through the small `ReleaseEngine` protocol, so that both have unit tests with a
+fake.
 """
 
 from __future__ import annotations
 
 import getpass
 import socket
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol
@@ -49,13 +50,13 @@ from typing import TYPE_CHECKING, Protocol
 from docker_swap.errors import (
     EXIT_NEEDS_ATTENTION,
     EXIT_ROLLED_BACK,
-    ReleaseRefused,
     SwapError,
     message_of,
 )
 from docker_swap.models import Container, Image
 from docker_swap.options import DEFAULT_KEEP
 from docker_swap.releases.record import (
+    CANARY,
     DEPLOY,
     DEPLOYED,
     FOUND,
@@ -72,9 +73,21 @@ from docker_swap.releases.record import (
     record_labels,
     record_repository,
 )
+from docker_swap.releases.rules import (
+    active_canary,
+    canary_sides,
+    current,
+    kept,
+    next_number,
+    rollback_target,
+)
 
 if TYPE_CHECKING:
     from docker_swap.observer import PhaseResult
+
+__all__ = ["Recorded", "ReleaseEngine", "active_canary", "canary_sides", "current",
+           "forget_releases", "kept", "next_number", "read_releases", "record_release",
+           "retain", "rollback_target", "write_record"]
 
 RECORDS_KEPT = 50
 _REASON_CHARS = 1000
@@ -120,22 +133,29 @@ def record_release(
     kind: str = DEPLOY,
     rollback_to: int | None = None,
     served: bool | None = None,
+    share: str = "",
+    outcome: tuple[str, str] | None = None,
+    counted: Sequence[int] = (),
 ) -> Recorded:
     """Record how one deploy of `service` ended, on the engine, and keep the last `keep`
     released images. `error` is what the deploy raised (None: it deployed); `new` the
     containers it started (inspected when they started), `replaced` those it replaced;
-    `served`: its switch completed, so its version served (by default: it deployed).
+    `served`: its switch completed, so its version served (by default: it deployed); `share`:
+    a canary's (it ended as a canary when `error` is None); `outcome` (outcome, reason) says
+    how it ended instead of `error` (an abort that removed a canary: rolled back).
 
     Never raises: a record that cannot be written is a note, and the deploy's outcome stays
     what it was. A refusal (nothing changed) records nothing.
     """
-    outcome = outcome_of(error)
+    if outcome is None:
+        outcome = (CANARY, "") if share and error is None else outcome_of(error)
     if outcome is None:
         return Recorded(None)
     done = tuple(Phase(p.name, round(p.seconds, 3)) for p in phases)
     try:
         return _record(engine, project, service, outcome, new, replaced, done, keep, kind,
-                       rollback_to, error is None if served is None else served)
+                       rollback_to, error is None if served is None else served, share,
+                       tuple(counted))
     except Exception as exc:
         return Recorded(None, (f"the release could not be recorded on the engine "
                                f"({message_of(exc)}); the deploy's outcome is as reported.",))
@@ -157,7 +177,8 @@ def outcome_of(result: BaseException | None) -> tuple[str, str] | None:
 def _record(
     engine: ReleaseEngine, project: str, service: str, outcome: tuple[str, str],
     new: Sequence[Container], replaced: Sequence[Container], phases: tuple[Phase, ...],
-    keep: int, kind: str, rollback_to: int | None, served: bool,
+    keep: int, kind: str, rollback_to: int | None, served: bool, share: str = "",
+    counted: tuple[int, ...] = (),
 ) -> Recorded:
     releases, notes = read_releases(engine, project, service)
     if not releases and replaced:  # what ran before docker-swap's first deploy
@@ -168,7 +189,8 @@ def _record(
     release = replace(
         _release(engine, next_number(releases), project, service, outcome, kind, new),
         rollback_to=rollback_to, phases=phases, seconds=round(sum(p.seconds for p in phases), 3),
-        replaced=tuple(c.name for c in replaced), served=served,
+        replaced=tuple(c.name for c in replaced), served=served, share=share,
+        counted=counted,
     )
     write_record(engine, release)
     releases = [release, *releases]
@@ -263,90 +285,6 @@ def read_releases(
         if release.number not in releases or image.tags:  # a tagged copy wins over a stray one
             releases[release.number] = release
     return sorted(releases.values(), key=lambda r: r.number, reverse=True), notes
-
-
-# The rules.
-
-
-def next_number(releases: Sequence[Release]) -> int:
-    return max((r.number for r in releases), default=0) + 1
-
-
-def kept(releases: Sequence[Release], keep: int) -> list[Release]:
-    """The deployed releases whose images stay: those that ran the `keep` most recent distinct
-    images (a rollback to an image counts that image once)."""
-    images: list[str] = []
-    chosen = []
-    for release in sorted(releases, key=lambda r: r.number, reverse=True):
-        if not release.deployed:
-            continue
-        if release.image_id not in images:
-            if len(images) >= keep:
-                continue
-            images.append(release.image_id)
-        chosen.append(release)
-    return chosen
-
-
-def current(releases: Sequence[Release], running: Sequence[Container]) -> Release | None:
-    """The release that runs: the newest one whose containers run (deployed, or one that
-    needed attention after its switch), else the newest deployed one with the image that runs
-    (compose recreated its containers). None when what runs is no release (the first deploy
-    is yet to come, or a change outside docker-swap)."""
-    newest_first = sorted(releases, key=lambda r: r.number, reverse=True)
-    ids = {c.id for c in running}
-    for release in newest_first:  # its containers run: it serves, whatever its outcome said
-        if release.outcome != ROLLED_BACK and ids & {c.id for c in release.containers}:
-            return release
-    deployed = [r for r in newest_first if r.deployed]
-    images = {c.image_id for c in running}
-    if len(images) == 1:
-        return next((r for r in deployed if r.image_id in images), None)
-    return None
-
-
-def rollback_target(
-    releases: Sequence[Release], running: Sequence[Container], to: int | None,
-    has_image: Callable[[str], bool],
-) -> Release:
-    """The release `rollback` goes to: `to`, else the newest one that deployed before the
-    current one with another image. Raises ReleaseRefused, saying why, when there is none."""
-    service = running[0].service if running else "the service"
-    now = current(releases, running)
-    running_images = {c.image_id for c in running}
-    if to is None:
-        before = now.number if now else next_number(releases)
-        target = next((r for r in releases if r.deployed and r.number < before
-                       and r.image_id not in running_images), None)
-        if target is None:
-            raise ReleaseRefused(
-                f"{service} has no earlier release to roll back to "
-                f"({len(releases)} recorded).",
-                hint=f"`docker-swap history {service}` lists them.")
-    else:
-        target = _asked_for(releases, to, service)
-        if (now and now.number == to) or target.image_id in running_images:
-            raise ReleaseRefused(f"release {to} of {service} is the one that runs now.")
-    if not has_image(target.image_id):
-        raise ReleaseRefused(
-            f"release {target.number} of {service} is not kept any more: its image "
-            f"{target.image_id[:19]} is gone.",
-            hint="x-swap `keep` sets how many released images stay (default 3).")
-    return target
-
-
-def _asked_for(releases: Sequence[Release], number: int, service: str) -> Release:
-    target = next((r for r in releases if r.number == number), None)
-    if target is None:
-        known = ", ".join(str(r.number) for r in releases) or "none"
-        raise ReleaseRefused(f"{service} has no release {number} (releases: {known}).")
-    if not target.deployed:
-        why = "needed attention before its switch"
-        raise ReleaseRefused(
-            f"release {number} of {service} never served: it "
-            f"{'was rolled back' if target.outcome == ROLLED_BACK else why}"
-            f"{f' ({target.reason})' if target.reason else ''}.")
-    return target
 
 
 def now() -> str:

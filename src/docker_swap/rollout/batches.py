@@ -35,7 +35,7 @@ from docker_swap.errors import (
 from docker_swap.models import Container, names
 from docker_swap.observer import Observer
 from docker_swap.releases.record import UP
-from docker_swap.rollout.deploy import compose_swap
+from docker_swap.rollout.batch import compose_swap
 from docker_swap.rollout.outcomes import (
     DONE,
     FAILED,
@@ -45,6 +45,7 @@ from docker_swap.rollout.outcomes import (
     BatchResult,
 )
 from docker_swap.rollout.swap import Swap
+from docker_swap.rollout.weights import Split, Weighing
 from docker_swap.safety.interrupts import Interrupts
 from docker_swap.targets.compose.batch import Restorer, Starter
 from docker_swap.targets.compose.plan import ServicePlan, UpdateConfig
@@ -86,9 +87,14 @@ class Rollout:
     """Runs one swap or replace service; `plan` is its preflight."""
 
     def __init__(self, service: ServicePlan, engine: Engine, compose: Compose, plan: Plan,
-                 observer_for: ObserverFor, interrupts: Interrupts) -> None:
+                 observer_for: ObserverFor, interrupts: Interrupts, *, kind: str = UP,
+                 canary: Split | None = None) -> None:
         self.service, self.engine, self.compose = service, engine, compose
         self.plan, self.observer_for, self.interrupts = plan, observer_for, interrupts
+        self.kind = kind
+        self.canary = canary
+        """A canary being promoted: its weights are what the first batch's undo, and every
+        restore of a rollback, come back to."""
         self.serving: list[Container] = list(service.running)
         """Every container of the service that serves now, old and new."""
         self.done: list[_Done] = []
@@ -106,8 +112,8 @@ class Rollout:
 
     def run(self) -> RolloutResult:
         update, sizes = self.service.update, self.service.batches
-        old = list(self.service.running)
-        extra = max(len(old) - self.service.replicas, 0)  # more run than the file asks for
+        old = list(self.service.stale)  # (those that run the current definition stay)
+        extra = max(len(old) - self.service.to_start, 0)  # more run than the file asks for
         results: list[BatchResult] = []
         count = _Count()
         for number, size in enumerate(sizes, start=1):
@@ -125,7 +131,7 @@ class Rollout:
             old = [c for c in old if c.id in {s.id for s in self.serving}]
             if result.outcome == DONE:
                 continue
-            count.failed += size
+            count.failed += size or len(batch_old)  # (a batch that only retires old ones)
             count.errors.append(result.error)
             if self.interrupted:  # Ctrl-C or SIGTERM: no next batch
                 return self._after_failure(_stopped(update), results, count)
@@ -150,7 +156,7 @@ class Rollout:
         started = time.monotonic()
         staying = _without(self.serving, old)
         definitions = [self.engine.definition_of(c.id) for c in old]
-        swap = self._batch_swap(old, staying, size, self.compose, label)
+        swap = self._batch_swap(old, staying, size, self.compose, label, first=number == 1)
         try:
             new = self._run(swap)
         except NeedsAttention:
@@ -192,12 +198,17 @@ class Rollout:
                 "`docker-swap up` again.") from exc
 
     def _batch_swap(self, old: Sequence[Container], staying: Sequence[Container], size: int,
-                    starter: Starter, label: str, *, restore: bool = False) -> Swap:
+                    starter: Starter, label: str, *, restore: bool = False,
+                    first: bool = False) -> Swap:
         """One batch; a restore (a rollback's) runs no hooks, and no signal interrupts it."""
+        weighing = Weighing(forward=self.canary) if restore else \
+            Weighing(back=self.canary if first else None)
         swap = compose_swap(self.plan, self.engine, starter, self.observer_for(label),
-                            self.interrupts, old=old, staying=staying, size=size, kind=UP,
-                            label=label, hooks=not restore, interruptible=not restore,
-                            notes=[] if self._notes_shown else self.plan.notes)
+                            self.interrupts, old=old, staying=staying, size=size,
+                            kind=self.kind, label=label, hooks=not restore,
+                            interruptible=not restore,
+                            notes=[] if self._notes_shown else self.plan.notes,
+                            weighing=weighing)
         self._notes_shown = True
         return swap
 

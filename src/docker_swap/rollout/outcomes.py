@@ -5,6 +5,8 @@ to the exit code (the same for `up` on a compose project and on a Swarm stack).
     unchanged        nothing was touched
     done             the service runs its new version (a failure within max_failure_ratio
                      included)
+    canary           its new version serves a share of the requests beside the old one,
+                     until `docker-swap promote` or `abort` (--canary)
     rolled_back      it failed and every change to it was undone: the old version serves
     failed           compose's own start of it failed, and nothing of it changed
     paused           failure_action pause (or continue, once a batch failed): some containers
@@ -25,12 +27,14 @@ from typing import Protocol
 
 from docker_swap.errors import EXIT_NEEDS_ATTENTION, EXIT_OK, EXIT_ROLLED_BACK, SwapError
 from docker_swap.observer import Observer, SilentObserver
+from docker_swap.rollout.reports import CanaryState
 from docker_swap.targets.compose.plan import ServicePlan
 
 PLANNED, UNCHANGED, DONE, ROLLED_BACK = "planned", "unchanged", "done", "rolled_back"
 FAILED, PAUSED, NEEDS_ATTENTION, NOT_REACHED = "failed", "paused", "needs_attention", \
     "not_reached"
-FINE = (UNCHANGED, DONE)
+CANARY_OUTCOME = "canary"
+FINE = (UNCHANGED, DONE, CANARY_OUTCOME)
 """What a dependant may start after."""
 STOPS = (PAUSED, NEEDS_ATTENTION)
 """What stops the whole run."""
@@ -69,6 +73,8 @@ class ServiceOutcome:
     batches: list[BatchResult] = field(default_factory=list)
     error: str = ""
     hint: str | None = None
+    canary: CanaryState | None = None
+    """The canary it started (outcome canary)."""
 
 
 @dataclass
@@ -89,8 +95,8 @@ def exit_code(services: list[ServiceOutcome]) -> int:
     """The run's exit code from its services' outcomes (see the module's docstring)."""
     outcomes = {s.outcome for s in services}
     stopped = any(s.outcome == NOT_REACHED and s.detail.startswith(STOPPED) for s in services)
-    changed = outcomes & {DONE, ROLLED_BACK, FAILED, PAUSED, NEEDS_ATTENTION}
-    if outcomes & set(STOPS) or (stopped and outcomes & {DONE}):
+    changed = outcomes & {DONE, CANARY_OUTCOME, ROLLED_BACK, FAILED, PAUSED, NEEDS_ATTENTION}
+    if outcomes & set(STOPS) or (stopped and outcomes & {DONE, CANARY_OUTCOME}):
         return EXIT_NEEDS_ATTENTION
     if outcomes & {ROLLED_BACK, FAILED} or (stopped and changed):
         return EXIT_ROLLED_BACK

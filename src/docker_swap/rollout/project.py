@@ -14,7 +14,7 @@ does to each service by its action (the plan's: targets/compose/plan.py).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING
 
@@ -23,11 +23,13 @@ from docker_swap.errors import EXIT_REFUSED, DeployFailed, NeedsAttention, SwapE
 from docker_swap.models import Container
 from docker_swap.observer import Labelled
 from docker_swap.options import DEFAULT_TIMEOUT
-from docker_swap.releases.record import UP
+from docker_swap.releases.record import PROMOTE, UP
 from docker_swap.releases.store import record_release
+from docker_swap.rollout.batch import compose_swap
 from docker_swap.rollout.batches import Rollout, RolloutResult
-from docker_swap.rollout.deploy import compose_swap
+from docker_swap.rollout.canary import canary_swap, counted_at_start, started_state
 from docker_swap.rollout.outcomes import (
+    CANARY_OUTCOME,
     DONE,
     FAILED,
     FINE,
@@ -43,10 +45,14 @@ from docker_swap.rollout.outcomes import (
     outcome_of,
 )
 from docker_swap.rollout.pointing import point_proxy
+from docker_swap.rollout.swap import Swap
+from docker_swap.rollout.weights import Split
 from docker_swap.safety.interrupts import Interrupts
 from docker_swap.safety.journal import Journal
-from docker_swap.targets.compose.plan import ProjectPlan, ServicePlan
+from docker_swap.targets.compose.plan import CANARY, ProjectPlan, ServicePlan
 from docker_swap.targets.compose.preflight import (
+    REFUSE_CANARY,
+    REQUIRE_CANARY,
     Plan,
     connect_proxy,
     prepare,
@@ -66,8 +72,11 @@ class Locks:
     preflight does for swaps), the services behind a proxy it starts or recreates among them;
     all released at the end."""
 
-    def __init__(self, engine: Engine, plan: ProjectPlan) -> None:
+    def __init__(self, engine: Engine, plan: ProjectPlan,
+                 promoting: Iterable[str] = ()) -> None:
         self.engine, self.plan = engine, plan
+        self.promoting = set(promoting)
+        """Services whose canary is being promoted (the others must have none)."""
         self.prepared: dict[str, Plan] = {}
         self._journals: list[Journal] = []
 
@@ -91,10 +100,11 @@ class Locks:
             return  # nothing runs that a lock would protect; compose's own start is idempotent
         assert service.options is not None
         proxied = service.options.proxy is not None
-        if service.action == "swap" or (service.action == "scale" and proxied and
-                                        service.replicas):
-            self.prepared[service.name] = prepare(self.engine, self.plan.project,
-                                                  service.options)
+        if service.action in ("swap", CANARY) or (service.action == "scale" and proxied and
+                                                  service.replicas):
+            self.prepared[service.name] = prepare(
+                self.engine, self.plan.project, service.options,
+                canary=REQUIRE_CANARY if service.name in self.promoting else REFUSE_CANARY)
         elif service.action == "replace":
             self.prepared[service.name] = prepare_unproxied(self.engine, self.plan.project,
                                                             service.options)
@@ -117,10 +127,13 @@ class Locks:
 class Run:
     def __init__(self, plan: ProjectPlan, engine: Engine, compose: Compose,
                  prepared: dict[str, Plan], observer: UpObserver,
-                 interrupts: Interrupts | None = None) -> None:
+                 interrupts: Interrupts | None = None, *,
+                 promoting: Mapping[str, Split] | None = None) -> None:
         self.plan, self.engine, self.compose = plan, engine, compose
         self.prepared, self.observer = prepared, observer
         self.interrupts = interrupts or Interrupts(observer.note)
+        self.promoting = dict(promoting or {})
+        """Services whose canary this run promotes, with the canary's weights."""
         self.began = time.monotonic()
         self.touched: set[str] = set()
         """Services whose containers this run started or recreated (a proxy's among them:
@@ -201,6 +214,8 @@ class Run:
             return outcome_of(service, UNCHANGED, "nothing touched")
         if service.action in ("swap", "replace"):
             return self._rollout(service)
+        if service.action == CANARY:
+            return self._canary(service)
         if service.action == "scale" and service.name in self.prepared:
             return self._scale(service)
         options = service.options
@@ -218,11 +233,14 @@ class Run:
 
     def _rollout(self, service: ServicePlan) -> ServiceOutcome:
         plan = self._fresh(self.prepared[service.name])
+        canary = self.promoting.get(service.name)
         rollout = Rollout(service, self.engine, self.compose, plan,
                           lambda label: Labelled(self.observer, f"{service.name} {label}"),
-                          self.interrupts)
+                          self.interrupts, kind=UP if canary is None else PROMOTE,
+                          canary=canary)
         result = rollout.run()
-        self._record(service, result, rollout.new_serving or rollout.attempted)
+        self._record(service, result, [*service.current, *rollout.new_serving] or
+                     rollout.attempted, rollout.kind)
         outcome = outcome_of(service, result.outcome, result.detail)
         outcome.batches = result.batches
         if result.error is not None:
@@ -230,6 +248,41 @@ class Run:
         elif self.plan.needs_healthy(service.name):
             self._wait_healthy(service, rollout.serving)
         return outcome
+
+    def _canary(self, service: ServicePlan) -> ServiceOutcome:
+        """New containers beside every old one, on the share --canary asks for."""
+        plan = self._fresh(self.prepared[service.name])
+        swap = canary_swap(plan, self.engine, self.compose,
+                           Labelled(self.observer, f"{service.name} canary"), self.interrupts,
+                           kind=UP, label="canary")
+        try:
+            swap.run()
+        except SwapError as error:
+            self._record_swap(service, swap, error)
+            if isinstance(error, DeployFailed):
+                return failed_outcome(service, ROLLED_BACK, error)
+            raise
+        number = self._record_swap(service, swap, None)
+        state = started_state(swap, number)
+        outcome = outcome_of(service, CANARY_OUTCOME,
+                             f"{', '.join(state.containers)} get {state.weighed:.1%} of the "
+                             f"requests beside {', '.join(state.old)}; `docker-swap promote "
+                             f"{service.name}` rolls it out, `abort` removes it")
+        outcome.canary = state
+        return outcome
+
+    def _record_swap(self, service: ServicePlan, swap: Swap,
+                     error: SwapError | None) -> int | None:
+        assert service.options is not None
+        recorded = record_release(
+            self.engine, self.plan.project.name, service.name, error,
+            [u for u in swap.new if isinstance(u, Container)], replaced=service.running,
+            phases=swap.phases, keep=service.options.keep, kind=UP, served=swap.switched,
+            share=str(service.options.canary or ""),
+            counted=counted_at_start(swap) if error is None else ())
+        for note in recorded.notes:
+            self.observer.note(note)
+        return recorded.number
 
     def _scale(self, service: ServicePlan) -> ServiceOutcome:
         """Behind a proxy, through the sequence: new containers are probed before they join;
@@ -264,14 +317,14 @@ class Run:
         return plan
 
     def _record(self, service: ServicePlan, result: RolloutResult,
-                new: Sequence[Container]) -> None:
-        """The service's rollout as a release (kind `up`), as a deploy records its own: the
-        new containers that serve (or, if none does, those it started)."""
+                new: Sequence[Container], kind: str) -> None:
+        """The service's rollout as a release (kind `up`, or `promote`), as a deploy records
+        its own: the new containers that serve (or, if none does, those it started)."""
         assert service.options is not None
         served = any(b.outcome == DONE for b in result.batches)
         recorded = record_release(
             self.engine, self.plan.project.name, service.name, result.error, new,
-            replaced=service.running, keep=service.options.keep, kind=UP, served=served)
+            replaced=service.stale, keep=service.options.keep, kind=kind, served=served)
         for note in recorded.notes:
             self.observer.note(note)
 

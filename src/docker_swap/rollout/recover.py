@@ -23,9 +23,11 @@ from docker_swap.errors import NeedsAttention, Refused, StepFailed, SwapError, m
 from docker_swap.models import Container, Project, names
 from docker_swap.options import ComposeOptions, DeployOptions
 from docker_swap.proxy import seed_proxy
-from docker_swap.releases.record import UP
-from docker_swap.releases.store import record_release
+from docker_swap.releases.record import ABORT, PROMOTE, ROLLED_BACK, UP
+from docker_swap.releases.store import active_canary, read_releases, record_release
+from docker_swap.rollout.canary import canary_split
 from docker_swap.rollout.pointing import switchboard_for
+from docker_swap.rollout.weights import Split
 from docker_swap.safety.interrupts import Interrupts
 from docker_swap.safety.journal import SWITCHED, SWITCHING, Entry, Journal
 from docker_swap.targets.compose.batch import backends
@@ -97,7 +99,8 @@ def sync(
         changes = _Changes(notes=list(journal.notes))
         with _finishing(changes, "sync"):
             _start_stopped_proxies(engine, project, options, running, changes)
-            detail = _switch(engine, project, options, running, changes)
+            detail = _switch(engine, project, options, running, changes,
+                             _canary_weights(engine, project, service, running))
         return RecoveryReport(service, "synced", detail, tuple(changes.notes))
     finally:
         journal.unlock()
@@ -151,13 +154,15 @@ def _resume(
     staying_running = [c for c in staying if c.running]  # an earlier batch's, or old ones kept
     keep_new = entry.phase == SWITCHED or (entry.phase == SWITCHING and not old_running)
     if keep_new and (new_running or (not entry.new and staying_running)):  # (a scale down)
-        _switch(engine, project, options, [*staying_running, *new_running], changes)
+        _switch(engine, project, options, [*staying_running, *new_running], changes,
+                Split.from_data(entry.forward))
         _retire(engine, old + [c for c in new if not c.running])
         finished = RecoveryReport(options.service, "finished",
                                   f"retired {names(old) or 'nothing'}")
         return finished, new_running, old
     if old_running or staying_running:
-        _switch(engine, project, options, [*old_running, *staying_running], changes)
+        _switch(engine, project, options, [*old_running, *staying_running], changes,
+                Split.from_data(entry.back))
         _retire(engine, new + [c for c in old if not c.running])
         undone = RecoveryReport(options.service, "undone", f"removed {names(new) or 'nothing'}")
         return undone, old_running, new
@@ -171,16 +176,16 @@ def _resume(
 
 def _switch(
     engine: Engine, project: Project, options: DeployOptions, containers: Sequence[Container],
-    changes: _Changes,
+    changes: _Changes, split: Split | None = None,
 ) -> str:
-    """Send every request to `containers`, confirmed, and drain what went elsewhere (nothing
-    to do for a service no proxy sends to)."""
+    """Send every request to `containers` (weighed as `split` says: a canary), confirmed, and
+    drain what went elsewhere (nothing to do for a service no proxy sends to)."""
     if options.proxy is None:
         changes.made = True
         return "no proxy"
     board = switchboard_for(engine, project, options, containers[0], changes.notes.append)
     changes.made = True  # the proxy is checked: from here on it may change
-    return board.point(containers, options.drain_timeout)
+    return board.point(containers, options.drain_timeout, split)
 
 
 def _record(engine: Engine, project: Project, options: DeployOptions, entry: Entry,
@@ -192,17 +197,44 @@ def _record(engine: Engine, project: Project, options: DeployOptions, entry: Ent
                                                      if entry.batch else "")
     last = not entry.batch or _is_last(entry.batch)
     error: SwapError | None
+    share = entry.share if report.action == "finished" else ""
+    if entry.kind == ABORT:  # the canary's containers are `old`, the version before `staying`
+        return _record_abort(engine, project, options, entry, report, removed, changes)
     if report.action == "undone":
         error, new, replaced = StepFailed(f"{where}; recover undid it."), removed, kept
-    elif entry.kind == UP and not last:
+    elif entry.kind in (UP, PROMOTE) and not last:
         error = NeedsAttention(f"{where}; recover finished that batch, the next `docker-swap "
-                               "up` carries on.")
+                               f"{entry.kind}` carries on.")
         new, replaced = kept, removed
     else:
         error, new, replaced = None, kept, removed
     recorded = record_release(engine, project.name, options.service, error, new,
                               replaced=replaced, keep=options.keep, kind=entry.kind,
-                              rollback_to=entry.rollback_to, served=report.action == "finished")
+                              rollback_to=entry.rollback_to, served=report.action == "finished",
+                              share=share)
+    changes.notes.extend(recorded.notes)
+
+
+def _canary_weights(engine: Engine, project: Project, service: str,
+                    running: Sequence[Container]) -> Split | None:
+    """A canary that runs keeps its share through `sync`."""
+    release = active_canary(read_releases(engine, project.name, service)[0], running)
+    return canary_split(release, running) if release is not None else None
+
+
+def _record_abort(engine: Engine, project: Project, options: DeployOptions, entry: Entry,
+                  report: RecoveryReport, removed: list[Container], changes: _Changes) -> None:
+    """An interrupted abort: finished, the canary was rolled back; undone, it still runs
+    (recorded as needing attention, so that it still counts as running)."""
+    where = f"interrupted at phase {entry.phase}"
+    if report.action == "finished":
+        error, ended = None, (ROLLED_BACK, f"aborted ({where}; recover finished it)")
+    else:
+        error, ended = NeedsAttention(f"aborting the canary was {where}; recover undid it: "
+                                      "the canary still runs on its share."), None
+    canary = removed if report.action == "finished" else []
+    recorded = record_release(engine, project.name, options.service, error, canary,
+                              keep=options.keep, kind=ABORT, served=False, outcome=ended)
     changes.notes.extend(recorded.notes)
 
 

@@ -32,7 +32,8 @@ from docker_swap.models import Image, Project
 from docker_swap.observer import Observer, SilentObserver
 from docker_swap.options import ComposeOptions, VerifyOptions
 from docker_swap.releases.store import read_releases, rollback_target
-from docker_swap.rollout.deploy import DeployReport, deploy_prepared
+from docker_swap.rollout.deploy import deploy_prepared
+from docker_swap.rollout.reports import DeployReport
 from docker_swap.rollout.verify import Verifier
 from docker_swap.safety.interrupts import Interrupts
 from docker_swap.targets.compose.preflight import (

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import NoReturn, Protocol
 
 from docker_swap.errors import (
@@ -50,6 +50,7 @@ from docker_swap.rollout.hooks import HookResult, require, run_hook
 from docker_swap.rollout.switchboard import Switchboard
 from docker_swap.rollout.undo import Undo
 from docker_swap.rollout.watch import watch_release
+from docker_swap.rollout.weights import NO_WEIGHING, Split, Weighing
 from docker_swap.safety.failpoints import failpoint
 from docker_swap.safety.interrupts import Interrupts
 from docker_swap.safety.journal import STARTED, STARTING, SWITCHED, SWITCHING, Entry
@@ -87,8 +88,11 @@ class Swap:
     def __init__(self, batch: Batch, options: DeployOptions, proxy: Switchboard | None,
                  journal: JournalWriter, entry: Entry, observer: Observer, interrupts: Interrupts,
                  *, hooks: bool = True, interruptible: bool = True, notes: Sequence[str] = (),
-                 reconnect: Callable[[], Switchboard] | None = None) -> None:
+                 reconnect: Callable[[], Switchboard] | None = None,
+                 weighing: Weighing = NO_WEIGHING) -> None:
         self.batch, self.options, self.proxy = batch, options, proxy
+        self.weighing = weighing
+        self._forward: Split | None = None
         self.journal = journal
         self.entry, self.observer, self.interrupts = entry, observer, interrupts
         self._hooks, self._reconnect, self._interruptible = hooks, reconnect, interruptible
@@ -181,9 +185,14 @@ class Swap:
         assert self.proxy is not None
         for unit in self.new:
             raise_if_failed(self.states[unit.id], unit.name)
+        self._forward = self.weighing.forward_split([u.id for u in self.new],
+                                                    len(self.batch.staying))
+        back = self.weighing.back
+        self.entry = replace(self.entry, forward=self._forward.data() if self._forward else None,
+                             back=back.data() if back else None)
         self._journal(SWITCHING)
         self.proxy_touched = True
-        detail = self.proxy.switch([*self.batch.staying, *self.new])
+        detail = self.proxy.switch([*self.batch.staying, *self.new], self._forward)
         self._switched()
         return detail
 
@@ -225,7 +234,7 @@ class Swap:
         self.note(f"{self.proxy.description} failed while draining ({message_of(failure)}); "
                   f"confirming it on {names(self.new) or 'the containers that stay'} again")
         self.proxy = self._reconnect()
-        self.proxy.switch([*self.batch.staying, *self.new])
+        self.proxy.switch([*self.batch.staying, *self.new], self._forward)
         return self.proxy.drain(timeout)
 
     def _watch(self) -> str:

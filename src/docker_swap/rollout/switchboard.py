@@ -15,6 +15,7 @@ from typing import Protocol
 from docker_swap.errors import StepFailed
 from docker_swap.models import Backend
 from docker_swap.proxy import Drained, ProxyDriver
+from docker_swap.rollout.weights import Split
 from docker_swap.targets.base import Unit
 
 
@@ -52,17 +53,20 @@ class Switchboard:
     def unstage(self) -> None:
         self.driver.unstage()
 
-    def switch(self, units: Sequence[Unit]) -> str:
-        """Send every new request to those of `units` that run, confirmed live."""
-        return self.driver.switch(self._units.backends(self._running(units, "switch")))
+    def switch(self, units: Sequence[Unit], split: Split | None = None) -> str:
+        """Send every new request to those of `units` that run, confirmed live (weighed as
+        `split` says: a canary's share; else all alike)."""
+        chosen = self._units.backends(self._running(units, "switch"))
+        return self.driver.switch(split.weigh(chosen) if split else chosen)
 
     def drain(self, timeout: float) -> Drained:
         return self.driver.drain(timeout)
 
-    def point(self, units: Sequence[Unit], drain_timeout: float) -> str:
+    def point(self, units: Sequence[Unit], drain_timeout: float,
+              split: Split | None = None) -> str:
         """Switch, then drain what went elsewhere: the proxy ends on `units` only (sync,
         recover, a scale). A drain cut short is said in the line returned."""
-        detail = self.switch(units)
+        detail = self.switch(units, split)
         drained = self.drain(drain_timeout)
         return detail if drained.complete else f"{detail}; {drained.detail}"
 

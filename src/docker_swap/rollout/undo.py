@@ -26,6 +26,7 @@ from docker_swap.errors import (
 from docker_swap.models import names
 from docker_swap.options import DeployOptions
 from docker_swap.rollout.switchboard import Switchboard
+from docker_swap.rollout.weights import Weighing
 from docker_swap.safety.journal import UNDOING
 from docker_swap.targets.base import Batch, Unit
 
@@ -40,6 +41,7 @@ class Undoable(Protocol):
     new: list[Unit]
     proxy_staged: bool
     proxy_touched: bool
+    weighing: Weighing
 
     @property
     def batch(self) -> Batch: ...
@@ -131,7 +133,7 @@ class Undo:
         try:
             if proxy is not None and self.swap.proxy_touched and not isinstance(
                     failure, ProxyConfigInvalid):
-                proxy.switch([*self.batch.old, *self.batch.staying])
+                proxy.switch([*self.batch.old, *self.batch.staying], self.swap.weighing.back)
                 proxy.drain(self.swap.options.drain_timeout)
             elif proxy is not None and self.swap.proxy_staged:  # a rejected config is put
                 proxy.unstage()                                  # back by the driver already

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
 
 from docker_swap.compose import Compose
 from docker_swap.options import ComposeOptions, VerifyOptions
@@ -48,9 +49,11 @@ def up(
     observer: UpObserver | None = None,
     flags: Mapping[str, object | None] | None = None,
     verify: VerifyOptions | None = None,
+    interrupts: Interrupts | None = None,
 ) -> UpReport:
     """Bring the project (or `services` and their dependencies) to its current definition.
-    `flags` (readiness, hooks, the watch window) apply to `services`, or to every service."""
+    `flags` (readiness, hooks, the watch window) apply to `services`, or to every service.
+    `interrupts`: the caller's signal handler (autoupdate's), if it has one already."""
     shown = observer or SilentUpObserver()
     compose = Compose(compose_options or ComposeOptions())
     with nothing_changed_yet(), compose.loading_project():
@@ -60,14 +63,14 @@ def up(
     if dry_run:
         return UpReport(project.name, True, [outcome_of(s) for s in plan.services])
     verifier = Verifier(verify or VerifyOptions())
-    with Interrupts(shown.note) as interrupts:
-        interrupts.hold("up finishes the step it is in, then starts nothing more")
+    with nullcontext(interrupts) if interrupts else Interrupts(shown.note) as handler:
+        handler.hold("up finishes the step it is in, then starts nothing more")
         started = time.monotonic()
         with Locks(engine, plan) as locks:
             with nothing_changed_yet():
                 verifier.start()
             try:
-                run = Run(plan, engine, compose, locks.prepared, shown, interrupts)
+                run = Run(plan, engine, compose, locks.prepared, shown, handler)
                 outcomes = run.all(max(parallel, 1))
             finally:
                 verifier.stop()

@@ -21,6 +21,43 @@ MIN_ANSWERS = 20
 _POLL_SECONDS = 0.2
 
 
+class Watcher:
+    """Judges new containers as the window goes: `check()` raises ReleaseFailed when one
+    exited or turned unhealthy, or (with `max_error_rate` and a counter) when their share of
+    5xx answers since the watcher was made passes it."""
+
+    def __init__(self, states: Mapping[str, ContainerState], counter: CountsAnswers | None,
+                 max_error_rate: float | None, *, during: str = "the watch window",
+                 then: str = "The old containers serve again") -> None:
+        self.states, self.max_error_rate = states, max_error_rate
+        self.counter = counter if max_error_rate is not None else None
+        self.during, self.then = during, then
+        self._baseline = (self.counter.answers() if self.counter else None) or (0, 0)
+        self.errors = self.answers = 0
+
+    @property
+    def counted(self) -> bool:
+        return self.counter is not None
+
+    def check(self) -> None:
+        for name, state in self.states.items():
+            _raise_if_failed(name, state, self.during, self.then)
+        if self.counter is None or self.max_error_rate is None:
+            return
+        now = self.counter.answers() or self._baseline
+        self.errors = max(now[0] - self._baseline[0], 0)
+        self.answers = max(now[1] - self._baseline[1], 0)
+        if self.answers >= MIN_ANSWERS and self.errors / self.answers > self.max_error_rate:
+            raise ReleaseFailed(
+                f"the new containers answered {self.errors} of {self.answers} requests with "
+                f"5xx ({self.errors / self.answers:.1%}) during {self.during}, more than "
+                f"{self.max_error_rate:.1%}.",
+                hint=f"{self.then}; see the new version's logs.")
+
+    def summary(self) -> str:
+        return f"; 5xx {self.errors} of {self.answers} answers" if self.counted else ""
+
+
 def watch_release(
     states: Mapping[str, ContainerState], seconds: float, counter: CountsAnswers | None,
     max_error_rate: float | None, tick: Callable[[str], None],
@@ -29,36 +66,22 @@ def watch_release(
 
     `tick` hears progress (and may raise: a signal interrupts the window)."""
     deadline = time.monotonic() + seconds
-    judged = counter if max_error_rate is not None else None
-    baseline = (judged.answers() if judged else None) or (0, 0)
-    errors = answers = 0
+    watcher = Watcher(states, counter, max_error_rate)
     while True:
-        for name, state in states.items():
-            _raise_if_failed(name, state)
-        if judged is not None and max_error_rate is not None:
-            now = judged.answers() or baseline
-            errors, answers = max(now[0] - baseline[0], 0), max(now[1] - baseline[1], 0)
-            if answers >= MIN_ANSWERS and errors / answers > max_error_rate:
-                raise ReleaseFailed(
-                    f"the new containers answered {errors} of {answers} requests with 5xx "
-                    f"({errors / answers:.1%}) during the watch window, more than "
-                    f"{max_error_rate:.1%}.",
-                    hint="The old containers serve again; see the new version's logs.")
+        watcher.check()
         left = deadline - time.monotonic()
         if left <= 0:
             break
-        tick(f"{left:.0f}s left" + (f"; 5xx {errors} of {answers}" if judged else ""))
+        tick(f"{left:.0f}s left" + (f"; 5xx {watcher.errors} of {watcher.answers}"
+                                    if watcher.counted else ""))
         time.sleep(min(_POLL_SECONDS, left))
-    counted = f"; 5xx {errors} of {answers} answers" if judged else ""
-    return f"{len(states)} new container(s) ran {seconds:g}s without failing{counted}"
+    return f"{len(states)} new container(s) ran {seconds:g}s without failing{watcher.summary()}"
 
 
-def _raise_if_failed(name: str, state: ContainerState) -> None:
+def _raise_if_failed(name: str, state: ContainerState, during: str, then: str) -> None:
     if state.exit_code is not None:
-        raise ReleaseFailed(
-            f"{name} exited with code {state.exit_code} during the watch window.",
-            container=name, hint="The old containers serve again; its last log lines are below.")
+        raise ReleaseFailed(f"{name} exited with code {state.exit_code} during {during}.",
+                            container=name, hint=f"{then}; its last log lines are below.")
     if state.health == "unhealthy":
-        raise ReleaseFailed(f"Docker reports {name} unhealthy during the watch window.",
-                            container=name,
-                            hint="The old containers serve again; its last log lines are below.")
+        raise ReleaseFailed(f"Docker reports {name} unhealthy during {during}.",
+                            container=name, hint=f"{then}; its last log lines are below.")

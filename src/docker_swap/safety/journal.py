@@ -83,6 +83,12 @@ class Entry:
     """Which batch of the service (`2/3`, `rollback 1/2`), for messages."""
     rollback_to: int | None = None
     """The release a rollback goes to."""
+    forward: dict[str, object] | None = None
+    back: dict[str, object] | None = None
+    """The weights its switch forward and its switch back give a canary (rollout/weights.py's
+    Split.data), when they are not all alike."""
+    share: str = ""
+    """A canary's start: the share it asked for (recover records it as a canary)."""
     pid: int = field(default_factory=os.getpid)
     started_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 

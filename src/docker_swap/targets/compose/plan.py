@@ -5,12 +5,16 @@
     start      it does not run: compose starts it
     scale      only the replica count differs: compose scales it (the proxy follows)
     swap       changed, behind a proxy (x-swap.proxy): the swap sequence, batch by batch
+    canary     changed, behind a proxy, with --canary (x-swap.canary): new containers start
+               beside the old ones, on a share of the requests, until promote or abort
     replace    changed, no proxy, can run twice: start-first, batch by batch
     recreate   changed and cannot run twice (container_name, a fixed host port, a shared network
                namespace, or update_config.order stop-first): compose's stop-then-start, with
                downtime, and the plan says so
 
-Batches come from deploy.replicas and deploy.update_config. Compose decides what a service is
+Batches come from deploy.replicas and deploy.update_config; containers that already run the
+current definition (a paused `up`, a canary being promoted) stay, and only the others are
+replaced. Compose decides what a service is
 (`docker compose config`, `config --hash`); this module only compares and orders. `read_plan` asks
 compose and the engine; `make_plan` decides from what they said, so it is tested with fakes.
 """
@@ -32,6 +36,7 @@ if TYPE_CHECKING:
 
 CHANGING = ("swap", "replace")
 """Actions that replace running containers batch by batch, start-first."""
+CANARY = "canary"
 FAILURE_ACTIONS = ("rollback", "pause", "continue")
 ROLLBACK_FAILURE_ACTIONS = ("pause", "continue")
 """rollback_config.failure_action: what a failed rollback batch does (compose's and Swarm's
@@ -72,13 +77,28 @@ class ServicePlan:
     options: DeployOptions | None = None
     downtime: str | None = None
     """Why this service stops before its new version runs (recreate only)."""
+    current: tuple[Container, ...] = ()
+    """Running containers that already run the current definition: they stay (swap,
+    replace); the others of `running` are replaced."""
+
+    @property
+    def stale(self) -> tuple[Container, ...]:
+        """The running containers a swap or replace retires."""
+        ids = {c.id for c in self.current}
+        return tuple(c for c in self.running if c.id not in ids)
+
+    @property
+    def to_start(self) -> int:
+        """New containers a swap or replace starts: the replicas the current ones miss."""
+        return max(self.replicas - len(self.current), 0)
 
     @property
     def batches(self) -> tuple[int, ...]:
-        """How many new containers each batch starts (swap and replace)."""
+        """How many new containers each batch starts (swap and replace; one batch of none
+        when the current containers are enough and only old ones are to go)."""
         if self.action not in CHANGING:
             return ()
-        return batch_sizes(self.replicas, self.update.parallelism)
+        return batch_sizes(self.to_start, self.update.parallelism) or (0,)
 
 
 @dataclass(frozen=True)
@@ -119,6 +139,16 @@ def read_plan(compose: Compose, engine: Engine, project: Project,
     containers = {n: engine.service_containers(project.name, n) for n in names}
     images = {n: engine.image_id(project.services[n].image or "") for n in names}
     return make_plan(project, Observed(containers, hashes, images), selected, flags)
+
+
+def read_service_plan(compose: Compose, engine: Engine, project: Project, name: str,
+                      flags: Flags | None = None) -> ProjectPlan:
+    """The plan of one service alone (what it depends on is not looked at): `promote`."""
+    closure(project, [name])  # refuses a service the project does not have
+    observed = Observed({name: engine.service_containers(project.name, name)},
+                        compose.config_hashes(),
+                        {name: engine.image_id(project.services[name].image or "")})
+    return ProjectPlan(project, (plan_service(project.services[name], observed, flags),))
 
 
 def make_plan(project: Project, observed: Observed, selected: Sequence[str] = (),
@@ -180,7 +210,9 @@ def plan_service(definition: ServiceDefinition, observed: Observed,
     changed = _changes(running, observed.hashes.get(name, ""), observed.images.get(name))
     if not changed:
         return _same(base, len(running), len(stopped), observed.hashes[name])
-    return _changed(base, definition, changed, stopped)
+    current = tuple(c for c in running if c.config_hash == observed.hashes.get(name) and
+                    c.image_id == observed.images.get(name))[:definition.replicas]
+    return _changed(replace(base, current=current), definition, changed, stopped)
 
 
 def _not_running(base: ServicePlan, stopped: int) -> ServicePlan:
@@ -209,10 +241,32 @@ def _changed(base: ServicePlan, definition: ServiceDefinition, changed: str,
             f"({', '.join(c.name for c in stopped)}) that compose would restart instead of "
             "starting the new version.",
             hint=f"Remove them first: `docker rm {' '.join(c.name for c in stopped)}`.")
-    batches = _batches_text(base.replicas, base.update.parallelism)
+    if base.options is not None and base.options.canary is not None:
+        return _canary(base, changed)
+    batches = _batches_text(base)
     if base.options is not None and base.options.proxy is not None:
         return _with(base, "swap", f"{changed}; behind {base.options.proxy}, {batches}")
     return _with(base, "replace", f"{changed}; no proxy: start-first, {batches}")
+
+
+def _canary(base: ServicePlan, changed: str) -> ServicePlan:
+    """--canary: new containers beside every old one, on a share of the requests."""
+    assert base.options is not None and base.options.canary is not None
+    share = base.options.canary
+    if base.options.proxy is None:
+        raise InvalidSettings(
+            f"service {base.name!r} has no proxy, so a canary cannot get a share of its "
+            "requests.", hint="Name the services behind a proxy: `docker-swap up --canary "
+            "10% SERVICE`.")
+    if base.current:
+        raise InvalidSettings(
+            f"service {base.name!r} already runs {len(base.current)} container(s) of its "
+            "new definition beside old ones (a paused `up`), so a canary of it cannot start.",
+            hint=f"Finish that rollout first with `docker-swap up {base.name}`.")
+    count = share.containers(len(base.running))
+    return _with(base, CANARY, f"{changed}; behind {base.options.proxy}: a canary of "
+                 f"{count} new container(s) beside {len(base.running)}, on {share} of the "
+                 "requests, until `docker-swap promote` or `abort`")
 
 
 def _to_zero(plan: ServicePlan, running: Sequence[Container]) -> ServicePlan:
@@ -305,9 +359,12 @@ def _cannot_run_twice(definition: ServiceDefinition, update: UpdateConfig) -> st
     return None
 
 
-def _batches_text(replicas: int, parallelism: int) -> str:
-    sizes = batch_sizes(replicas, parallelism)
-    return f"{replicas} replica(s) in {len(sizes)} batch(es) of {sizes[0]}" if sizes else "0"
+def _batches_text(plan: ServicePlan) -> str:
+    sizes = batch_sizes(plan.to_start, plan.update.parallelism)
+    kept = f"{len(plan.current)} current container(s) stay, " if plan.current else ""
+    if not sizes:
+        return f"{kept}{len(plan.stale)} old one(s) leave"
+    return f"{kept}{plan.to_start} replica(s) in {len(sizes)} batch(es) of {sizes[0]}"
 
 
 def _short(image_id: str) -> str:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from docker_swap.compose import Compose, locate
 from docker_swap.errors import (
+    CanaryConflict,
     InvalidSettings,
     NotSwappable,
     ProxyNotReady,
@@ -26,6 +27,8 @@ from docker_swap.models import Container, Project, ServiceDefinition
 from docker_swap.options import DeployOptions
 from docker_swap.proxy import ProxyDriver, open_proxy
 from docker_swap.proxy.registry import RegistryDriver
+from docker_swap.releases.record import Release
+from docker_swap.releases.store import active_canary, read_releases
 from docker_swap.safety.journal import Journal
 from docker_swap.settings import resolve_settings
 
@@ -52,6 +55,8 @@ class Plan:
     """Containers that keep serving through this swap (`up` replacing one batch of `old`)."""
     batch_size: int | None = None
     """How many new containers to start; None: as many as `old`."""
+    canary: Release | None = None
+    """The canary release that runs (promote and abort work on it; others refuse it)."""
 
 
 def connect_engine() -> Engine:
@@ -83,8 +88,15 @@ def nothing_changed_yet() -> Iterator[None]:
         raise Refused(exc.message, hint=exc.hint) from exc
 
 
-def prepare(engine: Engine, project: Project, options: DeployOptions) -> Plan:
+REFUSE_CANARY, REQUIRE_CANARY = "refuse", "require"
+
+
+def prepare(engine: Engine, project: Project, options: DeployOptions, *,
+            canary: str = REFUSE_CANARY) -> Plan:
     """Run every preflight check, take the service's lock, and return the plan.
+
+    A running canary refuses the deploy (`canary` "refuse": only promote or abort may change
+    it), and promote and abort ("require") are refused when none runs.
 
     Checks that do not depend on each other ask the engine side by side; their verdicts are
     read in a fixed order, so which refusal a user sees never depends on timing. A service
@@ -92,11 +104,12 @@ def prepare(engine: Engine, project: Project, options: DeployOptions) -> Plan:
     """
     service = options.service
     definition = project.services[service]
-    pool = ThreadPoolExecutor(3, thread_name_prefix="docker-swap-preflight")
+    pool = ThreadPoolExecutor(4, thread_name_prefix="docker-swap-preflight")
     with nothing_changed_yet(), pool:
         running = pool.submit(running_containers, engine, project, definition)
         checked = pool.submit(_checked_proxy, engine, project, options)
         engine_id = pool.submit(engine.engine_id)
+        releases = pool.submit(read_releases, engine, project.name, service)
         old = running.result()
         refuse_unswappable(definition, old)
         engine_id.result()  # the engine's ID and clock, which the journal uses
@@ -108,11 +121,30 @@ def prepare(engine: Engine, project: Project, options: DeployOptions) -> Plan:
             port = choose_port(options, old[0])
             locked.result()
             refuse_unfinished(journal, service)
+            found = check_canary(active_canary(releases.result()[0], old), canary, service)
         except BaseException:
             wait([locked])
             journal.unlock()
             raise
-    return Plan(project, options, old, port, network, proxy, journal, notes + journal.notes)
+    return Plan(project, options, old, port, network, proxy, journal, notes + journal.notes,
+                canary=found)
+
+
+def check_canary(found: Release | None, wanted: str, service: str) -> Release | None:
+    """`found` (the canary that runs), if the command may go on with it; CanaryConflict if
+    not."""
+    if found is not None and wanted == REFUSE_CANARY:
+        raise CanaryConflict(
+            f"a canary of {service} runs (release {found.number}, {found.share} of the "
+            f"requests, since {found.at}): another deploy would change it under its feet.",
+            hint=f"Finish it first: `docker-swap promote {service}` rolls it out, "
+            f"`docker-swap abort {service}` removes it.")
+    if found is None and wanted == REQUIRE_CANARY:
+        raise CanaryConflict(
+            f"no canary of {service} runs.",
+            hint=f"Start one with `docker-swap deploy {service} --canary 10%` (or `up "
+            "--canary`); `docker-swap history` shows how the last one ended.")
+    return found
 
 
 def prepare_unproxied(engine: Engine, project: Project, options: DeployOptions) -> Plan:

@@ -20,12 +20,13 @@ from typing import TYPE_CHECKING
 from docker_swap.compose import Compose, image_name
 from docker_swap.errors import ServiceNotFound, SwapError
 from docker_swap.models import Container, Project
-from docker_swap.options import ComposeOptions
-from docker_swap.proxy import Serving
+from docker_swap.options import ComposeOptions, DeployOptions
+from docker_swap.proxy import ProxyDriver, Serving
 from docker_swap.releases.record import Release
-from docker_swap.releases.store import current, read_releases
+from docker_swap.releases.store import active_canary, current, read_releases
 from docker_swap.safety.journal import Entry, Journal
 from docker_swap.settings import resolve_settings
+from docker_swap.targets.compose.canary_status import CanaryStatus, Weighed, canary_status
 from docker_swap.targets.compose.preflight import (
     connect_engine,
     nothing_changed_yet,
@@ -47,6 +48,8 @@ class Served:
     """Names of the service's running containers it sends to."""
     strays: tuple[str, ...] = ()
     """What it sends to that is no running container of the service."""
+    weights: tuple[int, ...] = ()
+    """The weight of each of `containers`, as the proxy reports it (empty: all alike)."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,8 @@ class ServiceStatus:
     compose_would_recreate: tuple[str, ...] = ()
     """Running containers `docker compose up -d` would recreate: their config hash or image
     differs from the service's now (a deploy is due)."""
+    canary: CanaryStatus | None = None
+    """The canary that runs, if one does."""
 
 
 @dataclass(frozen=True)
@@ -120,15 +125,20 @@ def service_status(
         interrupted = Journal(engine, project.name, service).read()
         image = engine.image(image_name(project, service))
     running = [c for c in containers if c.running]
-    outdated = would_recreate(running, config_hash, image.id if image else None)
+    canary = active_canary(releases, running)
+    # A canary runs the current definition beside the old one: only the old ones are due.
+    outdated = [] if canary else would_recreate(running, config_hash,
+                                                image.id if image else None)
     problems = [f"{c.name} is {c.health}." for c in running if c.health == "unhealthy"]
-    proxy, served = _served(engine, project, service, running, problems)
+    proxy, served, reader = _served(engine, project, service, running, problems)
     if interrupted is not None:
         problems.append(f"a deploy started at {interrupted.started_at} was interrupted "
                         f"(phase {interrupted.phase}): run `docker-swap recover {service}`.")
+    shown = None if canary is None or reader is None else canary_status(
+        canary, running, [Weighed(v.containers, v.weights) for v in served], *reader)
     return ServiceStatus(service, current(releases, running), tuple(containers), proxy,
                          tuple(served), tuple(problems), interrupted, tuple(notes),
-                         tuple(c.name for c in outdated))
+                         tuple(c.name for c in outdated), shown)
 
 
 def would_recreate(
@@ -143,14 +153,14 @@ def would_recreate(
 def _served(
     engine: Engine, project: Project, service: str, running: Sequence[Container],
     problems: list[str],
-) -> tuple[str, list[Served]]:
-    """The proxy's description and what each of its proxies sends to; disagreements are
-    added to `problems`."""
+) -> tuple[str, list[Served], tuple[ProxyDriver, DeployOptions, str] | None]:
+    """The proxy's description, what each of its proxies sends to, and the driver that read
+    it (with the settings and network); disagreements are added to `problems`."""
     try:
         options = resolve_settings(service, project.services[service].x_swap, {})
     except SwapError as error:
         problems.append(f"its x-swap settings cannot be used: {error.message}")
-        return "unknown", []
+        return "unknown", [], None
     if not running:
         problems.append(f"no container of {service} runs.")
     try:
@@ -159,21 +169,23 @@ def _served(
         network = proxy_network(proxies, running[0]) if running else ""
     except SwapError as error:
         problems.append(f"the proxy could not be read: {error.message}")
-        return "unknown", []
+        return "unknown", [], None
     served = [_match(view, running, network) for view in found]
     problems += disagreements(service, served, running)
-    return driver.description, served
+    return driver.description, served, (driver, options, network)
 
 
 def _match(view: Serving, running: Sequence[Container], network: str) -> Served:
-    names, strays = [], []
-    for backend in view.backends:
+    names, strays, weights = [], [], []
+    for index, backend in enumerate(view.backends):
         container = container_at(backend, running, network)
         if container is None:
             strays.append(backend)
         else:
             names.append(container.name)
-    return Served(view.source, view.backends, tuple(names), tuple(strays))
+            weights.append(view.weights[index] if index < len(view.weights) else 1)
+    shown = tuple(weights) if len(set(weights)) > 1 else ()
+    return Served(view.source, view.backends, tuple(names), tuple(strays), shown)
 
 
 def container_at(backend: str, running: Sequence[Container], network: str) -> Container | None:

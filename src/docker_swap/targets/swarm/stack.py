@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from docker_swap import labels
 from docker_swap.compose import Compose, Stack
-from docker_swap.errors import ProxyNotReady, Refused, ServiceNotFound
+from docker_swap.errors import InvalidSettings, ProxyNotReady, Refused, ServiceNotFound
 from docker_swap.options import ComposeOptions, DeployOptions
 from docker_swap.proxy import ProxyDriver
 from docker_swap.proxy.registry import RegistryDriver
@@ -148,7 +148,13 @@ def open_stack(compose_options: ComposeOptions, flags: Mapping[str, object | Non
 
 def _checked(target: StackTarget, options: DeployOptions) -> DeployOptions:
     """Give the port the image exposes if x-swap names none; refuse (exit 2) settings that run
-    inside the tasks (hooks, health-cmd, http) when no job can run there."""
+    inside the tasks (hooks, health-cmd, http) when no job can run there, and a canary."""
+    if options.canary is not None:
+        raise InvalidSettings(
+            f"a canary of {options.service} cannot start on a Swarm stack yet: its traffic "
+            "moves from a bridge to the new tasks all at once (docs/swarm.md).",
+            hint="Deploy it without --canary (or x-swap canary), or canary it on a compose "
+            "host.")
     if target.needs_jobs(options):
         target.job_image()  # InvalidSettings when the stack runs no agent service
     running = target.running.get(options.service)
