@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from docker_swap.cli.charts import Timeline, write
+from docker_swap.rollout.loadgen import DemoLoad
 from testbed.load import MIXED, Load
 from testbed.stack import NGINX_HTTP, Stack, http_compose
 
@@ -51,7 +53,8 @@ def project(replicas: int, parallelism: int) -> dict[str, Any]:
     return compose
 
 
-def one(method: str, replicas: int, parallelism: int, folder: Path) -> Row:
+def one(method: str, replicas: int, parallelism: int, folder: Path,
+        chart: Path | None = None) -> Row:
     stack = Stack(folder / f"{method}-{replicas}-{parallelism}", project(replicas, parallelism),
                   NGINX_HTTP)
     stack.env = {"DOCKER_SWAP_STATE_DIR": str(folder / "state")}
@@ -61,28 +64,55 @@ def one(method: str, replicas: int, parallelism: int, folder: Path) -> Row:
         stack.wait_serving("v1")
         time.sleep(4)  # every replica warm (1 s to listen, 2 s of warm-up)
         seconds = 15 + 6 * replicas
-        with Load(stack.url(), MIXED, seconds) as load:
+        port = int(stack.url().rsplit(":", 1)[1].strip("/"))
+        with Load(stack.url(), MIXED, seconds) as load, \
+                DemoLoad("127.0.0.1", port, gets=2, posts=0) as probe:
             time.sleep(SETTLE_SECONDS)
             started = time.monotonic()
-            batches = run(method, stack)
-            wall = time.monotonic() - started
-            results = load.results()
-        return Row(method, replicas, parallelism, batches, wall,
-                   sum(r.requests for r in results), sum(r.failed for r in results))
+            batches, spans = run(method, stack)
+            ended = time.monotonic()
+            time.sleep(SETTLE_SECONDS)
+            results = load.stop()
+        row = Row(method, replicas, parallelism, batches, ended - started,
+                  sum(r.requests for r in results), sum(r.failed for r in results))
+        if chart is not None:
+            draw(row, probe, spans, started, ended, chart)
+        return row
     finally:
         stack.down()
 
 
-def run(method: str, stack: Stack) -> int:
-    """Change the app's version the way `method` does; return the number of batches."""
+def run(method: str, stack: Stack) -> tuple[int, list[float]]:
+    """Change the app's version the way `method` does; the number of batches, and the seconds
+    of each (compose's whole `up -d` for compose)."""
     env = {"APP_VERSION": "v2"}
     if method == "compose":
+        started = time.monotonic()
         stack.compose("up", "-d", env=env)
-        return 1
+        return 1, [time.monotonic() - started]
     report = stack.swap_json("up", env=env)
     assert report["exit_code"] == 0, report
     app = next(s for s in report["services"] if s["name"] == "app")
-    return len(app["batches"])
+    return len(app["batches"]), [float(b["seconds"]) for b in app["batches"]]
+
+
+def draw(row: Row, probe: DemoLoad, spans: list[float], started: float, ended: float,
+         folder: Path) -> None:
+    """The row's chart: what a light client beside wrk saw (2 keep-alive GET connections),
+    with each batch marked (placed back from the command's end: batches run last)."""
+    phases, end = [], ended
+    for number, seconds in reversed(list(enumerate(spans, start=1))):
+        kind = "compose" if row.method == "compose" else "batch"
+        phases.append((f"{kind} {number}", end - seconds, end))
+        end -= seconds
+    tally = probe.tally
+    timeline = Timeline(
+        f"{row.method}: {row.replicas} replica(s), {row.batches} batch(es) under load; "
+        f"{row.failed:,} of {row.requests:,} requests failed (wrk)",
+        [*tally.latencies, *((t, None) for t in tally.failed_at)], phases)
+    name = f"{row.method.replace(' ', '-')}-{row.replicas}-{row.parallelism}.svg"
+    folder.mkdir(parents=True, exist_ok=True)
+    write(timeline, folder / name)
 
 
 def table(rows: Sequence[Row]) -> str:
@@ -99,18 +129,21 @@ def main() -> None:
     parser.add_argument("--replicas", type=int, nargs="+", default=[1, 3, 6])
     parser.add_argument("--parallelism", type=int, nargs="+", default=[1, 2, 0])
     parser.add_argument("--json", action="store_true", help="one JSON object per row")
+    parser.add_argument("--chart", type=Path, metavar="FOLDER",
+                        help="write a chart of each row there (needs docker-swap[charts])")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory(prefix="docker-swap-bench-") as folder:
         for replicas in args.replicas:
-            rows.append(one("compose", replicas, 0, Path(folder)))
+            rows.append(one("compose", replicas, 0, Path(folder), args.chart))
             seen: set[int] = set()
             for parallelism in args.parallelism:
                 batches = len(range(0, replicas, parallelism or replicas))
                 if batches in seen:
                     continue  # the same batches as a row already measured
                 seen.add(batches)
-                rows.append(one("docker-swap up", replicas, parallelism, Path(folder)))
+                rows.append(one("docker-swap up", replicas, parallelism, Path(folder),
+                                args.chart))
                 if args.json:
                     print(json.dumps(rows[-1].__dict__))
     print(table(rows))

@@ -71,6 +71,10 @@ class Container:
     """Network name to this container's IPv4 address on it."""
     exposed_ports: tuple[int, ...] = ()
     has_healthcheck: bool = False
+    healthcheck: tuple[str, ...] = ()
+    """Its health check's test as a command to exec (CMD-SHELL as `/bin/sh -c`); empty: none."""
+    healthcheck_timeout: float = 30.0
+    """Seconds one run of it may take (the check's own `timeout`)."""
     config_files: tuple[str, ...] = ()
     working_dir: str = ""
     """The compose project's folder (where its `.env` is)."""

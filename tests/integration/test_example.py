@@ -70,12 +70,14 @@ def test_the_walkthrough_works_as_its_readme_says(engine: None, tmp_path: Path) 
         remove_releases(project[1])
 
 
-def test_the_demo_reports_no_failed_request_and_both_versions(engine: None) -> None:
+def test_the_demo_reports_no_failed_request_and_both_versions(
+        engine: None, tmp_path: Path) -> None:
     port = free_port()
+    chart = tmp_path / "report.html"
     result = subprocess.run(
         [sys.executable, "-m", "docker_swap", "demo", "--swaps", "2", "--port", str(port),
-         "--json"], env={**os.environ, **local_bases()}, text=True, capture_output=True,
-        check=False, timeout=600,
+         "--json", "--report", str(chart)], env={**os.environ, **local_bases()}, text=True,
+        capture_output=True, check=False, timeout=600,
     )
 
     assert result.returncode == 0, result.stdout + result.stderr
@@ -90,6 +92,9 @@ def test_the_demo_reports_no_failed_request_and_both_versions(engine: None) -> N
             f"app {batch} {phase}" for batch in ("1/2", "2/2")
             for phase in ("start", "ready", "switch", "drain", "retire")]
     assert project_containers() == []
+    page = chart.read_text()  # the chart of that very run
+    assert "<svg" in page and "2 swap(s) under load, 0 failed" in page
+    assert "requests/s" in page and "p99 ms" in page
 
 
 def test_ctrl_c_stops_the_demo_and_removes_what_it_made(engine: None) -> None:

@@ -12,6 +12,7 @@ import pytest
 from docker_swap.agent import Agent
 from docker_swap.errors import ProxyNotReady, SwitchNotConfirmed
 from docker_swap.models import AgentStatus, Backend, Generation
+from docker_swap.proxy import Drained
 from docker_swap.proxy.registry import RegistryDriver
 from tests.fakes import FakeProxy, FakeRegistry
 
@@ -294,3 +295,88 @@ def test_an_agent_whose_node_is_down_is_not_waited_for_but_one_on_a_live_node_is
     down.add("n3")
     assert driver.switch(NEW).endswith("demo-app-2")
     assert driver.drain(0.3).complete
+
+
+def test_redis_away_for_a_moment_during_a_switch_is_waited_out() -> None:
+    registry = registry_with("edge-1")
+    registry.agents_apply = {"edge-1"}
+    publish = registry.publish
+
+    def publish_then_restart(backends: Sequence[Backend], after: int = 0) -> Generation:
+        generation = publish(backends, after)
+        registry.down = True  # restarting: every read fails for a moment
+        threading.Timer(0.3, lambda: setattr(registry, "down", False)).start()
+        return generation
+
+    registry.publish = publish_then_restart  # type: ignore[method-assign]
+
+    assert RegistryDriver(registry, "app", 5).switch(NEW).startswith("generation 2 applied")
+
+
+def test_redis_away_for_the_whole_switch_fails_it_and_says_why() -> None:
+    registry = registry_with("edge-1")
+    registry.down = True
+
+    with pytest.raises(SwitchNotConfirmed, match=r"Redis at redis://fake failed: Connection "
+                       r"refused\. What the agents applied could not be read within 0\.2 s"):
+        RegistryDriver(registry, "app", 0.2).switch(NEW)
+
+
+def test_a_switch_back_after_redis_lost_its_data_never_reuses_the_forward_number() -> None:
+    """Redis restarts empty right after the forward generation (2) reached the agent: the
+    switch back must be numbered above 2, which the agent has seen and will not apply again,
+    and must not be taken for applied because the agent reports 2."""
+    registry = registry_with("edge-1")
+    registry.agents_apply = {"edge-1"}
+    driver = RegistryDriver(registry, "app", 0.3)
+    driver.check()
+    publish = registry.publish
+
+    def publish_then_go_away(backends: Sequence[Backend], after: int = 0) -> Generation:
+        generation = publish(backends, after)
+        registry.down = True
+        return generation
+
+    registry.publish = publish_then_go_away  # type: ignore[method-assign]
+    with pytest.raises(SwitchNotConfirmed):
+        driver.switch(NEW)
+    registry.publish = publish  # type: ignore[method-assign]
+    registry.generations.clear()  # back, empty; the agent registers again, serving 2 (NEW)
+    registry.statuses["edge-1"] = AgentStatus("edge-1", "nginx:proxy", True, 2, 2)
+    registry.agents_apply = set()  # it applies nothing it has not been sent yet
+    registry.down = False
+
+    with pytest.raises(SwitchNotConfirmed, match="did not apply generation 3"):
+        driver.switch(OLD)
+
+
+def test_the_drain_waits_out_redis_away_for_a_moment() -> None:
+    registry = registry_with("edge-1")
+    registry.down = True
+    threading.Timer(0.2, lambda: setattr(registry, "down", False)).start()
+
+    assert RegistryDriver(registry, "app", 1.0).drain(5).complete
+
+    registry.down = True
+    drained = RegistryDriver(registry, "app", 1.0).drain(0.2)
+    assert not drained.complete and "Connection refused" in drained.detail
+
+
+def test_a_generation_published_during_a_drain_is_applied_at_once() -> None:
+    """Not at the next publication or resync: after a Redis restart the subscription is dead,
+    and the deploy that published waits only its switch timeout."""
+    registry = registry_with()
+    registry.published.clear()  # the subscription wakes only at its 30 s resync
+    proxy = FakeProxy(drained=Drained(0.01, False, "requests in flight"))
+    stop = threading.Event()
+    agent = Agent("edge-1", registry, lambda: proxy, "nginx:proxy", 3.0, lambda _: None)
+    threading.Thread(target=agent.run, args=(stop, 30.0), daemon=True).start()
+    try:
+        wait_until(lambda: "edge-1" in registry.statuses
+                   and registry.statuses["edge-1"].applied == 1)  # now draining it
+        registry.generations[2] = Generation(2, tuple(NEW), "now")  # no message published
+
+        wait_until(lambda: registry.statuses["edge-1"].applied == 2, seconds=2)
+        assert proxy.switches == [["demo-app-1"], ["demo-app-2"]]
+    finally:
+        stop.set()

@@ -201,6 +201,8 @@ class Agent:
         self._refused: tuple[int, str] | None = None
         self._ready = False
         self._lost = False
+        self._superseded = False
+        """A newer generation cut the last drain short: it is applied next, at once."""
         self._floor: int | None = None
         """The generation this agent applied before it (re)started, as its own last report in
         Redis says: nothing older is applied, so a replayed old generation changes nothing."""
@@ -250,8 +252,16 @@ class Agent:
             subscription.close()
 
     def _catch_up(self) -> None:
-        """Apply the newest generation if it is newer than the one applied; refuse (and say
-        so, once) one that is not valid. Redis errors propagate: `run` reconnects."""
+        """Apply the newest generation if it is newer than the one applied, again as long as
+        a newer one cut the drain short (the deploy waits for it: no publication to wait
+        for first, which may never come if Redis restarted meanwhile); refuse (and say so,
+        once) one that is not valid. Redis errors propagate: `run` reconnects."""
+        self._superseded = True
+        while self._superseded:
+            self._superseded = False
+            self._catch_up_once()
+
+    def _catch_up_once(self) -> None:
         number = 0
         try:
             number = self._registry.current_number()
@@ -316,6 +326,7 @@ class Agent:
                 if self._newer_than(number):
                     self._say(f"generation {number}: a newer one is published; applying it "
                               "before this drain ends")
+                    self._superseded = True
                     return None
         except Exception as exc:  # any proxy error: reported, never fatal
             self._driver = None

@@ -29,7 +29,6 @@ from docker_swap.rollout.reports import CanaryState, DeployReport
 from docker_swap.rollout.verify import VerifyReport
 
 if TYPE_CHECKING:
-    from docker_swap.demo import DemoReport
     from docker_swap.rollout.canary_watch import Decision
     from docker_swap.rollout.outcomes import ServiceOutcome, UpReport
     from docker_swap.rollout.recover import RecoveryReport
@@ -358,33 +357,3 @@ def presenter(*, as_json: bool, quiet: bool, live: bool = True) -> Presenter:
     if quiet:
         return Quiet(out, err)
     return Live(out, err) if out.is_terminal and live else Lines(out, err)
-
-
-def demo_report(report: DemoReport) -> str:
-    """The demo's report, as lines for people."""
-    def ms(pair: tuple[float, float]) -> str:
-        return f"p50 {pair[0]:.1f} ms, p99 {pair[1]:.1f} ms"
-
-    failed = sum(report.failed.values())
-    kinds = ", ".join(f"{kind} {count}" for kind, count in sorted(report.failed.items()))
-    lines = [
-        f"requests sent   {sum(report.sent.values()):,} "
-        f"({', '.join(f'{m} {n:,}' for m, n in sorted(report.sent.items()))})",
-        f"failed          {failed}" + (f" ({kinds})" if kinds else ""),
-        f"versions seen   {', '.join(f'{v} {n:,}' for v, n in sorted(report.versions.items()))}",
-        f"latency         before the swaps {ms(report.before_ms)}; during {ms(report.during_ms)}",
-    ]
-    for run in report.swaps:
-        lines.append(f"swap {run.number} -> {run.version}  = {run.seconds:.2f}s")
-        batches: dict[str, list[PhaseResult]] = {}
-        for phase in run.phases:  # "app 1/2 start": service and batch, then the phase
-            batch, _, name = phase.name.rpartition(" ")
-            batches.setdefault(batch, []).append(PhaseResult(name, phase.seconds, ""))
-        for batch, phases in batches.items():
-            steps = "  ".join(f"{p.name} {p.seconds:.2f}s" for p in phases)
-            lines.append(f"  {batch:<7} {steps}  = {sum(p.seconds for p in phases):.2f}s")
-    return "\n".join(lines)
-
-
-def demo_json(report: DemoReport) -> str:
-    return json.dumps(asdict(report))

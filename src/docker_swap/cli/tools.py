@@ -4,12 +4,15 @@ as `docker swap`."""
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 from rich.markup import escape
 
 from docker_swap.cli.app import cli, fail
-from docker_swap.cli.output import demo_json, demo_report, presenter
+from docker_swap.cli.charts import Timeline, render_svg, write
+from docker_swap.cli.demo_view import demo_json, demo_report, demo_timeline
+from docker_swap.cli.output import presenter
 from docker_swap.cli.targeting import swarm_option
 from docker_swap.errors import EXIT_NEEDS_ATTENTION
 from docker_swap.options import DEMO_PORT, DEMO_SWAPS, ComposeOptions
@@ -22,12 +25,17 @@ from docker_swap.options import DEMO_PORT, DEMO_SWAPS, ComposeOptions
               help="Host port of the example's nginx.")
 @click.option("--keep", is_flag=True, help="Leave the example running, and say where.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
-def demo_command(swaps: int, port: int, keep: bool, as_json: bool) -> None:
+@click.option("--report", "chart", metavar="FILE", type=click.Path(dir_okay=False),
+              help="Also write a chart of the run (requests/s, failed, p99, each swap's "
+              "phases): FILE.svg, or FILE.html with the summary (needs docker-swap[charts]).")
+def demo_command(swaps: int, port: int, keep: bool, as_json: bool, chart: str | None) -> None:
     """Bring up the bundled classic example, put it under load, swap it, report what failed."""
     from docker_swap.demo import run_demo  # noqa: PLC0415  (its load generator loads only for it)
 
     shown = presenter(as_json=as_json, quiet=as_json)
     try:
+        if chart:
+            render_svg(Timeline("check"))  # refuses at once when matplotlib is missing
         report = run_demo(swaps=swaps, port=port, keep=keep, observer=shown,
                           say=lambda text: None if as_json else shown.out.print(escape(text)))
     except Exception as error:
@@ -39,6 +47,10 @@ def demo_command(swaps: int, port: int, keep: bool, as_json: bool) -> None:
         click.echo(demo_json(report))
     else:
         shown.out.print(demo_report(report))
+    if chart:
+        write(demo_timeline(report), Path(chart))
+        if not as_json:
+            shown.out.print(f"chart: {chart}")
 
 
 @cli.command("doctor")

@@ -66,6 +66,10 @@ class DemoReport:
     """p50, p99 of successful requests before the first swap."""
     during_ms: tuple[float, float] = (float("nan"), float("nan"))
     bases: str = ""
+    requests: list[tuple[float, float | None]] = field(default_factory=list, repr=False)
+    """(when, latency ms; None: failed) of every request the load sent (for --report)."""
+    phases: list[tuple[str, float, float]] = field(default_factory=list, repr=False)
+    """(swap and phase, start, end) of every phase, on the same clock."""
 
 
 def run_demo(
@@ -133,6 +137,8 @@ def _swap_under_load(compose: Compose, options: ComposeOptions, folder: Path, sw
             _raise_unless_done(upped)
             report.swaps.append(SwapRun(number, version, tuple(phases.finished),
                                         upped.seconds))
+            report.phases += [(f"swap {number} {name}", start, end)
+                              for name, start, end in phases.timed]
         swaps_ended = time.monotonic()
         time.sleep(_AFTER_SECONDS)
     tally = load.tally
@@ -140,6 +146,7 @@ def _swap_under_load(compose: Compose, options: ComposeOptions, folder: Path, sw
     report.versions = dict(tally.versions)
     report.before_ms = tally.percentiles(0, swaps_started)
     report.during_ms = tally.percentiles(swaps_started, swaps_ended)
+    report.requests = [*tally.latencies, *((when, None) for when in tally.failed_at)]
 
 
 class _Phases:
@@ -147,12 +154,17 @@ class _Phases:
 
     def __init__(self, observer: UpObserver) -> None:
         self._observer, self.finished = observer, list[PhaseResult]()
+        self.timed: list[tuple[str, float, float]] = []
+        """(name, start, end) of each phase (time.monotonic())."""
+        self._started = 0.0
 
     def phase_started(self, name: str) -> None:
+        self._started = time.monotonic()
         self._observer.phase_started(name)
 
     def phase_finished(self, result: PhaseResult) -> None:
         self.finished.append(result)
+        self.timed.append((result.name, self._started, time.monotonic()))
         self._observer.phase_finished(result)
 
     def note(self, text: str) -> None:

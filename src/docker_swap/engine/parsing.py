@@ -16,7 +16,8 @@ _DEFAULT_STOP_GRACE = 10  # the engine's, when compose sets no stop_grace_period
 def container_from(attrs: Mapping[str, Any]) -> Container:
     config, state = attrs["Config"], attrs["State"]
     found = config.get("Labels") or {}
-    healthcheck = (config.get("Healthcheck") or {}).get("Test") or []
+    check = config.get("Healthcheck") or {}
+    healthcheck = check.get("Test") or []
     networks = attrs.get("NetworkSettings", {}).get("Networks") or {}
     exposed = config.get("ExposedPorts") or {}
     return Container(
@@ -31,6 +32,8 @@ def container_from(attrs: Mapping[str, Any]) -> Container:
         networks={name: net.get("IPAddress", "") for name, net in networks.items()},
         exposed_ports=tcp_ports(exposed),
         has_healthcheck=bool(healthcheck) and healthcheck[0] != "NONE",
+        healthcheck=healthcheck_argv(healthcheck),
+        healthcheck_timeout=(check.get("Timeout") or 30_000_000_000) / 1e9,
         config_files=tuple(f for f in found.get(labels.COMPOSE_CONFIG_FILES, "").split(",")
                            if f),
         working_dir=found.get(labels.COMPOSE_WORKING_DIR, ""),
@@ -39,6 +42,18 @@ def container_from(attrs: Mapping[str, Any]) -> Container:
         stop_grace=int(config.get("StopTimeout") or _DEFAULT_STOP_GRACE),
         config_hash=found.get(labels.COMPOSE_CONFIG_HASH, ""),
     )
+
+
+def healthcheck_argv(test: Sequence[str]) -> tuple[str, ...]:
+    """A health check's `Test` as the command docker runs for it: `CMD` arguments as they are,
+    `CMD-SHELL` through /bin/sh -c (as the engine does); () for none."""
+    if not test or not all(isinstance(part, str) for part in test):
+        return ()
+    if test[0] == "CMD" and len(test) > 1:
+        return tuple(test[1:])
+    if test[0] == "CMD-SHELL" and len(test) == 2:
+        return ("/bin/sh", "-c", test[1])
+    return ()
 
 
 def tcp_ports(exposed: Mapping[str, Any]) -> tuple[int, ...]:

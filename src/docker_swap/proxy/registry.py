@@ -18,7 +18,13 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from docker_swap.errors import ProxyNotReady, RegistryDataInvalid, StepFailed, SwitchNotConfirmed
+from docker_swap.errors import (
+    ProxyNotReady,
+    RegistryDataInvalid,
+    RegistryUnavailable,
+    StepFailed,
+    SwitchNotConfirmed,
+)
 from docker_swap.models import AgentStatus, Backend, Generation
 from docker_swap.proxy.base import Drained, Serving
 from docker_swap.safety.failpoints import failpoint
@@ -129,28 +135,43 @@ class RegistryDriver:
         pass
 
     def switch(self, backends: Sequence[Backend]) -> str:
-        generation = self._publish(backends)
-        failpoint("switch")
         deadline = time.monotonic() + self._switch_timeout
+        generation: Generation | None = None
+        waiting: list[AgentStatus] = []
+        missing: list[str] = []
+        lost: RegistryUnavailable | None = None
         while True:
-            agents = self._registry.agents()
-            self._note_numbers(agents)
-            if self._registry.generation(generation.number) is None:
-                generation = self._publish(backends)  # Redis lost it (restarted): once more
-            excused = self._excused(agents)
-            waiting = [a for a in agents
-                       if a.name not in excused and not self._serves(a, generation)]
-            failed = [a for a in waiting if a.failed >= generation.number and not a.problem]
-            if failed:
-                raise SwitchNotConfirmed(
-                    f"agent {failed[0].name} could not apply generation {generation.number}: "
-                    f"{failed[0].error}"
-                )
-            missing = sorted(self._expected - {a.name for a in agents} - excused)
-            if not waiting and not missing and any(a.name not in excused for a in agents):
-                return (f"generation {generation.number} applied by {len(agents)} agent(s): "
-                        f"{', '.join(b.name for b in backends)}")
+            try:  # Redis away for a moment (restarting) is waited out, within the timeout
+                if generation is None:
+                    generation = self._publish(backends)
+                    failpoint("switch")
+                agents = self._registry.agents()
+                self._note_numbers(agents)
+                if self._registry.generation(generation.number) is None:
+                    generation = self._publish(backends)  # Redis lost it (restarted): once more
+                excused = self._excused(agents)
+                waiting = [a for a in agents
+                           if a.name not in excused and not self._serves(a, generation)]
+                failed = [a for a in waiting if a.failed >= generation.number and not a.problem]
+                if failed:
+                    raise SwitchNotConfirmed(
+                        f"agent {failed[0].name} could not apply generation "
+                        f"{generation.number}: {failed[0].error}"
+                    )
+                missing = sorted(self._expected - {a.name for a in agents} - excused)
+                if not waiting and not missing and any(a.name not in excused for a in agents):
+                    return (f"generation {generation.number} applied by {len(agents)} "
+                            f"agent(s): {', '.join(b.name for b in backends)}")
+                lost = None
+            except RegistryUnavailable as exc:
+                lost = exc
             if time.monotonic() > deadline:
+                if lost is not None or generation is None:
+                    raise SwitchNotConfirmed(
+                        f"{lost.message if lost else 'Redis did not answer.'} What the agents "
+                        f"applied could not be read within {self._switch_timeout:g} s.",
+                        hint="Check that Redis runs; `docker-swap status` shows what each "
+                        "agent applied.")
                 raise self._not_applied(waiting, missing, generation)
             time.sleep(_POLL_SECONDS)
 
@@ -170,6 +191,9 @@ class RegistryDriver:
         lost its counter, never the agents their numbers)."""
         self._note_numbers(self._registry.agents())
         self._published = self._registry.publish(backends, after=self._floor)
+        # Above its own numbers too: Redis may lose this one before any agent reports it, and
+        # the next (a switch back) must not reuse its number, which the agents have seen.
+        self._floor = max(self._floor, self._published.number)
         return self._published
 
     def _note_numbers(self, agents: Sequence[AgentStatus]) -> None:
@@ -193,18 +217,29 @@ class RegistryDriver:
         published, an earlier one with the same backends that it still drains (a switch it
         served already), or, without a switch in this process (recover), the current one."""
         started = time.monotonic()
+        busy: list[AgentStatus] = []
+        missing: list[str] = []
+        lost: RegistryUnavailable | None = None
         while True:
-            agents = self._registry.agents()
-            excused = self._excused(agents)
-            busy = [a for a in agents
-                    if a.alive and a.drained < a.applied and a.name not in excused]
-            # An agent whose record Redis lost (restarted without its data) registers again
-            # in a moment, still draining: it is waited for, not taken for done.
-            missing = sorted(self._expected - {a.name for a in agents} - excused)
+            try:  # Redis away for a moment is waited out, within the drain's timeout
+                agents = self._registry.agents()
+                lost = None
+            except RegistryUnavailable as exc:
+                agents, lost = [], exc
+            if lost is None:
+                excused = self._excused(agents)
+                busy = [a for a in agents
+                        if a.alive and a.drained < a.applied and a.name not in excused]
+                # An agent whose record Redis lost (restarted without its data) registers
+                # again in a moment, still draining: it is waited for, not taken for done.
+                missing = sorted(self._expected - {a.name for a in agents} - excused)
             seconds = time.monotonic() - started
-            if not busy and not missing:
+            if not busy and not missing and lost is None:
                 return Drained(seconds, True, "every agent drained its proxy")
             if seconds >= timeout:
+                if lost is not None:
+                    return Drained(seconds, False, f"{lost.message} The drain could not be "
+                                   f"confirmed within {timeout:g} s")
                 said = "; ".join(f"{a.name}: {a.error}" for a in busy if a.error)
                 waiting = [a.name for a in busy] + [f"{m} (not registered)" for m in missing]
                 return Drained(seconds, False,

@@ -25,6 +25,8 @@ class Tally:
     failed: Counter[str] = field(default_factory=Counter)
     latencies: list[tuple[float, float]] = field(default_factory=list)
     """(when, milliseconds) of every successful request."""
+    failed_at: list[float] = field(default_factory=list)
+    """When each failed request ended."""
 
     def percentiles(self, start: float, end: float) -> tuple[float, float]:
         window = sorted(ms for when, ms in self.latencies if start <= when < end)
@@ -97,6 +99,7 @@ class DemoLoad:
             self.tally.sent[method] += 1
             if failure:
                 self.tally.failed[failure] += 1
+                self.tally.failed_at.append(time.monotonic())
             else:
                 self.tally.versions[version] += 1
                 self.tally.latencies.append((time.monotonic(), latency * 1000))

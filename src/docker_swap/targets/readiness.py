@@ -154,6 +154,35 @@ class DockerHealthProbe:
         return ProbeResult(health == "healthy", f"Docker health is {health}")
 
 
+class HealthcheckProbe:
+    """The image's HEALTHCHECK without its interval's lag: docker-swap runs the check's own
+    command in the container on its short period (each run bounded by the check's timeout),
+    and Docker's verdict counts too: ready at the first of either's success; Docker's
+    `unhealthy` fails at once (the wait's own rule). A command docker-swap cannot run there
+    (exit 126 or 127: no shell in a distroless image, say) leaves Docker's verdict alone,
+    as DockerHealthProbe waits for it."""
+
+    def __init__(self, executor: Executor, container_id: str, argv: Sequence[str],
+                 run_timeout: float, state: ContainerState) -> None:
+        self._command = CommandProbe(executor, container_id, argv)
+        self._docker = DockerHealthProbe(state)
+        self._run_timeout, self._runs = run_timeout, True
+        self.interval = self._command.interval
+        shown = argv[2:] if tuple(argv[:2]) == ("/bin/sh", "-c") else argv
+        self.description = f"HEALTHCHECK {' '.join(shown)}"
+
+    def check(self, timeout: float) -> ProbeResult:
+        docker = self._docker.check(timeout)
+        if docker.ok or not self._runs:
+            return docker
+        result = self._command.check(min(timeout, self._run_timeout))
+        if result.detail.split(": ", 1)[0].endswith(("exited 126", "exited 127")):
+            self._runs = False  # not runnable from outside: Docker's own runs decide
+            self.interval = self._docker.interval
+            return ProbeResult(False, f"{result.detail}; waiting for Docker's health check")
+        return result
+
+
 def wait_until_ready(
     probe: Probe, state: ContainerState, container: str, timeout: float,
     deadline: float | None = None, on_attempt: Callable[[int, ProbeResult], None] | None = None,

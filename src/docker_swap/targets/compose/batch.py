@@ -20,6 +20,7 @@ from docker_swap.targets.base import Progress, Unit, UnitState
 from docker_swap.targets.readiness import (
     CommandProbe,
     DockerHealthProbe,
+    HealthcheckProbe,
     HttpProbe,
     Probe,
     ProbeResult,
@@ -105,6 +106,9 @@ class ComposeBatch(ComposeUnits):
             return CommandProbe(self.engine, container.id, options.health_cmd)
         if options.http_path and self.port is not None:
             return HttpProbe(address_on(container, self.network), self.port, options.http_path)
+        if container.has_healthcheck and container.healthcheck:
+            return HealthcheckProbe(self.engine, container.id, container.healthcheck,
+                                    container.healthcheck_timeout, state)
         if container.has_healthcheck:
             return DockerHealthProbe(state)
         if self.proxied and self.port is not None:
