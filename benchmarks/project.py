@@ -82,28 +82,37 @@ def one(method: str, replicas: int, parallelism: int, folder: Path,
         stack.down()
 
 
-def run(method: str, stack: Stack) -> tuple[int, list[float]]:
+Spans = list[tuple[float, list[tuple[str, float]]]]
+"""Each batch: its seconds, and its phases (name, seconds) in order."""
+
+
+def run(method: str, stack: Stack) -> tuple[int, Spans]:
     """Change the app's version the way `method` does; the number of batches, and the seconds
-    of each (compose's whole `up -d` for compose)."""
+    and phases of each (compose's whole `up -d` for compose)."""
     env = {"APP_VERSION": "v2"}
     if method == "compose":
         started = time.monotonic()
         stack.compose("up", "-d", env=env)
-        return 1, [time.monotonic() - started]
+        return 1, [(time.monotonic() - started, [("compose", time.monotonic() - started)])]
     report = stack.swap_json("up", env=env)
     assert report["exit_code"] == 0, report
     app = next(s for s in report["services"] if s["name"] == "app")
-    return len(app["batches"]), [float(b["seconds"]) for b in app["batches"]]
+    return len(app["batches"]), [
+        (float(b["seconds"]), [(p["name"], float(p["seconds"])) for p in b["phases"]])
+        for b in app["batches"]]
 
 
-def draw(row: Row, probe: DemoLoad, spans: list[float], started: float, ended: float,
+def draw(row: Row, probe: DemoLoad, spans: Spans, started: float, ended: float,
          folder: Path) -> None:
     """The row's chart: what a light client beside wrk saw (2 keep-alive GET connections),
-    with each batch marked (placed back from the command's end: batches run last)."""
+    with each batch's phases marked (batches are placed back from the command's end, as they
+    run last; phases follow each other from their batch's start)."""
     phases, end = [], ended
-    for number, seconds in reversed(list(enumerate(spans, start=1))):
-        kind = "compose" if row.method == "compose" else "batch"
-        phases.append((f"{kind} {number}", end - seconds, end))
+    for number, (seconds, steps) in reversed(list(enumerate(spans, start=1))):
+        at = end - seconds
+        for name, took in steps:
+            phases.append((f"{number} {name}", at, at + took))
+            at += took
         end -= seconds
     tally = probe.tally
     timeline = Timeline(

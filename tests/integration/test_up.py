@@ -173,6 +173,8 @@ def test_up_under_load_on_both_proxies_fails_no_request(stack: Stack) -> None:
         "app": "done", "api": "done", "worker": "done", "db": "unchanged",
         "proxy": "unchanged", "haproxy": "unchanged"}
     assert [len(b["new"]) for b in services["app"]["batches"]] == [1, 1, 1]
+    assert [p["name"] for p in services["app"]["batches"][0]["phases"]] == [
+        "start", "ready", "switch", "drain", "retire"]  # each batch's phases, in order
     for before_it, after_it in (("api", "worker"), ("app", "proxy"), ("api", "haproxy")):
         first, then = services[before_it], services[after_it]
         rounding = 0.002  # each figure is rounded to 1 ms

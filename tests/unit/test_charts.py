@@ -1,9 +1,11 @@
-"""The charts: a timeline in half-second steps, drawn as SVG (or a page around it)."""
+"""The charts: a timeline in half-second steps, drawn as SVG, PNG, or a page around the SVG."""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
+
+import pytest
 
 from docker_swap.cli.charts import Timeline, buckets, write
 
@@ -19,7 +21,9 @@ def test_a_timeline_is_counted_in_half_second_steps() -> None:
     steps = buckets(timeline())
 
     assert steps.starts == [0.0, 0.5]
-    assert steps.rate == [100.0, 104.0]  # 50 answers then 50 and 2 failures, per second
+    assert steps.rate[0] == 100.0  # 50 answers in half a second
+    # then 50 answers and 2 failures in the 0.49 s the last step covers (to the last request)
+    assert steps.rate[1] == pytest.approx(52 / 0.49)
     assert steps.failed == [0, 2]
     assert steps.p99 == [2.0, 2.0]
     assert buckets(Timeline("nothing")).starts == []
@@ -30,9 +34,11 @@ def test_the_chart_is_svg_with_its_panels_and_phases_or_a_page_with_the_summary(
         tmp_path: Path) -> None:
     write(timeline(), tmp_path / "run.svg")
     write(timeline(), tmp_path / "run.html")
+    write(timeline(), tmp_path / "run.png")
 
     svg = (tmp_path / "run.svg").read_text()
     assert svg.startswith("<?xml") and "requests/s" in svg and "p99 ms" in svg
     assert "switch" in svg and "drain" in svg  # the phases' legend
     page = (tmp_path / "run.html").read_text()
     assert "<li>2 failed</li>" in page and "<svg" in page
+    assert (tmp_path / "run.png").read_bytes().startswith(b"\x89PNG")

@@ -1,6 +1,7 @@
 """Charts of a run people can look at: requests per second, failed requests and p99 latency
 over time, with the phases of each swap marked (matplotlib, an extra: `pip install
-'docker-swap[charts]'`). Written as SVG, or as an HTML page around it (`.html`) with a summary.
+'docker-swap[charts]'`). Written as SVG, as PNG (`.png`), or as an HTML page around the SVG
+(`.html`) with a summary.
 
 A `Timeline` is what a load client saw (each request's time, latency, and whether it failed)
 and the phases of the deploy (name, start, end), on one clock (time.monotonic()).
@@ -61,9 +62,14 @@ def buckets(timeline: Timeline) -> Buckets:
             failed[index] += 1
         else:
             latencies[index].append(ms)
+    # The last step ends at the last request, not a full step later: its rate is over the
+    # time it covers (else the chart shows a collapse at the end that never happened).
+    spans = [BUCKET_SECONDS] * count
+    last = max(t for t, _ in timeline.requests) - origin - (count - 1) * BUCKET_SECONDS
+    spans[-1] = max(last, BUCKET_SECONDS / 5)
     return Buckets(
         [i * BUCKET_SECONDS for i in range(count)],
-        [(len(ms) + f) / BUCKET_SECONDS for ms, f in zip(latencies, failed, strict=True)],
+        [(len(ms) + f) / span for ms, f, span in zip(latencies, failed, spans, strict=True)],
         failed, [_p99(ms) for ms in latencies])
 
 
@@ -74,7 +80,11 @@ def _p99(values: list[float]) -> float:
 
 
 def write(timeline: Timeline, path: Path) -> None:
-    """The chart as SVG, or as an HTML page with the summary when `path` ends in .html."""
+    """The chart as SVG; as PNG when `path` ends in .png; as an HTML page with the summary
+    when it ends in .html."""
+    if path.suffix.lower() == ".png":
+        path.write_bytes(render(timeline, "png"))
+        return
     svg = render_svg(timeline)
     if path.suffix.lower() in (".html", ".htm"):
         items = "".join(f"<li>{html.escape(line)}</li>" for line in timeline.summary)
@@ -86,6 +96,11 @@ def write(timeline: Timeline, path: Path) -> None:
 
 
 def render_svg(timeline: Timeline) -> str:
+    return render(timeline, "svg").decode()
+
+
+def render(timeline: Timeline, image_format: str) -> bytes:
+    """The chart as an `image_format` (svg or png) file's bytes."""
     try:
         import matplotlib  # noqa: PLC0415 (an extra)
     except ImportError:
@@ -115,8 +130,9 @@ def render_svg(timeline: Timeline) -> str:
     if handles:
         axes[0].legend(handles=handles, loc="upper right", fontsize="small", ncol=len(handles))
     figure.tight_layout()
-    out = io.StringIO()
-    figure.savefig(out, format="svg", metadata={"Date": None})
+    out = io.BytesIO()
+    metadata = {"Date": None} if image_format == "svg" else {}
+    figure.savefig(out, format=image_format, metadata=metadata, dpi=100)
     pyplot.close(figure)
     return out.getvalue()
 

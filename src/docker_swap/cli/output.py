@@ -315,6 +315,8 @@ class Json(Presenter):
             service["started"] = round(service["started"], 3)
             for batch in service["batches"]:
                 batch["seconds"] = round(batch["seconds"], 3)
+                for phase in batch["phases"]:
+                    phase["seconds"] = round(phase["seconds"], 3)
         if any(s.canary and s.canary.decide_after for s in report.services) and \
                 self._start is None:
             self._start = data  # printed with the decision

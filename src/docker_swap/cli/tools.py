@@ -27,7 +27,8 @@ from docker_swap.options import DEMO_PORT, DEMO_SWAPS, ComposeOptions
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
 @click.option("--report", "chart", metavar="FILE", type=click.Path(dir_okay=False),
               help="Also write a chart of the run (requests/s, failed, p99, each swap's "
-              "phases): FILE.svg, or FILE.html with the summary (needs docker-swap[charts]).")
+              "phases): FILE.svg, FILE.png, or FILE.html with the summary (needs "
+              "docker-swap[charts]).")
 def demo_command(swaps: int, port: int, keep: bool, as_json: bool, chart: str | None) -> None:
     """Bring up the bundled classic example, put it under load, swap it, report what failed."""
     from docker_swap.demo import run_demo  # noqa: PLC0415  (its load generator loads only for it)

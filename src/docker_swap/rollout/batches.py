@@ -170,10 +170,12 @@ class Rollout:
             self.interrupted = isinstance(exc.cause, Interrupted) or \
                 self.interrupts.stop_requested
             return BatchResult(number, size, FAILED, time.monotonic() - started,
-                               [c.name for c in old], error=exc.message)
+                               [c.name for c in old], error=exc.message,
+                               phases=list(swap.phases))
         self.serving = [*staying, *new]
         result = BatchResult(number, size, DONE, time.monotonic() - started,
-                             [c.name for c in old], [c.name for c in new])
+                             [c.name for c in old], [c.name for c in new],
+                             phases=list(swap.phases))
         try:
             self._monitor(new, self.service.update.monitor)
         except StepFailed as failure:  # it served: take it out, bring its old ones back

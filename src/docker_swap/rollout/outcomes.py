@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from docker_swap.errors import EXIT_NEEDS_ATTENTION, EXIT_OK, EXIT_ROLLED_BACK, SwapError
-from docker_swap.observer import Observer, SilentObserver
+from docker_swap.observer import Observer, PhaseResult, SilentObserver
 from docker_swap.rollout.reports import CanaryState
 from docker_swap.targets.compose.plan import ServicePlan
 
@@ -53,6 +53,8 @@ class BatchResult:
     old: list[str] = field(default_factory=list)
     new: list[str] = field(default_factory=list)
     error: str = ""
+    phases: list[PhaseResult] = field(default_factory=list)
+    """Its sequence's phases, in order (start, ready, switch, drain, retire, ...)."""
 
 
 @dataclass
