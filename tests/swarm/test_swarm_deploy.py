@@ -218,6 +218,42 @@ def test_a_stopped_agent_rolls_the_deploy_back_and_is_named(shop: Shop) -> None:
     _assert_no_failure(results)
 
 
+def test_redis_restarted_empty_while_the_proxies_are_on_the_bridge_strands_nothing(
+        shop: Shop, tmp_path: Path) -> None:
+    """Redis (it keeps no data) restarts between the switch to the bridge and Swarm's update:
+    the agents register again with the numbers they applied, the deploy publishes above them
+    and ends on the new version, through both proxies, without a failed request."""
+    shop.write("v9")
+    env = {**shop.env(), "DOCKER_SWAP_FAILPOINTS": "update=pause",
+           "DOCKER_SWAP_FAILPOINT_DIR": str(tmp_path)}
+
+    def up_with_redis_restarted() -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, "-m", "docker_swap", "-p", STACK, "-f",
+                str(shop.folder / "compose.yaml"), "up", "--resolve-image", "never"]
+        with subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) as deploy:
+            try:
+                deadline = time.monotonic() + 180
+                while not (tmp_path / "update.reached").exists():
+                    assert deploy.poll() is None and time.monotonic() < deadline, \
+                        "the deploy ended before the update"
+                    time.sleep(0.1)
+                shop.swarm.docker("service", "update", "--force", "--quiet", f"{STACK}_redis")
+                (tmp_path / "update.release").touch()
+                out, err = deploy.communicate(timeout=300)
+            finally:
+                if deploy.poll() is None:
+                    deploy.kill()
+        return subprocess.CompletedProcess(argv, deploy.returncode, out, err)
+
+    results, done = _under_load(shop, up_with_redis_restarted)
+    assert done.returncode == 0, done.stdout + done.stderr
+    shop.version = "v9"
+    shop.assert_serving("v9", done.stdout + done.stderr)
+    assert "shop_app-swap" not in shop.services()
+    _assert_no_failure(results)
+
+
 def test_a_node_lost_mid_deploy_neither_hangs_it_nor_leaves_proxies_on_gone_tasks(
         shop: Shop) -> None:
     shop.write("v7")

@@ -8,7 +8,7 @@ import time
 
 from docker_swap.agent import Agent
 from docker_swap.errors import SwitchNotConfirmed
-from docker_swap.models import AgentStatus, Backend
+from docker_swap.models import AgentStatus, Backend, Generation
 from docker_swap.proxy import Drained
 from tests.fakes import FakeProxy
 
@@ -142,5 +142,25 @@ def test_an_agent_beside_a_proxy_that_counts_answers_reports_them() -> None:
     stop, _ = start_agent(registry, proxy)
     try:
         wait_until(lambda: registry.statuses["edge-1"].answers == (2, 40))
+    finally:
+        stop.set()
+
+
+def test_a_generation_published_during_a_drain_is_applied_at_once() -> None:
+    """Not at the next publication or resync: after a Redis restart the subscription is dead,
+    and the deploy that published waits only its switch timeout."""
+    registry = registry_with()
+    registry.published.clear()  # the subscription wakes only at its 30 s resync
+    proxy = FakeProxy(drained=Drained(0.01, False, "requests in flight"))
+    stop = threading.Event()
+    agent = Agent("edge-1", registry, lambda: proxy, "nginx:proxy", 3.0, lambda _: None)
+    threading.Thread(target=agent.run, args=(stop, 30.0), daemon=True).start()
+    try:
+        wait_until(lambda: "edge-1" in registry.statuses
+                   and registry.statuses["edge-1"].applied == 1)  # now draining it
+        registry.generations[2] = Generation(2, tuple(NEW), "now")  # no message published
+
+        wait_until(lambda: registry.statuses["edge-1"].applied == 2, seconds=2)
+        assert proxy.switches == [["demo-app-1"], ["demo-app-2"]]
     finally:
         stop.set()

@@ -12,7 +12,6 @@ import pytest
 from docker_swap.agent import Agent
 from docker_swap.errors import ProxyNotReady, SwitchNotConfirmed
 from docker_swap.models import AgentStatus, Backend, Generation
-from docker_swap.proxy import Drained
 from docker_swap.proxy.registry import RegistryDriver
 from tests.fakes import FakeProxy, FakeRegistry
 
@@ -173,14 +172,33 @@ def test_a_generation_is_numbered_above_what_any_agent_reports() -> None:
         "generation 8 applied by 1 agent(s): demo-app-2")
 
 
-def test_an_agent_ahead_of_the_published_generation_is_not_taken_for_done() -> None:
+def test_an_agent_ahead_of_the_published_generation_gets_it_again_above_its_number() -> None:
+    registry = registry_with("edge-1")
+    registry.statuses["edge-1"] = AgentStatus("edge-1", "nginx:proxy", True, 9, 9)
+    driver = RegistryDriver(registry, "app", 0.3)
+    first = [True]
+
+    def publish(backends: Sequence[Backend], after: int = 0) -> Generation:
+        if first.pop() if first else False:  # as if the agent reported its 9 only after it
+            return FakeRegistry.publish(registry, backends)
+        generation = FakeRegistry.publish(registry, backends, after)
+        registry.statuses["edge-1"] = replace(registry.statuses["edge-1"],
+                                              applied=generation.number)
+        return generation
+
+    registry.publish = publish  # type: ignore[method-assign]
+
+    assert driver.switch(NEW) == "generation 10 applied by 1 agent(s): demo-app-2"
+
+
+def test_an_agent_ahead_that_never_applies_is_not_taken_for_done() -> None:
     registry = registry_with("edge-1")
     registry.statuses["edge-1"] = AgentStatus("edge-1", "nginx:proxy", True, 9, 9)
     driver = RegistryDriver(registry, "app", 0.2)
     registry.publish = lambda backends, after=0: FakeRegistry.publish(  # type: ignore[method-assign]
-        registry, backends)  # as if the agent had reported its 9 only after the publication
+        registry, backends)  # a publication below the agent's 9, each time (a forged report)
 
-    with pytest.raises(SwitchNotConfirmed, match="did not apply generation 2"):
+    with pytest.raises(SwitchNotConfirmed, match="did not apply generation"):
         driver.switch(NEW)
 
 
@@ -362,21 +380,19 @@ def test_the_drain_waits_out_redis_away_for_a_moment() -> None:
     assert not drained.complete and "Connection refused" in drained.detail
 
 
-def test_a_generation_published_during_a_drain_is_applied_at_once() -> None:
-    """Not at the next publication or resync: after a Redis restart the subscription is dead,
-    and the deploy that published waits only its switch timeout."""
-    registry = registry_with()
-    registry.published.clear()  # the subscription wakes only at its 30 s resync
-    proxy = FakeProxy(drained=Drained(0.01, False, "requests in flight"))
-    stop = threading.Event()
-    agent = Agent("edge-1", registry, lambda: proxy, "nginx:proxy", 3.0, lambda _: None)
-    threading.Thread(target=agent.run, args=(stop, 30.0), daemon=True).start()
-    try:
-        wait_until(lambda: "edge-1" in registry.statuses
-                   and registry.statuses["edge-1"].applied == 1)  # now draining it
-        registry.generations[2] = Generation(2, tuple(NEW), "now")  # no message published
+def test_the_agents_get_the_whole_switch_timeout_from_the_publication_on() -> None:
+    """A publication that takes long (Redis busy, or the fault suite's pause at `switch`)
+    does not eat into the agents' time to apply it."""
+    registry = registry_with("edge-1")
+    publish = registry.publish
 
-        wait_until(lambda: registry.statuses["edge-1"].applied == 2, seconds=2)
-        assert proxy.switches == [["demo-app-1"], ["demo-app-2"]]
-    finally:
-        stop.set()
+    def slow_publish(backends: Sequence[Backend], after: int = 0) -> Generation:
+        time.sleep(0.3)
+        generation = publish(backends, after)
+        threading.Timer(0.1, lambda: registry.statuses.__setitem__("edge-1", replace(
+            registry.statuses["edge-1"], applied=generation.number))).start()
+        return generation
+
+    registry.publish = slow_publish  # type: ignore[method-assign]
+
+    assert RegistryDriver(registry, "app", 0.25).switch(NEW).startswith("generation 2 applied")

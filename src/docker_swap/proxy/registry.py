@@ -9,7 +9,8 @@ has drained its own proxy.
 An agent whose report cannot be trusted (malformed, or not validly signed when the registry
 has a key) refuses a deploy before it starts, and counts during a switch as one that has
 applied nothing: its acknowledgements are never believed. A generation's number is above
-every number an agent reports, and only the very number published counts as applied.
+every number an agent reports (published again above an agent that reports a higher one
+meanwhile: Redis lost its counter), and only the very number published counts as applied.
 """
 
 from __future__ import annotations
@@ -145,10 +146,15 @@ class RegistryDriver:
                 if generation is None:
                     generation = self._publish(backends)
                     failpoint("switch")
+                    # The agents get the whole timeout from the publication on.
+                    deadline = time.monotonic() + self._switch_timeout
                 agents = self._registry.agents()
                 self._note_numbers(agents)
-                if self._registry.generation(generation.number) is None:
-                    generation = self._publish(backends)  # Redis lost it (restarted): once more
+                if self._ahead(agents, generation) or \
+                        self._registry.generation(generation.number) is None:
+                    # Redis lost it (restarted), or lost its counter and an agent reports a
+                    # higher number (it would never apply ours): once more, above them all
+                    generation = self._publish(backends)
                 excused = self._excused(agents)
                 waiting = [a for a in agents
                            if a.name not in excused and not self._serves(a, generation)]
@@ -195,6 +201,11 @@ class RegistryDriver:
         # the next (a switch back) must not reuse its number, which the agents have seen.
         self._floor = max(self._floor, self._published.number)
         return self._published
+
+    @staticmethod
+    def _ahead(agents: Sequence[AgentStatus], generation: Generation) -> bool:
+        return any(max(a.applied, a.drained, a.failed) > generation.number
+                   for a in agents if not a.problem)
 
     def _note_numbers(self, agents: Sequence[AgentStatus]) -> None:
         trusted = [a for a in agents if not a.problem]
