@@ -150,7 +150,7 @@ class RegistryDriver:
                     deadline = time.monotonic() + self._switch_timeout
                 agents = self._registry.agents()
                 self._note_numbers(agents)
-                if self._ahead(agents, generation) or \
+                if self._floor > generation.number or \
                         self._registry.generation(generation.number) is None:
                     # Redis lost it (restarted), or lost its counter and an agent reports a
                     # higher number (it would never apply ours): once more, above them all
@@ -202,11 +202,6 @@ class RegistryDriver:
         self._floor = max(self._floor, self._published.number)
         return self._published
 
-    @staticmethod
-    def _ahead(agents: Sequence[AgentStatus], generation: Generation) -> bool:
-        return any(max(a.applied, a.drained, a.failed) > generation.number
-                   for a in agents if not a.problem)
-
     def _note_numbers(self, agents: Sequence[AgentStatus]) -> None:
         trusted = [a for a in agents if not a.problem]
         self._floor = max([self._floor, *(max(a.applied, a.drained, a.failed) for a in trusted)])
@@ -234,10 +229,10 @@ class RegistryDriver:
         while True:
             try:  # Redis away for a moment is waited out, within the drain's timeout
                 agents = self._registry.agents()
-                lost = None
             except RegistryUnavailable as exc:
-                agents, lost = [], exc
-            if lost is None:
+                lost = exc
+            else:
+                lost = None
                 excused = self._excused(agents)
                 busy = [a for a in agents
                         if a.alive and a.drained < a.applied and a.name not in excused]
