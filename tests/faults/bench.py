@@ -61,10 +61,17 @@ from .probes import Held, free_port, get, reached
 
 FAST = {"LISTEN_DELAY": "0", "WARMUP": "0"}
 TIMEOUTS = ("--drain-timeout", "5s", "--switch-timeout", "3s")
-DEPLOY = ("deploy", "app", "--timeout", "20s", *TIMEOUTS)
+AGENT_TIMEOUTS = ("--drain-timeout", "5s", "--switch-timeout", "8s")
+"""Through the registry, the switch waits for two agents that each make several `docker exec`
+calls into their proxy: 3 s was not always enough while the other suite loaded the machine."""
 UP = ("up", "app")
-"""(`up` takes its timeouts from the bench's x-swap: the same as DEPLOY's.)"""
-RECOVER = ("recover", "app", *TIMEOUTS)
+"""(`up` takes its timeouts from the bench's x-swap: the same as a deploy's.)"""
+
+
+def timeouts(proxy: Proxy) -> tuple[str, ...]:
+    return AGENT_TIMEOUTS if proxy == "registry" else TIMEOUTS
+
+
 LOAD_LIMIT_SECONDS = 90
 """wrk stops by itself after this long; a case stops it as soon as its recover has run."""
 SETTLE_SECONDS = 1.0
@@ -120,7 +127,7 @@ class Outcome:
 
 def up_bench_compose() -> dict[str, Any]:
     """The app behind nginx 1.30, 3 replicas replaced one batch at a time by `up`; its monitor
-    and failure_action from the environment (the cases set them), its timeouts as DEPLOY's."""
+    and failure_action from the environment (the cases set them), its timeouts as a deploy's."""
     compose = http_compose("1.30")
     app = compose["services"]["app"]
     app["deploy"] = {"replicas": 3, "update_config": {
@@ -270,7 +277,7 @@ class Bench:
             journal_kept = self.journal_exists()
             apps = [str(c["Names"]) for c in stack.containers("app")]
             upstream = self._upstream()
-            recover = stack.swap(*RECOVER)
+            recover = stack.swap("recover", "app", *timeouts(case.proxy))
             if case.proxy == "up" and case.exits == (KILLED,):  # the next `up` finishes
                 recover.stdout += stack.swap("up", "app", env={"APP_VERSION": names["v2"]}).stdout
             serving_after = self._serving(names[case.recovered])
@@ -295,7 +302,8 @@ class Bench:
         with out.open("w") as stdout, err.open("w") as stderr:
             process = subprocess.Popen(
                 [sys.executable, "-m", "docker_swap", "-p", self.stack.name,
-                 *(UP if case.proxy == "up" else DEPLOY)],
+                 *(UP if case.proxy == "up" else
+                   ("deploy", "app", "--timeout", "20s", *timeouts(case.proxy)))],
                 cwd=self.stack.folder, env=self.stack._env(env), stdout=stdout, stderr=stderr,
                 text=True,
             )

@@ -43,7 +43,7 @@ class ScriptedHAProxy:
     def _one(self, command: str) -> str:
         words = command.split()
         if words[:3] == ["show", "servers", "state"]:
-            return "1\n# header\n" + "\n".join(
+            return "1\n# be_id be_name srv_id srv_name srv_addr\n" + "\n".join(
                 f"3 app {i} {s.name} {s.address} 2 {s.admin} 1 1 9 1 0 0 8 0 0 0 localhost "
                 f"{s.port} - 0 0 - - 0" for i, s in enumerate(self.servers, start=1)) + "\n"
         if words[:2] == ["show", "stat"]:
@@ -54,7 +54,10 @@ class ScriptedHAProxy:
             self.addr_commands += 1
             if self.refuse_from is not None and self.addr_commands >= self.refuse_from:
                 return "Invalid addr: no such network"
+            said = (f"IP changed from '{server.address}' to '{words[4]}', port changed from "
+                    f"'{server.port}' to '{words[6]}' by 'stats socket command'.")
             server.address, server.port = words[4], int(words[6])
+            return said  # as HAProxy 2.6 and 3.2 answer it
         elif words[3:5] == ["state", "ready"]:
             server.admin = 0
         elif words[3:5] == ["state", "drain"]:
@@ -71,9 +74,11 @@ class Engine:
     def __init__(self, proxies: Mapping[str, ScriptedHAProxy]) -> None:
         self.proxies = proxies
         self.files: dict[tuple[str, str], bytes] = {}
+        self.execs = 0
 
     def exec(self, container_id: str, argv: Sequence[str],
              timeout: float | None = None) -> ExecResult:
+        self.execs += 1
         return ExecResult(0, self.proxies[container_id].answer(argv[-1]))
 
     def processes(self, container_id: str) -> list[Process]:
@@ -118,6 +123,21 @@ def test_a_switch_readies_the_new_servers_drains_the_old_and_saves_the_state() -
     assert [s.admin for s in haproxy.servers if s.address == "10.0.0.1"] == [MAINT]
     (state,) = engine.files.values()
     assert b"10.0.0.2" in state
+
+
+def test_a_switch_to_new_addresses_takes_three_runtime_calls_and_saves_a_readable_state() -> None:
+    """Each runtime call is a `docker exec` (an agent's switch is timed by the deploy): a look,
+    the addresses (read back in the same call), the states (read back and saved)."""
+    haproxy = ScriptedHAProxy()
+    proxy, engine = driver(haproxy)
+    engine.execs = 0
+
+    proxy.switch([backend(1), backend(2)])
+
+    assert engine.execs == 3
+    assert haproxy.serving() == ["10.0.0.1", "10.0.0.2"]
+    (state,) = engine.files.values()
+    assert state.startswith(b"1\n# be_id ")
 
 
 def test_every_haproxy_gets_the_switch() -> None:

@@ -7,6 +7,7 @@ from docker_swap.proxy.haproxy_runtime import (
     parse_sessions,
     parse_setup,
     placeholder_is_an_address,
+    servers_state_part,
 )
 
 STATE = """1
@@ -42,6 +43,16 @@ def test_servers_state() -> None:
     assert serving.serving and not serving.in_maintenance and not serving.draining
     assert draining.draining and not draining.serving
     assert free.in_maintenance and not free.serving
+
+
+def test_the_servers_state_after_set_commands_starts_at_its_version_line() -> None:
+    """A state file HAProxy reads back must start there: `set server ... addr` answers with a
+    sentence first (HAProxy 2.6 and 3.2), the other `set`s with blank lines."""
+    said = ("IP changed from '127.0.0.1' to '10.0.0.2', port changed from '1' to '8000' by "
+            "'stats socket command'.\n\n\n")
+    assert servers_state_part(said + STATE) == STATE
+    assert servers_state_part("\n\n" + STATE) == STATE
+    assert parse_servers_state(servers_state_part(said + STATE)) == parse_servers_state(STATE)
 
 
 def test_sessions_of_one_backend() -> None:

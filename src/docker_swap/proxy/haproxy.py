@@ -30,6 +30,7 @@ from docker_swap.proxy.haproxy_runtime import (
     parse_sessions,
     parse_setup,
     placeholder_is_an_address,
+    servers_state_part,
 )
 from docker_swap.safety.failpoints import failpoint
 
@@ -270,7 +271,8 @@ class HAProxyDriver:
 
     def _place(self, haproxy: _HAProxy, backends: Sequence[Backend],
                slots: list[Slot]) -> list[Slot]:
-        """Give each backend a slot (its own if it has one, else a free one, in maintenance)."""
+        """Give each backend a slot (its own if it has one, else a free one, in maintenance),
+        in a call of its own: a refused address leaves every server as it was."""
         check_backends(backends)  # an address goes into a `;`-joined runtime command
         missing = [b for b in backends if not any(s.holds(b.address, b.port) for s in slots)]
         taken = {(b.address, b.port) for b in backends}
@@ -284,11 +286,11 @@ class HAProxyDriver:
             )
         if not missing:
             return slots
-        self._api(haproxy, *(
+        answer = self._api(haproxy, *(  # read back in the same call: one `docker exec` less
             f"set server {self._backend}/{slot.name} addr {b.address} port {b.port}"
             for slot, b in zip(free, missing, strict=False)
-        ))
-        return self._slots(haproxy)
+        ), f"show servers state {self._backend}")
+        return self._own_slots(servers_state_part(answer))
 
     def _weights(self, slots: Sequence[Slot], backends: Sequence[Backend]) -> list[str]:
         """`set server ... weight` for each slot of `backends` that does not weigh as its
@@ -334,8 +336,7 @@ class HAProxyDriver:
         """Run `set server` commands and, in the same call, read every server's state back:
         saved to the state file (a restarted HAProxy comes back as it is now), and this
         backend's slots returned."""
-        answer = self._api(haproxy, *commands, "show servers state")
-        state = answer.lstrip()  # the set commands answer with blank lines
+        state = servers_state_part(self._api(haproxy, *commands, "show servers state"))
         directory, _, name = haproxy.state_file.rpartition("/")
         self._engine.write_files(haproxy.container.id, directory or "/", {name: state.encode()})
         return self._own_slots(state)

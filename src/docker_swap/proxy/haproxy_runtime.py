@@ -102,6 +102,18 @@ def parse_servers_state(text: str) -> list[Slot]:
     return slots
 
 
+def servers_state_part(answer: str) -> str:
+    """The `show servers state` answer at the end of an answer to several commands (`set
+    server ... addr` before it answers with a sentence; the other `set`s with a blank line):
+    from its version line on, as HAProxy reads it back from a state file."""
+    lines = answer.splitlines(keepends=True)
+    for i, line in enumerate(lines):
+        if line.startswith("# be_id"):
+            start = i - 1 if i and _number(lines[i - 1].strip()) is not None else i
+            return "".join(lines[start:])
+    return answer.lstrip()
+
+
 def parse_sessions(stat_csv: str, backend: str) -> dict[str, int]:
     """Server name to the sessions it holds or has queued, from `show stat` (rows that cannot
     be read count none)."""
