@@ -86,11 +86,13 @@ def test_the_demo_reports_no_failed_request_and_both_versions(
     assert report["failed"] == {}
     assert set(report["versions"]) == {"v1", "v2"}
     assert [s["version"] for s in report["swaps"]] == ["v2", "v1"]
-    # up replaces the example's two replicas one batch at a time: five phases per batch
+    # up replaces the example's two replicas one batch at a time: five phases per batch (the
+    # first batch's old container retires once the second batch's new one started)
     for swap in report["swaps"]:
         assert [p["name"] for p in swap["phases"]] == [
-            f"app {batch} {phase}" for batch in ("1/2", "2/2")
-            for phase in ("start", "ready", "switch", "drain", "retire")]
+            "app 1/2 start", "app 1/2 ready", "app 1/2 switch", "app 1/2 drain",
+            "app 2/2 start", "app 1/2 retire", "app 2/2 ready", "app 2/2 switch",
+            "app 2/2 drain", "app 2/2 retire"]
     assert project_containers() == []
     page = chart.read_text()  # the chart of that very run
     assert "<svg" in page and "2 swap(s) under load, 0 failed" in page

@@ -184,7 +184,9 @@ def test_up_under_load_on_both_proxies_fails_no_request(stack: Stack) -> None:
             before_it, after_it)
     assert [len(b["new"]) for b in services["api"]["batches"]] == [2]
     assert sampler.samples > 20
-    assert sampler.most["app"] <= 3 + 1 and sampler.most["api"] <= 2 + 2, sampler.most
+    # (+ parallelism: a batch's old ones, out of the proxy and drained, retire while the
+    # next batch's start; api has one batch.)
+    assert sampler.most["app"] <= 3 + 1 + 1 and sampler.most["api"] <= 2 + 2, sampler.most
     assert sampler.most["worker"] <= 1 + 1, sampler.most
     assert sampler.fewest == {"nginx": 3, "haproxy": 2}, sampler.fewest
     after = ids(stack)

@@ -7,11 +7,10 @@ from dataclasses import replace
 from pathlib import Path
 
 from docker_swap.errors import EngineFailed, Interrupted, NeedsAttention
-from docker_swap.models import Project, ServiceDefinition
+from docker_swap.models import Container, Project, ServiceDefinition
 from docker_swap.observer import Observer, SilentObserver
 from docker_swap.options import DeployOptions, ProxyRef
 from docker_swap.rollout.batches import Rollout, RolloutResult
-from docker_swap.rollout.weights import Split
 from docker_swap.safety.interrupts import Interrupts
 from docker_swap.safety.journal import Journal
 from docker_swap.targets.compose.plan import ServicePlan, UpdateConfig
@@ -52,7 +51,10 @@ class World:
                 if c.running]
 
 
-def test_one_replica_per_batch_never_more_than_replicas_plus_one(tmp_path: Path) -> None:
+def test_one_replica_per_batch_never_more_than_replicas_plus_one_beside_one_drained(
+        tmp_path: Path) -> None:
+    """Replicas + 1 serve or start at most; a batch's old container, out of the proxy and
+    drained, retires while the next batch's starts (so 5 run for a moment)."""
     world = World(tmp_path, parallelism=1)
 
     result = world.run()
@@ -63,11 +65,35 @@ def test_one_replica_per_batch_never_more_than_replicas_plus_one(tmp_path: Path)
         ["demo-app-3", "demo-app-4", "demo-app-5"],
         ["demo-app-4", "demo-app-5", "demo-app-6"],
     ]
-    assert world.engine.most == 4
+    assert world.engine.most == 5
     assert [(b.old, b.new) for b in result.batches] == [
         (["demo-app-1"], ["demo-app-4"]), (["demo-app-2"], ["demo-app-5"]),
         (["demo-app-3"], ["demo-app-6"])]
     assert world.running() == [(f"demo-app-{n}", "new") for n in (4, 5, 6)]
+
+
+def test_a_batchs_old_container_retires_once_the_next_batch_started_never_before_the_switch(
+        tmp_path: Path) -> None:
+    """Its stop overlaps the next batch's start-up; the last batch retires its own at once;
+    no proxy change ever names a container that retires."""
+    world = World(tmp_path, parallelism=1)
+    events: list[str] = []
+    scale_up, stop, switch = FakeCompose.scale_up, world.engine.stop, world.proxy.switch
+    compose = FakeCompose(world.engine)
+    compose.scale_up = lambda service, n: (events.append(f"start {n}"),  # type: ignore
+                                           scale_up(compose, service, n))[1]
+    world.engine.stop = lambda c: (events.append(f"stop {c.name}"), stop(c))[1]  # type: ignore
+    world.proxy.switch = lambda b: (events.append("switch"), switch(b))[1]  # type: ignore
+
+    result = Rollout(world.service, world.engine, compose, world.prepared,
+                     lambda _label: SilentObserver(), Interrupts(print)).run()
+
+    assert result.outcome == "done"
+    assert events == ["start 4", "switch", "start 5", "stop demo-app-1", "switch",
+                      "start 5", "stop demo-app-2", "switch", "stop demo-app-3"]
+    assert world.running() == [(f"demo-app-{n}", "new") for n in (4, 5, 6)]
+    assert [[p.name for p in b.phases][-1] for b in result.batches] == ["retire"] * 3
+    assert world.prepared is not None and world.prepared.journal.read() is None
 
 
 def test_a_batch_stages_its_new_container_while_the_others_serve(tmp_path: Path) -> None:
@@ -77,7 +103,7 @@ def test_a_batch_stages_its_new_container_while_the_others_serve(tmp_path: Path)
 
     assert world.proxy.staged == [["demo-app-4", "demo-app-5"], ["demo-app-6"]]
     assert world.proxy.switches[0] == ["demo-app-3", "demo-app-4", "demo-app-5"]
-    assert world.engine.most == 5
+    assert world.engine.most == 6  # batch 1's two old ones retired while batch 2's started
     assert world.labels == ["1/2", "2/2"]
 
 
@@ -103,7 +129,7 @@ def test_a_failed_second_batch_rolls_every_batch_back(tmp_path: Path) -> None:
     assert world.proxy.switches[-1] == ["demo-app-2", "demo-app-3", "demo-app-1"]
     assert sorted(world.running()) == [(f"demo-app-{n}", "old") for n in (1, 2, 3)]
     assert world.labels == ["1/3", "2/3", "rollback 1/1"]
-    assert world.engine.most == 4
+    assert world.engine.most == 5  # batch 1's old one retired while batch 2's started
 
 
 def test_pause_stops_at_the_failed_batch_and_says_what_serves(tmp_path: Path) -> None:
@@ -256,7 +282,8 @@ def test_a_rollback_never_runs_more_containers_than_the_update_did(tmp_path: Pat
     result = world.run()
 
     assert result.outcome == "rolled_back"
-    assert world.engine.most <= 4 + 1, world.engine.most  # rollback parallelism follows 1
+    # Rollback parallelism follows 1: no more than the update's own 4 + 1 (and one drained).
+    assert world.engine.most <= 4 + 1 + 1, world.engine.most
     assert sorted(world.running()) == [(f"demo-app-{n}", "old") for n in (1, 2, 3, 4)]
 
 
@@ -307,73 +334,45 @@ def test_a_rollback_batch_that_fails_pauses_the_rollback_and_needs_attention(
 def test_a_batch_that_needs_attention_after_its_switch_stops_the_rollout_serving(
     tmp_path: Path,
 ) -> None:
+    """Batch 2's old container cannot be stopped (its retire runs once batch 3 started):
+    batch 3 is undone, the rollout stops, batches 1 and 2 serve."""
     world = World(tmp_path, parallelism=1)
-    assert world.prepared is not None
-    clears = 0
-    clear = world.prepared.journal.clear
+    stop = world.engine.stop
 
-    def clear_fails_once_in_batch_two() -> None:
-        nonlocal clears
-        clears += 1
-        if clears == 2:
-            raise EngineFailed("could not remove a journal record: the engine went away")
-        clear()
+    def stop_fails_for_batch_two(container: Container) -> None:
+        if container.name == "demo-app-2":
+            raise EngineFailed("could not stop demo-app-2: the engine went away")
+        stop(container)
 
-    world.prepared.journal.clear = clear_fails_once_in_batch_two  # type: ignore[method-assign]
+    world.engine.stop = stop_fails_for_batch_two  # type: ignore[method-assign]
     rollout = Rollout(world.service, world.engine, FakeCompose(world.engine), world.prepared,
                       lambda _label: SilentObserver(), Interrupts(print))
     result = rollout.run()
 
     assert result.outcome == "needs_attention", result
     assert "the new version serves" in result.detail
+    assert "retiring the old containers failed" in result.detail
     assert [c.name for c in rollout.new_serving] == ["demo-app-4", "demo-app-5"]
     assert "demo-app-6" not in [c.name for c in world.engine.containers.values()]
+    assert world.proxy.switches[-1] == ["demo-app-3", "demo-app-4", "demo-app-5"]
 
 
-def promoting(tmp_path: Path) -> tuple[World, Rollout]:
-    """3 old containers and a canary beside them (weighed 3:1), promoted one batch at a time."""
+def test_a_journal_that_cannot_be_cleared_needs_attention_with_the_new_version_serving(
+    tmp_path: Path,
+) -> None:
     world = World(tmp_path, parallelism=1)
-    canary = world.engine.add("app", 4, config_hash="new")
-    world.service = replace(world.service, running=(*world.old, canary), current=(canary,))
-    world.prepared.old = [*world.old, canary]
-    split = Split(frozenset({canary.id}), 3, 1)
+    assert world.prepared is not None
+    clear = world.prepared.journal.clear
+
+    def clear_fails() -> None:
+        raise EngineFailed("could not remove a journal record: the engine went away")
+
+    world.prepared.journal.clear = clear_fails  # type: ignore[method-assign]
     rollout = Rollout(world.service, world.engine, FakeCompose(world.engine), world.prepared,
-                      lambda _: SilentObserver(), Interrupts(print), kind="promote",
-                      canary=split)
-    return world, rollout
-
-
-def test_a_promote_keeps_the_canary_and_replaces_the_old_ones_weighing_all_alike(
-        tmp_path: Path) -> None:
-    world, rollout = promoting(tmp_path)
-
+                      lambda _label: SilentObserver(), Interrupts(print))
     result = rollout.run()
+    world.prepared.journal.clear = clear  # type: ignore[method-assign]
 
-    assert result.outcome == "done"
-    assert [b.size for b in result.batches] == [1, 1]  # the canary is one of the 3
-    assert world.proxy.weights == [[1, 1, 1, 1], [1, 1, 1]]
-    assert sorted(world.running()) == [(f"demo-app-{n}", "new") for n in (4, 5, 6)]
-
-
-def test_a_promote_that_rolls_back_gives_the_canary_its_share_again(tmp_path: Path) -> None:
-    world, rollout = promoting(tmp_path)
-    world.engine.never_ready = {"demo-app-6"}
-
-    result = rollout.run()
-
-    assert result.outcome == "rolled_back"
-    last = dict(zip(world.proxy.switches[-1], world.proxy.weights[-1], strict=True))
-    assert last == {"demo-app-2": 3, "demo-app-3": 3, "demo-app-4": 1, "demo-app-1": 3}
-    assert sorted(world.running()) == [("demo-app-1", "old"), ("demo-app-2", "old"),
-                                       ("demo-app-3", "old"), ("demo-app-4", "new")]
-
-
-def test_a_promote_whose_first_batch_fails_goes_back_to_the_canary_s_share(
-        tmp_path: Path) -> None:
-    world, rollout = promoting(tmp_path)
-    world.proxy.errors = {0: EngineFailed("the proxy did not answer.")}
-
-    result = rollout.run()
-
-    assert result.outcome == "rolled_back"
-    assert world.proxy.weights[-1] == [3, 3, 3, 1]  # app-1 (back), app-2, app-3, the canary
+    assert result.outcome == "needs_attention", result
+    assert "clearing its journal failed" in result.detail
+    assert [c.name for c in rollout.new_serving] == ["demo-app-4", "demo-app-5", "demo-app-6"]

@@ -5,7 +5,7 @@ again if it fails while draining. Every command that changes containers of a com
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from docker_swap.models import Container
@@ -27,13 +27,18 @@ def compose_swap(plan: Plan, engine: Engine, starter: Starter, observer: Observe
                  staying: Sequence[Container], size: int, kind: str, label: str = "",
                  rollback_to: int | None = None, hooks: bool = True,
                  interruptible: bool = True, notes: Sequence[str] | None = None,
-                 weighing: Weighing = NO_WEIGHING) -> Swap:
-    """One batch of a checked compose service (its preflight `plan`) as the sequence runs it."""
+                 weighing: Weighing = NO_WEIGHING, leaving: Sequence[Container] = (),
+                 after_start: Callable[[], None] | None = None,
+                 defer_retire: bool = False) -> Swap:
+    """One batch of a checked compose service (its preflight `plan`) as the sequence runs it;
+    `leaving` and `after_start`: the previous batch's old containers, retired by `after_start`
+    once this batch's have started; `defer_retire`: this batch's old ones are left so."""
     batch = ComposeBatch(engine, starter, plan.project.name, plan.options, old=old,
                          staying=staying, size=size, network=plan.network, port=plan.port,
-                         proxied=plan.proxy is not None)
+                         proxied=plan.proxy is not None, leaving=leaving)
     entry = Entry(plan.project.name, plan.options.service, STARTING, old=[c.id for c in old],
-                  staying=[c.id for c in staying], kind=kind, batch=label,
+                  staying=[c.id for c in staying], leaving=[c.id for c in leaving],
+                  kind=kind, batch=label,
                   rollback_to=rollback_to, share=str(weighing.share or ""))
     switchboard = None if plan.proxy is None else Switchboard(plan.proxy, batch, observer.note)
 
@@ -46,4 +51,4 @@ def compose_swap(plan: Plan, engine: Engine, starter: Starter, observer: Observe
     return Swap(batch, plan.options, switchboard, plan.journal, entry, observer, interrupts,
                 hooks=hooks, interruptible=interruptible,
                 notes=plan.notes if notes is None else notes, reconnect=reconnect,
-                weighing=weighing)
+                weighing=weighing, after_start=after_start, defer_retire=defer_retire)

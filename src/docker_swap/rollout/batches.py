@@ -1,7 +1,9 @@
 """One changed service of a compose project, batch by batch, as deploy.update_config says.
 
     for each batch of `parallelism` replicas:
-        the one-batch sequence (swap.py): behind a proxy a swap, without one a replace
+        the one-batch sequence (swap.py): behind a proxy a swap, without one a replace; the
+                 old containers of the batch before (out of the proxy, drained) retire once
+                 this batch's new ones started, so that their stop overlaps its start-up
         monitor: the new containers must keep running (and healthy) for `monitor` seconds; if
                  one does not, the batch is undone: its retired containers come back from
                  their saved definitions and the proxy goes to them, confirmed
@@ -103,6 +105,10 @@ class Rollout:
         self._notes_shown = False
         self.attempted: list[Container] = []
         """Every new container a batch started, served or not (what a failed release ran)."""
+        self._leaving: tuple[Swap, BatchResult] | None = None
+        """A batch done whose old containers, drained out of the proxy, wait to retire until
+        the next batch's new ones have started (their stop overlaps that start-up)."""
+        self._leaving_failed: NeedsAttention | None = None
 
     @property
     def new_serving(self) -> list[Container]:
@@ -111,10 +117,16 @@ class Rollout:
         return [c for c in self.serving if c.id in new]
 
     def run(self) -> RolloutResult:
+        results: list[BatchResult] = []
+        try:
+            return self._run(results)
+        except NeedsAttention as attention:  # a batch that served, then could not finish
+            return RolloutResult(NEEDS_ATTENTION, results, attention.message, attention)
+
+    def _run(self, results: list[BatchResult]) -> RolloutResult:
         update, sizes = self.service.update, self.service.batches
         old = list(self.service.stale)  # (those that run the current definition stay)
         extra = max(len(old) - self.service.to_start, 0)  # more run than the file asks for
-        results: list[BatchResult] = []
         count = _Count()
         for number, size in enumerate(sizes, start=1):
             if self.interrupts.stop_requested:
@@ -123,10 +135,8 @@ class Rollout:
             if number > 1 and update.delay:
                 time.sleep(update.delay)
             batch_old = old[:size + (extra if number == len(sizes) else 0)]
-            try:
-                result = self._batch(number, f"{number}/{len(sizes)}", size, batch_old)
-            except NeedsAttention as attention:  # a batch that served, then could not finish
-                return RolloutResult(NEEDS_ATTENTION, results, attention.message, attention)
+            result = self._batch(number, f"{number}/{len(sizes)}", size, batch_old,
+                                 last=number == len(sizes))
             results.append(result)
             old = [c for c in old if c.id in {s.id for s in self.serving}]
             if result.outcome == DONE:
@@ -142,6 +152,7 @@ class Rollout:
         return self._ended(results, count)
 
     def _ended(self, results: list[BatchResult], count: _Count) -> RolloutResult:
+        self._retire_leaving(clear_journal=True)
         serving = f"{self.service.name} runs {names(self.serving)}"
         if not count.failed:
             return RolloutResult(DONE, results, serving)
@@ -151,14 +162,18 @@ class Rollout:
                                  "batch(es) failed and were undone, within max_failure_ratio")
         return self._paused(results, count, "continued past failed batches")  # continue
 
-    def _batch(self, number: int, label: str, size: int,
-               old: Sequence[Container]) -> BatchResult:
+    def _batch(self, number: int, label: str, size: int, old: Sequence[Container], *,
+               last: bool) -> BatchResult:
         started = time.monotonic()
         staying = _without(self.serving, old)
         definitions = [self.engine.definition_of(c.id) for c in old]
-        swap = self._batch_swap(old, staying, size, self.compose, label, first=number == 1)
+        # Its old containers retire during the next batch's start-up, unless the monitor
+        # watches this batch first (a failed monitor brings them back from `definitions`).
+        defer = not last and not self.service.update.monitor and self.plan.proxy is not None
+        swap = self._batch_swap(old, staying, size, self.compose, label, first=number == 1,
+                                defer_retire=defer)
         try:
-            new = self._run(swap)
+            new = self._run_swap(swap)
         except NeedsAttention:
             # It may serve (anything after its switch needs attention, never a rollback):
             # what it started and what is left count, and the rollout stops here.
@@ -167,6 +182,8 @@ class Rollout:
                                    _containers(swap.new), definitions))
             raise
         except DeployFailed as exc:  # undone by its sequence: the old containers serve
+            if self._leaving_failed is not None:  # the previous batch's could not retire
+                raise self._leaving_failed from exc
             self.interrupted = isinstance(exc.cause, Interrupted) or \
                 self.interrupts.stop_requested
             return BatchResult(number, size, FAILED, time.monotonic() - started,
@@ -176,6 +193,8 @@ class Rollout:
         result = BatchResult(number, size, DONE, time.monotonic() - started,
                              [c.name for c in old], [c.name for c in new],
                              phases=list(swap.phases))
+        if swap.retire_pending:
+            self._leaving = (swap, result)
         try:
             self._monitor(new, self.service.update.monitor)
         except StepFailed as failure:  # it served: take it out, bring its old ones back
@@ -201,20 +220,45 @@ class Rollout:
 
     def _batch_swap(self, old: Sequence[Container], staying: Sequence[Container], size: int,
                     starter: Starter, label: str, *, restore: bool = False,
-                    first: bool = False) -> Swap:
-        """One batch; a restore (a rollback's) runs no hooks, and no signal interrupts it."""
+                    first: bool = False, defer_retire: bool = False) -> Swap:
+        """One batch; a restore (a rollback's) runs no hooks, and no signal interrupts it. The
+        previous batch's old containers, if they wait to retire, do so once it has started."""
         weighing = Weighing(forward=self.canary) if restore else \
             Weighing(back=self.canary if first else None)
+        leaving = _containers(self._leaving[0].batch.old) if self._leaving and not restore \
+            else []
         swap = compose_swap(self.plan, self.engine, starter, self.observer_for(label),
                             self.interrupts, old=old, staying=staying, size=size,
                             kind=self.kind, label=label, hooks=not restore,
                             interruptible=not restore,
                             notes=[] if self._notes_shown else self.plan.notes,
-                            weighing=weighing)
+                            weighing=weighing, leaving=leaving,
+                            after_start=self._retire_leaving_started if leaving else None,
+                            defer_retire=defer_retire)
         self._notes_shown = True
         return swap
 
-    def _run(self, swap: Swap, *, restore: bool = False) -> list[Container]:
+    def _retire_leaving_started(self) -> None:
+        """(Called by the next batch once its new containers started.)"""
+        try:
+            self._retire_leaving(clear_journal=False)  # the running batch's journal lists them
+        except NeedsAttention as exc:
+            self._leaving_failed = exc
+            raise
+
+    def _retire_leaving(self, *, clear_journal: bool) -> None:
+        """The old containers of the batch before, drained out of the proxy, retire now; its
+        result shows the retire among its phases."""
+        leaving, self._leaving = self._leaving, None
+        if leaving is None:
+            return
+        swap, result = leaving
+        try:
+            swap.retire_deferred(clear_journal=clear_journal)
+        finally:
+            result.phases = list(swap.phases)
+
+    def _run_swap(self, swap: Swap, *, restore: bool = False) -> list[Container]:
         try:
             return _containers(swap.run().new)
         finally:
@@ -223,8 +267,8 @@ class Rollout:
 
     def _swap(self, old: Sequence[Container], staying: Sequence[Container], size: int,
               starter: Starter, label: str, *, restore: bool = False) -> list[Container]:
-        return self._run(self._batch_swap(old, staying, size, starter, label, restore=restore),
-                         restore=restore)
+        return self._run_swap(self._batch_swap(old, staying, size, starter, label,
+                                               restore=restore), restore=restore)
 
     def _monitor(self, new: Sequence[Container], seconds: float) -> None:
         if not seconds or not new:
@@ -244,6 +288,7 @@ class Rollout:
 
     def _after_failure(self, action: str, results: list[BatchResult],
                        count: _Count) -> RolloutResult:
+        self._retire_leaving(clear_journal=True)  # before a restore takes their names
         error = count.errors[-1] if count.errors else "up was stopped"
         if action == "pause":
             return self._paused(results, count, "paused after a failed batch")

@@ -144,11 +144,13 @@ def _resume(
     After the switch, the new containers are kept if they run (finish the deploy); before it,
     and once an undo began (`undoing`), the old ones (undo it). A deploy cut short while
     switching had proven its new containers ready: they are kept only when no old one runs
-    any more."""
+    any more. The batch before's old containers that still wait to retire (`leaving`: out of
+    the proxy, drained) retire either way."""
     containers = engine.service_containers(project.name, options.service)
     staying = [c for c in containers if c.id in entry.staying]
     old = [c for c in containers if c.id in entry.old]
-    new = [c for c in containers if c.id not in [*entry.old, *entry.staying]]
+    leaving = [c for c in containers if c.id in entry.leaving]
+    new = [c for c in containers if c.id not in [*entry.old, *entry.staying, *entry.leaving]]
     old_running = [c for c in old if c.running]
     new_running = [c for c in new if c.running]
     staying_running = [c for c in staying if c.running]  # an earlier batch's, or old ones kept
@@ -156,15 +158,17 @@ def _resume(
     if keep_new and (new_running or (not entry.new and staying_running)):  # (a scale down)
         _switch(engine, project, options, [*staying_running, *new_running], changes,
                 Split.from_data(entry.forward))
-        _retire(engine, old + [c for c in new if not c.running])
+        _retire(engine, [*leaving, *old, *(c for c in new if not c.running)])
         finished = RecoveryReport(options.service, "finished",
-                                  f"retired {names(old) or 'nothing'}")
-        return finished, new_running, old
+                                  f"retired {names([*leaving, *old]) or 'nothing'}")
+        return finished, new_running, [*leaving, *old]
     if old_running or staying_running:
         _switch(engine, project, options, [*old_running, *staying_running], changes,
                 Split.from_data(entry.back))
-        _retire(engine, new + [c for c in old if not c.running])
-        undone = RecoveryReport(options.service, "undone", f"removed {names(new) or 'nothing'}")
+        _retire(engine, [*leaving, *new, *(c for c in old if not c.running)])
+        retired = f"; retired {names(leaving)}, left by the batch before" if leaving else ""
+        undone = RecoveryReport(options.service, "undone",
+                                f"removed {names(new) or 'nothing'}{retired}")
         return undone, old_running, new
     raise NeedsAttention(
         f"the deploy of {options.service} was interrupted (phase {entry.phase}), and none of "

@@ -12,7 +12,8 @@
     drain          requests the proxy sent to the old units before the switch finish
     watch          (--watch) the old units wait, running; a failing new one switches back
     retire         (the before-stop hook in each, then) the old units stop with their own
-                   grace period and are removed
+                   grace period and are removed; `up` defers it for a batch that is not the
+                   last: the next batch retires them once its new units started
 
 The same sequence replaces a batch of a service (`deploy`, `up`), scales one behind its proxy
 (no old units: the extra ones start, get ready, join; no new ones: the extra ones leave the
@@ -89,7 +90,9 @@ class Swap:
                  journal: JournalWriter, entry: Entry, observer: Observer, interrupts: Interrupts,
                  *, hooks: bool = True, interruptible: bool = True, notes: Sequence[str] = (),
                  reconnect: Callable[[], Switchboard] | None = None,
-                 weighing: Weighing = NO_WEIGHING) -> None:
+                 weighing: Weighing = NO_WEIGHING,
+                 after_start: Callable[[], None] | None = None,
+                 defer_retire: bool = False) -> None:
         self.batch, self.options, self.proxy = batch, options, proxy
         self.weighing = weighing
         self._forward: Split | None = None
@@ -104,6 +107,10 @@ class Swap:
         """The new version served (the switch completed), whatever happened after."""
         self.phases: list[PhaseResult] = []
         self.notes: list[str] = list(notes)
+        self._after_start, self._defer_retire = after_start, defer_retire
+        self.retire_pending = False
+        """The old units drained out of the proxy and wait for `retire_deferred` (the next
+        batch retires them once its new units started: their stop overlaps its start-up)."""
 
     def run(self) -> SwapResult:
         started = time.monotonic()
@@ -122,9 +129,12 @@ class Swap:
             self._watch_window()
         finally:
             self._close_states()
-        if self.batch.old:
-            self._after_switch("retire", self._retire, "retiring the old containers")
-        self._finally("clearing its journal", self.journal.clear)
+        if self.batch.old and self._defer_retire:
+            self.retire_pending = True  # the journal stays: recover would retire them
+        else:
+            if self.batch.old:
+                self._after_switch("retire", self._retire, "retiring the old containers")
+            self._finally("clearing its journal", self.journal.clear)
         return SwapResult(tuple(self.new), tuple(self.phases), tuple(self.notes),
                           time.monotonic() - started)
 
@@ -133,6 +143,8 @@ class Swap:
         try:
             if self.batch.size:
                 self._phase("start", self._start)
+                if self._after_start is not None:  # the batch before retires (its own phase)
+                    self._after_start()  # while these new units start up
                 self._phase("ready", self._ready)
             if self._command("before-switch") and self.new:
                 self._phase("before-switch", self._before_switch_hook)
@@ -261,6 +273,20 @@ class Swap:
                     self.note(f"the {result.said}; stopping it all the same")
         return self.batch.retire(old)
 
+    def retire_deferred(self, *, clear_journal: bool) -> None:
+        """Retire the old units left by `defer_retire`; the journal is cleared only when no
+        later batch wrote its own. A signal is not obeyed here: it is noted, and the batch
+        that runs meanwhile (if any) answers it."""
+        if not self.retire_pending:
+            return
+        self.retire_pending = False
+        try:
+            self._phase("retire", self._retire, check=False)
+        except Exception as exc:
+            raise self.needs_attention("retiring the old containers", exc) from exc
+        if clear_journal:
+            self._finally("clearing its journal", self.journal.clear)
+
     # After the switch: nothing becomes a rollback.
 
     def _after_switch(self, name: str, step: Callable[[], str], doing: str) -> None:
@@ -303,8 +329,9 @@ class Swap:
 
     # Helpers.
 
-    def _phase(self, name: str, step: Callable[[], str]) -> None:
-        self.interrupts.check()
+    def _phase(self, name: str, step: Callable[[], str], *, check: bool = True) -> None:
+        if check:
+            self.interrupts.check()
         self.observer.phase_started(name)
         started = time.monotonic()
         detail = step()

@@ -15,11 +15,12 @@ Signals act during a pause as they would at that point of the deploy.
 The points, in a deploy's order: after-start, ready (the proxy staged, readiness not waited
 yet), stage (inside a driver: new configuration written, not yet checked), switch (inside a
 driver: the change made, not yet confirmed), after-switch, drain, retire (the first old
-container stopped, not yet removed). On a Swarm stack, first: bridge (the bridges' tasks
-ready, the proxies not moved yet) and update (the proxies on the bridges, before Swarm's
-update); then each service's batch passes the points above (its switch is the second time
-`switch` is passed). In `docker-swap agent`: agent-apply (a generation about to be applied to
-the agent's proxy).
+container stopped, not yet removed; in `up`, a batch's retire runs once the next batch's
+new containers started, after that batch's start). On a Swarm stack, first: bridge (the
+bridges' tasks ready, the proxies not moved yet) and update (the proxies on the bridges,
+before Swarm's update); then each service's batch passes the points above (its switch is
+the second time `switch` is passed). In `docker-swap agent`: agent-apply (a generation about
+to be applied to the agent's proxy).
 """
 
 from __future__ import annotations

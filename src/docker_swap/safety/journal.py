@@ -77,6 +77,9 @@ class Entry:
     new: list[str] = field(default_factory=list)
     staying: list[str] = field(default_factory=list)
     """Containers that served beside `old` and keep serving whatever happens (`up`'s batches)."""
+    leaving: list[str] = field(default_factory=list)
+    """The previous batch's old containers: out of the proxy and drained, retired once this
+    batch has started (`recover` retires them, whatever it does with this batch)."""
     kind: str = "deploy"
     """What the deploy is recorded as (deploy, up, rollback): `recover` records its ending."""
     batch: str = ""

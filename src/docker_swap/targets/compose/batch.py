@@ -61,23 +61,28 @@ class ComposeUnits:
 
 
 class ComposeBatch(ComposeUnits):
-    """`size` new containers of `service` beside `old` (retired at the end) and `staying`."""
+    """`size` new containers of `service` beside `old` (retired at the end) and `staying`;
+    `leaving`, the previous batch's old containers (out of the proxy, drained), still run
+    when compose starts these and count as the service's, not as new."""
 
     def __init__(self, engine: Engine, starter: Starter, project: str, options: DeployOptions,
                  *, old: Sequence[Container], staying: Sequence[Container], size: int,
-                 network: str, port: int | None, proxied: bool) -> None:
+                 network: str, port: int | None, proxied: bool,
+                 leaving: Sequence[Container] = ()) -> None:
         super().__init__(engine, network, port)
         self.starter, self.project, self.options = starter, project, options
         self.service = options.service
         self.old, self.staying, self.size = list(old), list(staying), size
+        self.leaving = list(leaving)
         self.proxied = proxied
 
     def start(self) -> list[Unit]:
-        self.starter.scale_up(self.service, len(self.old) + len(self.staying) + self.size)
+        running = len(self.leaving) + len(self.old) + len(self.staying)
+        self.starter.scale_up(self.service, running + self.size)
         return list(self.started())
 
     def started(self) -> list[Unit]:
-        known = {c.id for c in [*self.old, *self.staying]}
+        known = {c.id for c in [*self.leaving, *self.old, *self.staying]}
         return [c for c in self.engine.service_containers(self.project, self.service)
                 if c.id not in known]
 
