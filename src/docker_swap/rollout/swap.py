@@ -280,20 +280,18 @@ class Swap:
         if not self.retire_pending:
             return
         self.retire_pending = False
-        try:
-            self._phase("retire", self._retire, check=False)
-        except Exception as exc:
-            raise self.needs_attention("retiring the old containers", exc) from exc
+        self._after_switch("retire", self._retire, "retiring the old containers", check=False)
         if clear_journal:
             self._finally("clearing its journal", self.journal.clear)
 
     # After the switch: nothing becomes a rollback.
 
-    def _after_switch(self, name: str, step: Callable[[], str], doing: str) -> None:
+    def _after_switch(self, name: str, step: Callable[[], str], doing: str, *,
+                      check: bool = True) -> None:
         """Run a phase after the switch: a failure leaves the new version serving, so it
         needs attention (exit 3), never a rollback."""
         try:
-            self._phase(name, step)
+            self._phase(name, step, check=check)
         except Exception as exc:
             raise self.needs_attention(doing, exc) from exc
 
