@@ -233,7 +233,9 @@ class Swarm:
         """Remove a stack and wait until none of its containers or networks is left on any
         node (`docker stack rm` returns before they are gone; a network still in use would
         make the next deploy of that stack fail)."""
-        self.docker("stack", "rm", name)
+        # It may fail to remove a network that a service still being removed holds (Swarm's
+        # own race): `gone` runs it again once no service is left.
+        first = self.docker("stack", "rm", name, check=False)
         label = f"label=com.docker.stack.namespace={name}"
 
         def gone() -> bool:
@@ -246,9 +248,15 @@ class Swarm:
                                      node=node).stdout.split()
                 if exited:
                     self.docker("rm", "--force", *exited, node=node, check=False)
-            return not self.docker("network", "ls", "--quiet", "--filter", label).stdout.strip()
+            if not self.docker("network", "ls", "--quiet", "--filter", label).stdout.strip():
+                return True
+            if not self.docker("service", "ls", "--quiet", "--filter", label).stdout.strip():
+                self.docker("stack", "rm", name, check=False)
+            return False
 
-        until(gone, timeout, lambda: f"stack {name} still has containers after {timeout} s")
+        until(gone, timeout, lambda: f"stack {name} still has containers or networks after "
+              f"{timeout} s (the first `docker stack rm` said: "
+              f"{(first.stdout + first.stderr).strip()})")
 
     def tasks(self, service: str) -> list[Task]:
         """Every task of the service that `docker service ps` lists (old ones included)."""
