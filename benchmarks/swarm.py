@@ -146,9 +146,19 @@ def swarm_start_first(swarm: Swarm, stack: str, version: str, folder: Path) -> N
 def docker_swap_up(swarm: Swarm, stack: str, version: str, folder: Path) -> None:
     """docker-swap: the file changed (the app's VERSION), then `docker-swap up`, which bridges
     the app, lets Swarm update it (start-first, two at a time, as the file says), and moves
-    the proxies back."""
+    the proxies back. Its phases, from `up --json`, are printed before the round's line."""
     write_stack(agent_compose(stack, version=version), folder)
-    _docker_swap(swarm, stack, folder, "up", "--resolve-image", "never")
+    report = json.loads(_docker_swap(swarm, stack, folder, "up", "--json", "--resolve-image",
+                                     "never"))
+    print(f"    phases: {phases(report)}", flush=True)
+
+
+def phases(report: dict[str, Any]) -> str:
+    """Each swapped service's phases from `up --json`: `app: bridge 7.8s, to-bridge 3.1s`..."""
+    return "; ".join(
+        f"{service['name']}: " + ", ".join(f"{p['name']} {p['seconds']:.1f}s"
+                                          for p in batch["phases"])
+        for service in report["services"] for batch in service["batches"])
 
 
 def docker_swap_adopt(swarm: Swarm, stack: str, folder: Path) -> None:

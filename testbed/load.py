@@ -90,6 +90,7 @@ class Load:
         for process in self._processes:
             if process.poll() is None:
                 process.kill()
+                process.communicate()  # reaped, its pipes closed: no ResourceWarning
         self._folder.cleanup()
 
     def results(self) -> list[Result]:

@@ -15,6 +15,7 @@ from docker_swap.models import Backend
 from docker_swap.observer import SilentObserver
 from docker_swap.options import DeployOptions, ProxyRef
 from docker_swap.proxy import Drained
+from docker_swap.rollout.stack import _report
 from docker_swap.rollout.stack_run import StackRun
 from docker_swap.rollout.stack_state import StackResult
 from docker_swap.safety.interrupts import Interrupts
@@ -215,3 +216,19 @@ def test_a_failure_moving_the_proxies_back_needs_attention_and_keeps_the_bridge(
     assert bridged.outcome == "needs_attention"
     assert "docker-swap -p s recover app" in (bridged.error.hint or "")  # type: ignore[union-attr]
     assert "s_app-swap" in swarm.services
+
+
+def test_the_report_gives_a_bridged_service_one_batch_with_every_phase_in_order() -> None:
+    swarm = FakeSwarm()
+    plan = StackPlan("s", (StackStep("app", "s_app", BRIDGE, "changed", OPTIONS),))
+    target: Any = FakeTarget(swarm, FakeDriver(swarm))
+    target.name = "s"
+    journal: Any = FakeJournal()
+    result = StackRun(target, plan, journal, lambda: swarm.set_image("s_app", "app:v2"),
+                      SilentObserver(), Interrupts(print), "up").run()
+    (service,) = _report(target, plan, result).services
+    (batch,) = service.batches
+    assert (batch.outcome, batch.old, batch.size) == ("done", ["s_app-swap"], 2)
+    assert [p.name for p in batch.phases] == ["bridge", "to-bridge", "update", "settle",
+                                              "start", "ready", "switch", "drain", "retire"]
+    assert batch.seconds == service.seconds

@@ -15,9 +15,9 @@ from docker_swap.observer import Observer, SilentObserver
 from docker_swap.options import VerifyOptions
 from docker_swap.releases.record import DEPLOY, ROLLBACK, UP
 from docker_swap.releases.stacks import checked_template, record_stack_release, rollback_target
-from docker_swap.rollout.outcomes import DONE, UNCHANGED, ServiceOutcome, UpReport
+from docker_swap.rollout.outcomes import DONE, UNCHANGED, BatchResult, ServiceOutcome, UpReport
 from docker_swap.rollout.stack_run import StackRun
-from docker_swap.rollout.stack_state import StackResult
+from docker_swap.rollout.stack_state import Bridged, StackResult
 from docker_swap.rollout.verify import Verifier
 from docker_swap.safety.interrupts import Interrupts
 from docker_swap.safety.journal import Journal
@@ -100,11 +100,11 @@ def _run(target: StackTarget, plan: StackPlan, update: Callable[[], None], kind:
                 error.verify = verifier.report() if verifier.active else None
                 failed = StackResult(tuple(run.bridged), tuple(run.updated),
                                      time.monotonic() - started, tuple(run.notes))
-                _record_all(target, failed, error, kind, rollback_to, shown)
+                _record_all(target, plan, failed, error, kind, rollback_to, shown)
                 raise
             verifier.stop()
             interrupts.defer("recording the releases first")
-            _record_all(target, result, None, kind, rollback_to, shown)
+            _record_all(target, plan, result, None, kind, rollback_to, shown)
             report = _report(target, plan, result)
             report.verify = verifier.report() if verifier.active else None
             return report
@@ -128,7 +128,8 @@ def _report(target: StackTarget, plan: StackPlan, result: StackResult) -> UpRepo
         bridged = next((b for b in result.bridged if b.step.service == step.service), None)
         if bridged is not None:
             outcome.outcome = bridged.outcome or DONE
-            outcome.seconds = round(sum(p.seconds for p in bridged.phases), 3)
+            outcome.batches = [_one_batch(bridged)]
+            outcome.seconds = outcome.batches[0].seconds
             outcome.detail = (f"{len(bridged.new)} new task(s), traffic through "
                               f"{bridged.bridge.name if bridged.bridge else 'a bridge'}")
             if bridged.error is not None:
@@ -142,16 +143,29 @@ def _report(target: StackTarget, plan: StackPlan, result: StackResult) -> UpRepo
     return UpReport(target.name, False, outcomes, result.seconds)
 
 
+def _one_batch(bridged: Bridged) -> BatchResult:
+    """A bridged service as one batch of `up`'s report: the bridge out, the new tasks in, and
+    every phase in order (bridge, to-bridge, update, settle, then the return's own)."""
+    return BatchResult(1, len(bridged.new), bridged.outcome or DONE,
+                       round(sum(p.seconds for p in bridged.phases), 3),
+                       old=[bridged.bridge.name] if bridged.bridge else [],
+                       new=[task.name for task in bridged.new],
+                       error=bridged.error.message if bridged.error else "",
+                       phases=list(bridged.phases))
+
+
 def _outcome(step: StackStep) -> ServiceOutcome:
     return ServiceOutcome(step.service, _ACTIONS[step.action], step.reason)
 
 
-def _record_all(target: StackTarget, result: StackResult, error: SwapError | None, kind: str,
-                rollback_to: int | None, observer: Observer) -> None:
-    """One release per proxied service the rollout changed (bridged, or created); a record
-    that cannot be written is a note (the outcome stays what it was)."""
+def _record_all(target: StackTarget, plan: StackPlan, result: StackResult,
+                error: SwapError | None, kind: str, rollback_to: int | None,
+                observer: Observer) -> None:
+    """One release per proxied service the rollout changed (bridged, or created), with the
+    compose hashes the plan read (what was deployed); a record that cannot be written is a
+    note (the outcome stays what it was)."""
     try:
-        hashes = target.compose.config_hashes()
+        hashes = plan.hashes or target.compose.config_hashes()
         for bridged in result.bridged:
             after = target.swarm.service(bridged.step.swarm_name) or bridged.before
             record_stack_release(

@@ -17,7 +17,7 @@ docker-swap, its tasks are replaced through a bridge, which is safe, only slower
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from docker_swap.engine.swarm import SwarmService
 from docker_swap.errors import InvalidSettings, NotSwappable
@@ -43,6 +43,8 @@ class StackStep:
 class StackPlan:
     stack: str
     steps: tuple[StackStep, ...]
+    hashes: Mapping[str, str] = field(default_factory=dict, hash=False)
+    """compose's config hash of each service, as planned: what the release records keep."""
 
     @property
     def bridged(self) -> tuple[StackStep, ...]:
@@ -79,7 +81,7 @@ def plan_stack(
             reason = _change(service, hashes.get(name, ""), last.get(name), name in force)
             steps.append(StackStep(name, swarm_name, BRIDGE if reason else UNCHANGED,
                                    reason or "as docker-swap deployed it last", options))
-    return StackPlan(stack, tuple(steps))
+    return StackPlan(stack, tuple(steps), dict(hashes))
 
 
 def _change(service: SwarmService, config_hash: str, last: Release | None, forced: bool) -> str:

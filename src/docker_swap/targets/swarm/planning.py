@@ -31,7 +31,7 @@ def read_stack_plan(target: StackTarget, *, force: set[str] | None = None,
 
 def only(plan: StackPlan, service: str) -> StackPlan:
     """The plan's step for one service (`deploy`, `rollback`)."""
-    return StackPlan(plan.stack, tuple(s for s in plan.steps if s.service == service))
+    return replace(plan, steps=tuple(s for s in plan.steps if s.service == service))
 
 
 def moved_tags(target: StackTarget, plan: StackPlan, resolve_image: str) -> StackPlan:
@@ -55,7 +55,7 @@ def moved_tags(target: StackTarget, plan: StackPlan, resolve_image: str) -> Stac
             steps.append(replace(step, action=BRIDGE, reason=why) if moved else step)
         else:
             steps.append(step)
-    return StackPlan(plan.stack, tuple(steps))
+    return replace(plan, steps=tuple(steps))
 
 
 def refuse_others(plan: StackPlan, services: Sequence[str]) -> None:
