@@ -45,8 +45,9 @@ class Shop:
     version: str = "v1"
 
     def write(self, version: str, app_env: dict[str, str] | None = None,
-              update: dict[str, object] | None = None) -> Path:
-        return write_stack(agent_compose(STACK, version=version, x_swap=TIMEOUT,
+              update: dict[str, object] | None = None,
+              x_swap: dict[str, object] | None = None) -> Path:
+        return write_stack(agent_compose(STACK, version=version, x_swap=TIMEOUT | (x_swap or {}),
                                          app_env=app_env, update=update), self.folder)
 
     def swap(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -218,40 +219,85 @@ def test_a_stopped_agent_rolls_the_deploy_back_and_is_named(shop: Shop) -> None:
     _assert_no_failure(results)
 
 
-def test_redis_restarted_empty_while_the_proxies_are_on_the_bridge_strands_nothing(
-        shop: Shop, tmp_path: Path) -> None:
-    """Redis (it keeps no data) restarts between the switch to the bridge and Swarm's update:
-    the agents register again with the numbers they applied, the deploy publishes above them
-    and ends on the new version, through both proxies, without a failed request."""
-    shop.write("v9")
-    env = {**shop.env(), "DOCKER_SWAP_FAILPOINTS": "update=pause",
-           "DOCKER_SWAP_FAILPOINT_DIR": str(tmp_path)}
+def _kill_agent(shop: Shop) -> None:
+    """SIGKILL the agent on node 2: Swarm starts another (2 s later), with the same name."""
+    agent = shop.swarm.docker("ps", "-q", "--filter", "label=com.docker.swarm.service.name="
+                              f"{STACK}_agent", node=2).stdout.strip()
+    shop.swarm.docker("kill", agent, node=2)
 
-    def up_with_redis_restarted() -> subprocess.CompletedProcess[str]:
-        argv = [sys.executable, "-m", "docker_swap", "-p", STACK, "-f",
-                str(shop.folder / "compose.yaml"), "up", "--resolve-image", "never"]
-        with subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True) as deploy:
-            try:
-                deadline = time.monotonic() + 180
-                while not (tmp_path / "update.reached").exists():
-                    assert deploy.poll() is None and time.monotonic() < deadline, \
-                        "the deploy ended before the update"
-                    time.sleep(0.1)
-                shop.swarm.docker("service", "update", "--force", "--quiet", f"{STACK}_redis")
-                (tmp_path / "update.release").touch()
-                out, err = deploy.communicate(timeout=300)
-            finally:
-                if deploy.poll() is None:
-                    deploy.kill()
-        return subprocess.CompletedProcess(argv, deploy.returncode, out, err)
 
-    results, done = _under_load(shop, up_with_redis_restarted)
-    assert done.returncode == 0, done.stdout + done.stderr
-    shop.version = "v9"
-    shop.assert_serving("v9", done.stdout + done.stderr)
-    assert "shop_app-swap" not in shop.services()
-    _assert_no_failure(results)
+def _restart_redis(shop: Shop) -> None:
+    """Redis keeps no data: it comes back empty (the call returns once it runs again)."""
+    shop.swarm.docker("service", "update", "--force", "--quiet", f"{STACK}_redis")
+
+
+FAULTS = {"agent-killed": _kill_agent, "redis-restarted": _restart_redis}
+PHASES = ("bridge", "switch#1", "update", "switch#2")
+"""Where a stack's `up` pauses for a fault: the bridge's tasks ready; the switch to the
+bridge published, not yet confirmed; the proxies on the bridge, before Swarm's update; the
+switch back to the service's new tasks published, not yet confirmed."""
+
+
+@pytest.mark.parametrize(("version", "faults"), [
+    ("v9", ("agent-killed", "redis-restarted", "agent-killed", "redis-restarted")),
+    ("v10", ("redis-restarted", "agent-killed", "redis-restarted", "agent-killed")),
+], ids=["agent-first", "redis-first"])
+def test_faults_at_each_phase_end_on_the_new_version_without_a_failed_request(
+        shop: Shop, tmp_path: Path, version: str, faults: tuple[str, ...]) -> None:
+    """One `up` paused at each of PHASES in turn, a fault at each (an agent killed, or Redis
+    restarted empty), released at once: the switches wait for the agent Swarm starts again
+    (30 s allowed: a loaded machine) and publish again above what Redis lost, and the deploy
+    ends on the new version through both proxies without a failed request. (All six tasks in
+    one batch: a shorter update.)"""
+    shop.write(version, update={"parallelism": 6},
+               x_swap={"switch-timeout": "30s", "drain-timeout": "30s"})
+    results, done = _under_load(shop, lambda: _up_with_faults(shop, tmp_path, faults))
+    said = f"faults {dict(zip(PHASES, faults, strict=True))}\n{done.stdout}{done.stderr}"
+    try:
+        assert done.returncode == 0, said
+        shop.version = version
+        shop.assert_serving(version, said)
+        assert "shop_app-swap" not in shop.services()
+        _assert_no_failure(results)
+    finally:
+        if done.returncode not in (0, 1):  # the next tests need a stack that serves one version
+            shop.swap("recover", "app")
+
+
+def _up_with_faults(shop: Shop, folder: Path, faults: tuple[str, ...],
+                    ) -> subprocess.CompletedProcess[str]:
+    env = {**shop.env(), "DOCKER_SWAP_FAILPOINTS": ",".join(f"{p}=pause" for p in PHASES),
+           "DOCKER_SWAP_FAILPOINT_DIR": str(folder)}
+    argv = [sys.executable, "-m", "docker_swap", "-p", STACK, "-f",
+            str(shop.folder / "compose.yaml"), "up", "--resolve-image", "never"]
+    with subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True) as deploy:
+        try:
+            for phase, fault in zip(PHASES, faults, strict=True):
+                name = phase.partition("#")[0]
+                if not _paused(deploy, folder / f"{name}.reached"):
+                    break  # it ended: the assertion shows how
+                FAULTS[fault](shop)
+                (folder / f"{name}.release").touch()
+                assert _paused(deploy, folder / f"{name}.left"), f"it ended in {phase}"
+                for left in ("reached", "release", "left"):
+                    (folder / f"{name}.{left}").unlink()
+            out, err = deploy.communicate(timeout=300)
+        finally:
+            if deploy.poll() is None:
+                deploy.kill()
+    return subprocess.CompletedProcess(argv, deploy.returncode, out, err)
+
+
+def _paused(deploy: subprocess.Popen[str], sign: Path, seconds: float = 180) -> bool:
+    """Until the deploy wrote `sign`; False if it ended first."""
+    deadline = time.monotonic() + seconds
+    while not sign.exists():
+        if deploy.poll() is not None:
+            return False
+        assert time.monotonic() < deadline, f"the deploy did not write {sign.name}"
+        time.sleep(0.05)
+    return True
 
 
 def test_a_node_lost_mid_deploy_neither_hangs_it_nor_leaves_proxies_on_gone_tasks(

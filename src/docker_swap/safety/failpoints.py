@@ -7,6 +7,8 @@ batch of an `up`):
     pause   write NAME.reached in DOCKER_SWAP_FAILPOINT_DIR, then wait (at most
             MAX_PAUSE_SECONDS) until NAME.release appears there. The test kills or signals the
             process, or restarts the proxy, at that very moment, then releases it (or not).
+            Leaving, it writes NAME.left: a test that pauses at the same point again removes
+            the three files once it sees that one.
     error   raise EngineFailed, as a failed Engine API call would at that point.
     crash   raise RuntimeError, as a bug (an exception docker-swap does not expect) would.
 
@@ -69,3 +71,4 @@ def _pause(name: str) -> None:
     deadline = time.monotonic() + MAX_PAUSE_SECONDS
     while not release.exists() and time.monotonic() < deadline:
         time.sleep(_POLL_SECONDS)
+    (folder / f"{name}.left").write_text(str(os.getpid()))
