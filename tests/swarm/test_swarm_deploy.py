@@ -168,6 +168,7 @@ def test_a_version_that_dies_in_the_watch_window_is_switched_back(shop: Shop) ->
     assert sum(r.requests for r in results) > 1000
     history = json.loads(shop.swap("history", "app", "--json").stdout)
     assert history["releases"][0]["outcome"] == "rolled_back"
+    _assert_nothing_to_recover(shop)
     shop.write(shop.version)  # the file as it serves, for the next tests
 
 
@@ -217,6 +218,7 @@ def test_a_stopped_agent_rolls_the_deploy_back_and_is_named(shop: Shop) -> None:
     shop.assert_serving(shop.version, done.stdout + done.stderr)
     assert "shop_app-swap" not in shop.services()
     _assert_no_failure(results)
+    _assert_nothing_to_recover(shop)
 
 
 def _kill_agent(shop: Shop) -> None:
@@ -259,6 +261,7 @@ def test_faults_at_each_phase_end_on_the_new_version_without_a_failed_request(
         shop.assert_serving(version, said)
         assert "shop_app-swap" not in shop.services()
         _assert_no_failure(results)
+        _assert_nothing_to_recover(shop)
     finally:
         if done.returncode not in (0, 1):  # the next tests need a stack that serves one version
             shop.swap("recover", "app")
@@ -323,6 +326,7 @@ def test_a_node_lost_mid_deploy_neither_hangs_it_nor_leaves_proxies_on_gone_task
         status = shop.swap("status")
         assert "shop_app-swap" not in shop.services()
         assert status.returncode == 0, status.stdout  # the proxies send to what runs
+        _assert_nothing_to_recover(shop)
     finally:
         shop.swarm.start_node(3)  # and waits until every node is ready again
     again = shop.up("v8")  # the next deploy, with the node back
@@ -348,6 +352,11 @@ def _under_load(shop: Shop, action: Callable[[], subprocess.CompletedProcess[str
 def _assert_no_failure(results: list[Result]) -> None:
     assert sum(r.requests for r in results) > 1000
     assert [r.describe() for r in results if r.failed] == []
+
+
+def _assert_nothing_to_recover(shop: Shop) -> None:
+    recover = shop.swap("recover", "app")
+    assert "no rollout of the stack is unfinished" in recover.stdout, recover.stdout
 
 
 def _wait_agents(shop: Shop, count: int, seconds: float = 60) -> None:
