@@ -99,21 +99,30 @@ def test_the_demo_reports_no_failed_request_and_both_versions(
     assert "requests/s" in page and "p99 ms" in page
 
 
-def test_ctrl_c_stops_the_demo_and_removes_what_it_made(engine: None) -> None:
+def test_ctrl_c_stops_the_demo_and_removes_what_it_made(engine: None, tmp_path: Path) -> None:
+    """Ctrl-C once the first swap can only finish (its last batch draining, after the
+    switch): that swap finishes, no other starts, everything is removed, exit 130. (Earlier,
+    `up` is stopped between its batches and rolls back: exit 1.)"""
     demo = subprocess.Popen(
         [sys.executable, "-m", "docker_swap", "demo", "--swaps", "3", "--port",
-         str(free_port())], env={**os.environ, **local_bases()}, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+         str(free_port())], text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env={**os.environ, **local_bases(), "DOCKER_SWAP_FAILPOINTS": "drain#2=pause",
+             "DOCKER_SWAP_FAILPOINT_DIR": str(tmp_path)},
     )
-    deadline = time.monotonic() + 120
-    while not project_containers() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    time.sleep(3)  # under load, swapping
-
-    demo.send_signal(signal.SIGINT)
-    _, stderr = demo.communicate(timeout=120)
-
-    assert demo.returncode in (1, 130), stderr
+    try:
+        deadline = time.monotonic() + 180
+        while not (tmp_path / "drain.reached").exists():
+            assert demo.poll() is None and time.monotonic() < deadline, "no swap drained"
+            time.sleep(0.1)
+        demo.send_signal(signal.SIGINT)
+        time.sleep(0.5)  # noted, while the swap waits at its drain
+        (tmp_path / "drain.release").touch()
+        stdout, stderr = demo.communicate(timeout=180)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+    assert demo.returncode == 130, stdout + stderr
+    assert "SIGINT received" in stdout and "swap 2/3" not in stdout, stdout
     assert project_containers() == []
 
 

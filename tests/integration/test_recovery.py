@@ -61,17 +61,20 @@ def test_a_deploy_killed_before_the_switch_is_undone(make_stack: StackFactory) -
 def test_a_deploy_killed_after_the_switch_is_finished(make_stack: StackFactory) -> None:
     stack = make_stack(http_compose(), **FAST)
     old = stack.container_ids("app")
-    # A slow request in flight keeps the drain going, so the kill lands after the switch;
-    # recover lets it finish before it retires the old container.
+    # Killed at its drain (the switch confirmed; a failpoint holds it there), while a slow
+    # request to the old container is still in flight: recover lets it finish before it
+    # retires the old container.
     answers: list[bytes] = []
     slow = threading.Thread(target=lambda: answers.append(
-        urllib.request.urlopen(stack.url() + "/slow?seconds=6", timeout=30).read()
+        urllib.request.urlopen(stack.url() + "/slow?seconds=15", timeout=60).read()
     ))
     slow.start()
     time.sleep(0.3)
-    deploy = start_deploy(stack, APP_VERSION="v2")
-    wait_for(lambda: stack.get() == (200, "v2"))
-    time.sleep(0.5)
+    deploy = start_deploy(stack, APP_VERSION="v2", DOCKER_SWAP_FAILPOINTS="drain=pause",
+                          DOCKER_SWAP_FAILPOINT_DIR=str(stack.folder))
+    wait_for((stack.folder / "drain.reached").exists)
+    assert stack.get() == (200, "v2")
+    assert slow.is_alive(), "the slow request ended before the kill: nothing to wait for"
     deploy.send_signal(signal.SIGKILL)
     deploy.communicate()
     assert len(stack.containers("app")) == 2

@@ -31,6 +31,7 @@ from docker_swap.options import DEMO_PORT, DEMO_SWAPS, ComposeOptions
 from docker_swap.releases.store import forget_releases
 from docker_swap.rollout.loadgen import DemoLoad
 from docker_swap.rollout.up import SilentUpObserver, UpObserver, up
+from docker_swap.safety.interrupts import Interrupts
 from docker_swap.targets.compose.preflight import connect_engine
 
 if TYPE_CHECKING:
@@ -133,8 +134,11 @@ def _swap_under_load(compose: Compose, options: ComposeOptions, folder: Path, sw
             _place(folder, version)
             compose.build("app")
             phases = _Phases(observer or SilentUpObserver())
-            upped = up(compose_options=options, observer=phases)
+            with Interrupts(phases.note) as interrupts:
+                upped = up(compose_options=options, observer=phases, interrupts=interrupts)
             _raise_unless_done(upped)
+            if interrupts.stop_requested:  # Ctrl-C once the swap could only finish: it did
+                raise KeyboardInterrupt
             report.swaps.append(SwapRun(number, version, tuple(phases.finished),
                                         upped.seconds))
             report.phases += [(f"swap {number} {name}", start, end)
