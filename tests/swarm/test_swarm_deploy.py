@@ -119,10 +119,16 @@ def test_doctor_says_swarm_mode_applies_and_no_swarm_rules_it_out(shop: Shop) ->
 
 def test_several_ups_under_load_through_both_proxies_fail_no_request(shop: Shop) -> None:
     for version in ("v2", "v3"):
-        results, done = _under_load(shop, partial(shop.up, version))
+        results, done = _under_load(shop, partial(shop.up, version, "--json"))
         assert done.returncode == 0, done.stderr
         shop.assert_serving(version, done.stdout + done.stderr)
         _assert_no_failure(results)
+        (batch,) = next(s for s in json.loads(done.stdout)["services"]
+                        if s["name"] == "app")["batches"]
+        phases = [p["name"] for p in batch["phases"]]
+        assert phases[:4] == ["bridge", "to-bridge", "update", "settle"], phases
+        assert phases[-3:] == ["switch", "drain", "retire"], phases
+        assert batch["old"] == ["shop_app-swap"] and len(batch["new"]) == 6, batch
     assert shop.swap("status").returncode == 0
     assert "shop_app-swap" not in shop.services()
     plan = json.loads(shop.swap("up", "--dry-run", "--json").stdout)
