@@ -20,6 +20,7 @@ from docker_swap.rollout.stack_run import StackRun
 from docker_swap.rollout.stack_state import StackResult
 from docker_swap.safety.interrupts import Interrupts
 from docker_swap.targets.swarm.plan import BRIDGE, StackPlan, StackStep
+from docker_swap.targets.swarm.tasks import rollback_timeout, update_timeout
 from tests.fakes import FakeEngine
 
 OPTIONS = DeployOptions("app", proxy=ProxyRef("redis", ""), port=8000, timeout=2,
@@ -232,3 +233,16 @@ def test_the_report_gives_a_bridged_service_one_batch_with_every_phase_in_order(
     assert [p.name for p in batch.phases] == ["bridge", "to-bridge", "update", "settle",
                                               "start", "ready", "switch", "drain", "retire"]
     assert batch.seconds == service.seconds
+
+
+def test_a_rollback_is_waited_for_in_the_batches_of_the_earlier_specs_rollback_config() -> None:
+    """Swarm rolls back by the rollback_config of the spec it goes back to (its own defaults
+    without one: a task at a time, monitored 5 s), not by the update_config: a spec updated
+    all at once may take six batches to come back."""
+    spec: dict[str, Any] = {"UpdateConfig": {"Parallelism": 6}}
+    service = SwarmService("s_app", "s_app", 1, spec, 6)
+    assert update_timeout(service, 30) == 30
+    assert rollback_timeout(service, 30) == 6 * 35
+    spec["RollbackConfig"] = {"Parallelism": 2, "Monitor": 1_000_000_000}
+    assert rollback_timeout(service, 30) == 3 * 31
+    assert update_timeout(SwarmService("s_app", "s_app", 1, {}, 2), 30) == 2 * 35

@@ -55,6 +55,7 @@ from docker_swap.targets.swarm.plan import StackPlan, StackStep
 from docker_swap.targets.swarm.stack import STACK_JOURNAL, StackTarget
 from docker_swap.targets.swarm.tasks import (
     network_of,
+    rollback_timeout,
     serving_tasks,
     update_timeout,
     wait_ready,
@@ -322,7 +323,7 @@ class StackRun:
                 self._note(f"Swarm rolls {name} back to its previous spec")
         timeout = max((b.options.timeout for b in self.bridged), default=60.0)
         for name in rolled:  # `docker service rollback --detach` returns at once
-            wait_ready(self.swarm, name, update_timeout(self.before[name], timeout))
+            wait_ready(self.swarm, name, rollback_timeout(self.before[name], timeout))
         for step in self.converged:
             if step.swarm_name in self.before:
                 self._point(step)

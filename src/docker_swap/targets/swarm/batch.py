@@ -24,7 +24,7 @@ from docker_swap.models import ExecResult, names
 from docker_swap.options import DeployOptions
 from docker_swap.targets.base import Progress, Unit, UnitState
 from docker_swap.targets.swarm.node_jobs import NodeJobs
-from docker_swap.targets.swarm.tasks import serving_tasks, update_timeout, wait_ready
+from docker_swap.targets.swarm.tasks import rollback_timeout, serving_tasks, wait_ready
 from docker_swap.targets.swarm.units import StackUnits, TaskFollower
 
 
@@ -97,7 +97,7 @@ class StackBatch(StackUnits):
         """Swarm's own rollback of the service to its spec before the update, waited for."""
         self.stack.rollback(self.name)
         wait_ready(self.swarm, self.name,
-                   update_timeout(self.bridged.before, self.options.timeout))
+                   rollback_timeout(self.bridged.before, self.options.timeout))
 
     def _judged(self, tasks: Sequence[Task], results: Mapping[str, ExecResult | StepFailed],
                 how: str) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from docker_swap.engine.swarm import UPDATE_FAILED_STATES, Node, SwarmService, Task
 from docker_swap.errors import NotReady, ProxyNotReady, SwarmUpdateFailed
@@ -102,12 +102,27 @@ def wait_ready(swarm: SwarmView, name: str, timeout: float, *, updating: bool = 
         time.sleep(_POLL_SECONDS)
 
 
+SWARM_DEFAULT_BATCHES = {"Parallelism": 1, "Monitor": 5_000_000_000}
+"""How Swarm updates or rolls back a spec that has no UpdateConfig or RollbackConfig (its own
+defaults: one task at a time, each monitored 5 s)."""
+
+
 def update_timeout(service: SwarmService, timeout: float) -> float:
     """How long Swarm may take to replace every task in batches of its update_config: the
     readiness timeout per batch, plus its delay between batches and its monitor period."""
-    config = service.spec.get("UpdateConfig") or {}
+    return _batched(service, service.spec.get("UpdateConfig"), timeout)
+
+
+def rollback_timeout(service: SwarmService, timeout: float) -> float:
+    """How long Swarm's rollback to `service` (its spec before an update) may take: as
+    update_timeout, in the batches of that spec's rollback_config."""
+    return _batched(service, service.spec.get("RollbackConfig"), timeout)
+
+
+def _batched(service: SwarmService, config: Mapping[str, Any] | None, timeout: float) -> float:
+    config = config or SWARM_DEFAULT_BATCHES
     replicas = service.replicas or 1
-    parallelism = int(config.get("Parallelism") or replicas) or replicas
+    parallelism = int(config.get("Parallelism") or replicas) or replicas  # 0: all at once
     batches = math.ceil(replicas / parallelism)
     pause = (int(config.get("Delay") or 0) + int(config.get("Monitor") or 0)) / 1e9
     return batches * (timeout + pause)
