@@ -165,7 +165,7 @@ def _record_all(target: StackTarget, plan: StackPlan, result: StackResult,
     compose hashes the plan read (what was deployed); a record that cannot be written is a
     note (the outcome stays what it was)."""
     try:
-        hashes = plan.hashes or target.compose.config_hashes()
+        hashes = plan.hashes
         for bridged in result.bridged:
             after = target.swarm.service(bridged.step.swarm_name) or bridged.before
             record_stack_release(
